@@ -1,0 +1,1 @@
+"""The HTTP API: producers, end users and operators."""

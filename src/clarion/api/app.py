@@ -1,0 +1,60 @@
+"""The ASGI application: ``create_app(runtime)`` for tests and embedding,
+``app_from_env()`` as the factory uvicorn starts in each server process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from clarion import __version__
+from clarion.api.errors import install_error_handlers
+from clarion.api.routes import followers, notifications, types, users
+from clarion.api.services import ApiServices
+from clarion.config import Settings
+from clarion.runtime import Runtime, open_runtime
+
+DESCRIPTION = """
+Clarion accepts events from producers, works out who should hear about each one, applies
+their preferences and delivers it. Authenticate with `Authorization: Bearer <key>`; create
+keys with `clarion keys create`.
+"""
+
+
+def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    """An app bound to ``runtime``, or owning one built from ``settings`` (or the environment)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = runtime is None
+        active = runtime or open_runtime(settings or Settings.from_env(), durable_commits=True)
+        services = ApiServices(active)
+        services.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.stop()
+            if own:
+                await active.close()
+
+    app = FastAPI(
+        title="Clarion",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (notifications, types, users, followers):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    return create_app()

@@ -1,0 +1,53 @@
+"""Operators: the notification type registry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from clarion.api.deps import Admin, Caller, Services
+from clarion.api.schemas import ErrorOut, TypeIn, TypeList, TypeOut
+from clarion.errors import NotFoundError
+from clarion.models import TypeSpec
+from clarion.validation import check_name
+
+router = APIRouter(prefix="/v1/types", tags=["types"])
+
+
+def _out(spec: TypeSpec) -> TypeOut:
+    return TypeOut(
+        name=spec.name,
+        priority=spec.priority,
+        channels=list(spec.channels),
+        ttl_seconds=spec.ttl_seconds,
+        mandatory=spec.mandatory,
+        description=spec.description,
+    )
+
+
+@router.put("/{type_name}", response_model=TypeOut, summary="Register or change a type (admin)")
+async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> TypeOut:
+    check_name("type", type_name)
+    spec = TypeSpec(
+        name=type_name,
+        priority=body.priority,
+        channels=tuple(dict.fromkeys(body.channels)),
+        ttl_seconds=body.ttl_seconds,
+        mandatory=body.mandatory,
+        description=body.description,
+    )
+    await svc.runtime.stores.types.put(spec, svc.runtime.clock.now())
+    svc.types.forget(type_name)
+    return _out(spec)
+
+
+@router.get("/{type_name}", response_model=TypeOut, responses={404: {"model": ErrorOut}})
+async def get_type(type_name: str, _: Caller, svc: Services) -> TypeOut:
+    spec = await svc.runtime.stores.types.get(type_name)
+    if spec is None:
+        raise NotFoundError(f"no type {type_name!r}")
+    return _out(spec)
+
+
+@router.get("", response_model=TypeList)
+async def list_types(_: Caller, svc: Services) -> TypeList:
+    return TypeList(items=[_out(s) for s in await svc.runtime.stores.types.list()])

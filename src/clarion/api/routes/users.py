@@ -1,0 +1,188 @@
+"""Users: profiles, preferences, the inbox and the delivery trail.
+
+These endpoints act for end users; until per-user tokens exist they take an admin key (the
+product's backend calls them on its users' behalf).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query
+
+from clarion.api.deps import Admin, Services
+from clarion.api.format import iso
+from clarion.api.schemas import (
+    DeliveryList,
+    DeliveryOut,
+    ErrorOut,
+    InboxItemOut,
+    InboxOut,
+    PreferencesIn,
+    PreferencesOut,
+    ReadIn,
+    ReadOut,
+    TypePreferenceIn,
+    UserIn,
+    UserOut,
+)
+from clarion.errors import InputError, NotFoundError
+from clarion.stores.base import StoredPreferences, UserProfile
+from clarion.types import EventId, Seq, UserId
+from clarion.validation import check_user_id
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+_ITEM_PREFIX = "ntf_"
+
+
+def _user(user_id: str) -> UserId:
+    return UserId(check_user_id("user_id", user_id))
+
+
+@router.put("/{user_id}", response_model=UserOut, summary="Create or replace a user's profile")
+async def put_user(user_id: str, body: UserIn, _: Admin, svc: Services) -> UserOut:
+    if body.timezone is not None:
+        _check_zone(body.timezone)
+    profile = UserProfile(
+        _user(user_id), body.email, body.phone, body.timezone, body.locale,
+        svc.runtime.clock.now(),
+    )
+    await svc.runtime.stores.users.put(profile)
+    return _user_out(profile)
+
+
+@router.get("/{user_id}", response_model=UserOut, responses={404: {"model": ErrorOut}})
+async def get_user(user_id: str, _: Admin, svc: Services) -> UserOut:
+    profile = await svc.runtime.stores.users.get(_user(user_id))
+    if profile is None:
+        raise NotFoundError(f"no user {user_id!r}")
+    return _user_out(profile)
+
+
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError.single(
+            "timezone", f"{name!r} is not an IANA time zone (e.g. America/New_York)"
+        ) from None
+
+
+def _user_out(p: UserProfile) -> UserOut:
+    return UserOut(
+        user_id=p.user_id, email=p.email, phone=p.phone, timezone=p.timezone, locale=p.locale
+    )
+
+
+# ── preferences ──────────────────────────────────────────────────────────────────────
+
+
+@router.get("/{user_id}/preferences", response_model=PreferencesOut)
+async def get_preferences(user_id: str, _: Admin, svc: Services) -> PreferencesOut:
+    uid = _user(user_id)
+    stored = await svc.runtime.stores.preferences.get(uid)
+    return _prefs_out(uid, stored)
+
+
+@router.put("/{user_id}/preferences", response_model=PreferencesOut)
+async def put_preferences(
+    user_id: str, body: PreferencesIn, _: Admin, svc: Services
+) -> PreferencesOut:
+    uid = _user(user_id)
+    stored = await svc.runtime.stores.preferences.put(
+        uid, body.model_dump(mode="json"), svc.runtime.clock.now()
+    )
+    return _prefs_out(uid, stored)
+
+
+def _prefs_out(user_id: UserId, stored: StoredPreferences | None) -> PreferencesOut:
+    doc = PreferencesIn.model_validate(stored.doc if stored else {})
+    return PreferencesOut(
+        user_id=user_id,
+        version=stored.version if stored else 0,
+        enabled=doc.enabled,
+        types={k: TypePreferenceIn(enabled=v.enabled) for k, v in doc.types.items()},
+    )
+
+
+# ── inbox ────────────────────────────────────────────────────────────────────────────
+
+
+@router.get("/{user_id}/inbox", response_model=InboxOut, summary="The in-app inbox, newest first")
+async def inbox(
+    user_id: str,
+    _: Admin,
+    svc: Services,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=24)] = None,
+) -> InboxOut:
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise InputError.single("cursor", "use the next_cursor of a previous page")
+        before = Seq(int(cursor))
+    page = await svc.runtime.stores.inbox.page(_user(user_id), before=before, limit=limit)
+    return InboxOut(
+        items=[
+            InboxItemOut(
+                id=f"{_ITEM_PREFIX}{i.seq}",
+                event_id=i.event_id,
+                type=i.type,
+                actor=i.actor,
+                object=i.object,
+                title=i.title,
+                body=i.body,
+                created_at=iso(i.created_at),
+                read=i.read,
+            )
+            for i in page.items
+        ],
+        next_cursor=None if page.next_before is None else str(page.next_before),
+        unread_count=page.unread_count,
+    )
+
+
+@router.post("/{user_id}/inbox/read", response_model=ReadOut, summary="Mark entries read")
+async def mark_read(user_id: str, body: ReadIn, _: Admin, svc: Services) -> ReadOut:
+    uid = _user(user_id)
+    if (body.ids is None) == (body.all is None):
+        raise InputError.single("ids", 'give either "ids": [...] or "all": true')
+    seqs = None if body.ids is None else [_seq_of(i, n) for n, i in enumerate(body.ids)]
+    inbox_store = svc.runtime.stores.inbox
+    updated = await inbox_store.mark_read(uid, seqs, svc.runtime.clock.now())
+    page = await inbox_store.page(uid, before=None, limit=1)
+    return ReadOut(updated=updated, unread_count=page.unread_count)
+
+
+def _seq_of(item_id: str, index: int) -> Seq:
+    digits = item_id.removeprefix(_ITEM_PREFIX)
+    if not item_id.startswith(_ITEM_PREFIX) or not digits.isdigit():
+        raise InputError.single(f"ids[{index}]", f"{item_id!r} is not an inbox item id")
+    return Seq(int(digits))
+
+
+# ── why didn't I get it? ─────────────────────────────────────────────────────────────
+
+
+@router.get("/{user_id}/deliveries", response_model=DeliveryList, summary="The delivery trail")
+async def deliveries(
+    user_id: str,
+    _: Admin,
+    svc: Services,
+    event_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeliveryList:
+    records = await svc.runtime.stores.deliveries.for_user(
+        _user(user_id), event_id=None if event_id is None else EventId(event_id), limit=limit
+    )
+    return DeliveryList(
+        items=[
+            DeliveryOut(
+                event_id=r.event_id, channel=r.channel, attempt=r.attempt, outcome=r.outcome,
+                reason=r.reason, at=iso(r.at),
+            )
+            for r in records
+        ]
+    )

@@ -1,0 +1,218 @@
+"""Request and response bodies of the HTTP API (these generate ``/openapi.json``).
+
+Requests forbid unknown fields: a typo such as ``"recipents"`` is a 400 naming the field,
+never silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from clarion.models import Channel, EventState, FanOut, Priority
+from clarion.validation import NAME_PATTERN, USER_ID_PATTERN
+
+UserIdField = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
+NameField = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ── notifications ────────────────────────────────────────────────────────────────────
+
+
+class EventIn(Strict):
+    type: NameField = Field(description="A registered notification type.")
+    actor: UserIdField | None = Field(None, description="Who caused the event.")
+    target: UserIdField | None = Field(None, description="The one recipient of a direct event.")
+    recipients: list[UserIdField] | None = Field(
+        None, description="Recipients of a direct event (instead of target)."
+    )
+    fan_out: FanOut = Field(FanOut.DIRECT, description="direct, or followers of the actor.")
+    object: ShortText | None = Field(None, description="What the event is about (post_123).")
+    payload: dict[str, Any] | None = Field(
+        None, description="Content for rendering; payload.title and payload.body are shown."
+    )
+    priority: Priority | None = Field(None, description="Defaults to the type's; may only lower.")
+    ttl_seconds: int | None = Field(None, description="Drop instead of delivering after this.")
+    idempotency_key: ShortText | None = Field(
+        None, description="Repeats within the window return the original event id."
+    )
+
+
+class BatchIn(Strict):
+    events: list[Any] = Field(description="Up to 1,000 events, each answered on its own.")
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    duplicate: bool = False
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    errors: list[FieldErrorOut] = []
+
+
+class BatchItemOut(BaseModel):
+    status: int
+    event_id: str | None = None
+    duplicate: bool = False
+    error: str | None = None
+    errors: list[FieldErrorOut] = []
+
+
+class BatchOut(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[BatchItemOut]
+
+
+class EventStatusOut(BaseModel):
+    event_id: str
+    type: str
+    priority: Priority
+    state: EventState
+    recipients: int
+    batches_total: int | None
+    batches_done: int
+    delivered: int
+    suppressed: int
+    created_at: str
+    first_delivery_at: str | None
+    completed_at: str | None
+    error: str | None = None
+
+
+# ── types ────────────────────────────────────────────────────────────────────────────
+
+
+class TypeIn(Strict):
+    priority: Priority
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.IN_APP], min_length=1)
+    ttl_seconds: int = Field(86_400, gt=0, le=30 * 86_400)
+    mandatory: bool = Field(False, description="Users cannot switch it off (OTP, security).")
+    description: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class TypeOut(BaseModel):
+    name: str
+    priority: Priority
+    channels: list[Channel]
+    ttl_seconds: int
+    mandatory: bool
+    description: str
+
+
+class TypeList(BaseModel):
+    items: list[TypeOut]
+
+
+# ── users and followers ──────────────────────────────────────────────────────────────
+
+
+class UserIn(Strict):
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
+        None, description="E.164, e.g. +14155550100"
+    )
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="IANA zone, e.g. Europe/Paris"
+    )
+    locale: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
+
+
+class UserOut(BaseModel):
+    user_id: str
+    email: str | None
+    phone: str | None
+    timezone: str | None
+    locale: str | None
+
+
+class FollowersIn(Strict):
+    followers: list[UserIdField]
+
+
+class FollowersChanged(BaseModel):
+    added: int = 0
+    removed: int = 0
+    count: int
+
+
+class FollowerCount(BaseModel):
+    count: int
+
+
+# ── preferences ──────────────────────────────────────────────────────────────────────
+
+
+class TypePreferenceIn(Strict):
+    enabled: bool = True
+
+
+class PreferencesIn(Strict):
+    enabled: bool = True
+    types: dict[NameField, TypePreferenceIn] = Field(default_factory=dict)
+
+
+class PreferencesOut(BaseModel):
+    user_id: str
+    version: int
+    enabled: bool
+    types: dict[str, TypePreferenceIn]
+
+
+# ── inbox and deliveries ─────────────────────────────────────────────────────────────
+
+
+class InboxItemOut(BaseModel):
+    id: str
+    event_id: str
+    type: str
+    actor: str | None
+    object: str | None
+    title: str
+    body: str
+    created_at: str
+    read: bool
+
+
+class InboxOut(BaseModel):
+    items: list[InboxItemOut]
+    next_cursor: str | None
+    unread_count: int
+
+
+class ReadIn(Strict):
+    ids: list[Annotated[str, StringConstraints(max_length=40)]] | None = None
+    all: Literal[True] | None = None
+
+
+class ReadOut(BaseModel):
+    updated: int
+    unread_count: int
+
+
+class DeliveryOut(BaseModel):
+    event_id: str
+    channel: str
+    attempt: int
+    outcome: str
+    reason: str | None
+    at: str
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]

@@ -1,0 +1,1 @@
+"""Benchmarks that report measured numbers (never asserted: tests assert behaviour)."""

@@ -1,0 +1,28 @@
+"""The ceiling to compare against: this machine's raw SQLite bulk-insert rate, measured now."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+
+def sqlite_insert_rows_per_s(rows: int = 1_000_000, chunk: int = 1000) -> float:
+    """Rows/s for ``executemany`` of (text, integer) rows in ``chunk``-row transactions, with
+    the same WAL / synchronous=NORMAL settings the workers use, into a fresh file."""
+    with tempfile.TemporaryDirectory(prefix="clarion-raw-") as scratch:
+        conn = sqlite3.connect(Path(scratch) / "raw.db", isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE raw (user_id TEXT NOT NULL, seq INTEGER NOT NULL)")
+            ids = [f"u{i:08d}" for i in range(chunk)]
+            started = time.perf_counter()
+            for _ in range(rows // chunk):
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO raw VALUES (?, 7)", [(u,) for u in ids])
+                conn.execute("COMMIT")
+            return rows / (time.perf_counter() - started)
+        finally:
+            conn.close()

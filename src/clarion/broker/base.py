@@ -1,0 +1,81 @@
+"""The Broker seam: durable named queues with at-least-once delivery under leases.
+
+Delivery semantics, identical on every backend:
+
+* ``publish`` makes messages durable before it returns; a ``delay_s`` keeps a message
+  invisible until then.
+* ``consume`` hands out up to ``limit`` visible messages of one topic, oldest first, each under
+  a lease of ``lease_s`` seconds. While the lease runs no other consumer sees the message.
+* ``ack`` removes a message for good. ``nack`` makes it visible again after ``delay_s``.
+  A lease that ran out without an ack (the holder died or stalled) makes the message
+  visible to everyone again: that is how a SIGKILLed worker's batch is redelivered.
+  Acks and nacks carry the lease they were given; one arriving after another consumer
+  took the message over is ignored.
+* ``Message.attempts`` counts deliveries, starting at 1. A message handed out
+  ``max_attempts`` times without an ack is moved to the dead-letter queue instead of being
+  handed out again, so a message that kills its worker cannot kill workers forever.
+
+Consumers must therefore be idempotent: the pipeline dedups at batch and delivery level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A message to publish."""
+
+    topic: str
+    body: bytes
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message handed out under a lease."""
+
+    id: str
+    topic: str
+    body: bytes
+    attempts: int
+    enqueued_at: float
+    lease: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    topic: str
+    body: bytes
+    attempts: int
+    error: str
+    enqueued_at: float
+    failed_at: float
+
+
+class Broker(Protocol):
+    async def publish(self, messages: Sequence[Outbound]) -> None: ...
+
+    async def consume(self, topic: str, *, limit: int) -> list[Message]: ...
+
+    async def ack(self, messages: Sequence[Message]) -> None: ...
+
+    async def nack(self, message: Message, *, delay_s: float) -> None: ...
+
+    async def dead_letter(self, message: Message, *, error: str) -> None: ...
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]: ...
+
+    async def depth(self, topic: str) -> int:
+        """Messages waiting or in flight on ``topic`` (delayed ones included)."""
+        ...
+
+    async def wait(self, timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``, returning early when new messages may have arrived."""
+        ...
+
+    async def close(self) -> None: ...

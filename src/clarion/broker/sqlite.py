@@ -1,0 +1,160 @@
+"""The embedded broker: every queue is rows of one table in the shared SQLite file.
+
+A claim is one ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``: it pushes the rows'
+``available_at`` past the lease and stamps them with a lease number, so the claim is atomic
+across processes. Rows are deleted only on ack (never on read), so a crash loses nothing.
+Because the queue lives in the same file as the stores, ``enqueue`` can also run inside a
+store's own transaction (the ingest path uses this: an event row and its queue message
+commit together or not at all).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from clarion.broker.base import DeadLetter, Message, Outbound
+from clarion.clock import Clock
+from clarion.sqlite import SqliteDatabase
+
+_CLAIM = """
+UPDATE queue SET available_at = ?, attempts = attempts + 1, lease = ?
+WHERE id IN (
+    SELECT id FROM queue WHERE topic = ? AND available_at <= ?
+    ORDER BY available_at LIMIT ?
+)
+RETURNING id, attempts, enqueued_at, body
+"""
+
+_WAIT_POLL_S = 0.002
+
+
+class SqliteBroker:
+    def __init__(
+        self, db: SqliteDatabase, clock: Clock, *, lease_s: float = 30.0, max_attempts: int = 5
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._lease_s = lease_s
+        self._max_attempts = max_attempts
+
+    @staticmethod
+    def enqueue(conn: sqlite3.Connection, messages: Sequence[Outbound], now: float) -> None:
+        """Insert ``messages`` inside the caller's open transaction."""
+        conn.executemany(
+            "INSERT INTO queue (topic, available_at, enqueued_at, body) VALUES (?, ?, ?, ?)",
+            [(m.topic, now + m.delay_s, now, m.body) for m in messages],
+        )
+
+    async def publish(self, messages: Sequence[Outbound]) -> None:
+        if not messages:
+            return
+        now = self._clock.now()
+        await self._db.write(lambda conn: self.enqueue(conn, messages, now))
+
+    async def consume(self, topic: str, *, limit: int) -> list[Message]:
+        now = self._clock.now()
+        # Looking is free (WAL read); claiming takes the write lock, so only claim when
+        # there is something to claim.
+        ready = await self._db.read(
+            lambda c: c.execute(
+                "SELECT 1 FROM queue WHERE topic = ? AND available_at <= ? LIMIT 1", (topic, now)
+            ).fetchone()
+        )
+        if ready is None:
+            return []
+        lease = random.getrandbits(62)
+        return await self._db.write(lambda conn: self._claim(conn, topic, limit, now, lease))
+
+    def _claim(
+        self, conn: sqlite3.Connection, topic: str, limit: int, now: float, lease: int
+    ) -> list[Message]:
+        rows = conn.execute(_CLAIM, (now + self._lease_s, lease, topic, now, limit)).fetchall()
+        rows.sort(key=lambda r: r[0])
+        spent = [r for r in rows if r[1] > self._max_attempts]
+        if spent:
+            error = f"handed out {self._max_attempts} times without an ack (did its worker die?)"
+            conn.executemany(
+                "INSERT INTO dead_letters (topic, body, attempts, error, enqueued_at, failed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(topic, r[3], r[1] - 1, error, r[2], now) for r in spent],
+            )
+            conn.executemany("DELETE FROM queue WHERE id = ?", [(r[0],) for r in spent])
+        return [
+            Message(
+                id=str(r[0]),
+                topic=topic,
+                body=r[3],
+                attempts=r[1],
+                enqueued_at=r[2],
+                lease=str(lease),
+            )
+            for r in rows
+            if r[1] <= self._max_attempts
+        ]
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        params = [(int(m.id), int(m.lease)) for m in messages]
+        await self._db.write(
+            lambda c: c.executemany("DELETE FROM queue WHERE id = ? AND lease = ?", params)
+        )
+
+    async def nack(self, message: Message, *, delay_s: float) -> None:
+        available_at = self._clock.now() + delay_s
+        await self._db.write(
+            lambda c: c.execute(
+                "UPDATE queue SET available_at = ?, lease = NULL WHERE id = ? AND lease = ?",
+                (available_at, int(message.id), int(message.lease)),
+            )
+        )
+
+    async def dead_letter(self, message: Message, *, error: str) -> None:
+        now = self._clock.now()
+
+        def _move(conn: sqlite3.Connection) -> None:
+            gone = conn.execute(
+                "DELETE FROM queue WHERE id = ? AND lease = ?",
+                (int(message.id), int(message.lease)),
+            ).rowcount
+            if gone:
+                conn.execute(
+                    "INSERT INTO dead_letters (topic, body, attempts, error, enqueued_at,"
+                    " failed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (message.topic, message.body, message.attempts, error, message.enqueued_at, now),
+                )
+
+        await self._db.write(_move)
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT id, topic, body, attempts, error, enqueued_at, failed_at"
+                " FROM dead_letters ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [DeadLetter(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    async def depth(self, topic: str) -> int:
+        row = await self._db.read(
+            lambda c: c.execute("SELECT count(*) FROM queue WHERE topic = ?", (topic,)).fetchone()
+        )
+        return int(row[0])
+
+    async def wait(self, timeout_s: float) -> None:
+        def _watch(conn: sqlite3.Connection) -> None:
+            deadline = time.monotonic() + timeout_s
+            start = conn.execute("PRAGMA data_version").fetchone()[0]
+            while time.monotonic() < deadline:
+                time.sleep(_WAIT_POLL_S)
+                if conn.execute("PRAGMA data_version").fetchone()[0] != start:
+                    return
+
+        await self._db.read(_watch)
+
+    async def close(self) -> None:
+        """The database handle belongs to the runtime, which closes it."""

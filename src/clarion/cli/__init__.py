@@ -1,0 +1,39 @@
+"""The ``clarion`` command: thin wrappers that parse options and call into the runtime."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from clarion.cli import bench, demo, followers, keys, registry, serve
+from clarion.errors import ClarionError, InputError
+
+app = typer.Typer(
+    name="clarion",
+    help="Self-hostable notification delivery: fan-out, preferences, priorities, channels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+serve.register(app)
+app.add_typer(keys.app, name="keys")
+app.add_typer(followers.app, name="followers")
+app.add_typer(registry.app, name="types")
+demo.register(app)
+app.add_typer(bench.app, name="bench")
+
+_err = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app(prog_name="clarion")
+    except InputError as exc:
+        for problem in exc.problems:
+            _err.print(f"[red]error:[/red] {problem.field}: {problem.reason}", highlight=False)
+        sys.exit(2)
+    except ClarionError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)

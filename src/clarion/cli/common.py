@@ -1,0 +1,51 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from clarion.config import Settings
+from clarion.runtime import Runtime, open_runtime
+
+T = TypeVar("T")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="CLARION_DB",
+        help="The SQLite database file (created if missing). [default: ./clarion.db]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def settings_for(db: Path | None, **changes: object) -> Settings:
+    return Settings.from_env().replace(db=db, **changes)
+
+
+def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Open a runtime (durable commits), run ``fn`` on it, close it."""
+
+    async def _run() -> T:
+        runtime = open_runtime(settings, durable_commits=True)
+        try:
+            return await fn(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(_run())
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )

@@ -1,0 +1,95 @@
+"""``clarion serve`` (API + workers in one command) and ``clarion worker`` (workers alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from clarion.cli.common import DbOption, configure_logging, settings_for
+from clarion.errors import InputError
+from clarion.models import Priority
+from clarion.supervisor import Supervisor, standard_workers
+from clarion.topics import STAGES
+from clarion.worker import run_worker
+
+_out = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("worker")(worker)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    db: DbOption = None,
+    workers: Annotated[
+        int | None, typer.Option(help="General worker processes. [default: 2]", show_default=False)
+    ] = None,
+    p0_workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes reserved for P0. [default: 1]", show_default=False),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run the HTTP API and the pipeline workers on the embedded SQLite backend."""
+    settings = settings_for(db, workers=workers, p0_workers=p0_workers)
+    configure_logging(log_level)
+    env = dict(os.environ, CLARION_DB=str(settings.db.resolve()))
+    os.environ["CLARION_DB"] = env["CLARION_DB"]
+    supervisor = Supervisor(standard_workers(settings.workers, settings.p0_workers), env)
+    config = uvicorn.Config(
+        "clarion.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+    )
+    _out.print(
+        f"Clarion on http://{host}:{port} (database {settings.db}); "
+        f"{settings.workers} workers + {settings.p0_workers} reserved for P0"
+    )
+    asyncio.run(_serve(uvicorn.Server(config), supervisor))
+
+
+async def _serve(server: uvicorn.Server, supervisor: Supervisor) -> None:
+    supervisor.start()
+    watch = asyncio.create_task(supervisor.watch())
+    try:
+        await server.serve()
+    finally:
+        watch.cancel()
+        supervisor.stop()
+
+
+def worker(
+    db: DbOption = None,
+    stages: Annotated[str, typer.Option(help="Comma-separated stages to run.")] = ",".join(STAGES),
+    priorities: Annotated[str, typer.Option(help="Comma-separated priorities to take.")] = (
+        "P0,P1,P2"
+    ),
+    name: Annotated[str, typer.Option(help="Name in logs and statistics.")] = "worker",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run pipeline workers alone. Start as many as you like against one database: they
+    share the work (competing consumers)."""
+    chosen_stages = [s.strip() for s in stages.split(",") if s.strip()]
+    unknown = [s for s in chosen_stages if s not in STAGES]
+    if unknown or not chosen_stages:
+        raise InputError.single("stages", f"choose from {', '.join(STAGES)}")
+    try:
+        chosen = [Priority(p.strip().upper()) for p in priorities.split(",") if p.strip()]
+    except ValueError:
+        raise InputError.single("priorities", "choose from P0, P1, P2") from None
+    configure_logging(log_level)
+    asyncio.run(
+        run_worker(settings_for(db), stages=chosen_stages, priorities=chosen or list(Priority),
+                   name=name)
+    )

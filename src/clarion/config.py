@@ -1,0 +1,114 @@
+"""Settings: one frozen object, built from defaults, then the environment, then flags.
+
+Every setting has an environment variable ``CLARION_<NAME>`` (``CLARION_DB``,
+``CLARION_BATCH_SIZE`` …). Values are checked once, here, so nothing downstream has to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clarion.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db: Path = Path("clarion.db")
+    """The SQLite file holding the queues and every store (the embedded backend)."""
+
+    batch_size: int = 1000
+    """Recipients per fan-out batch: one queue message, one store transaction downstream."""
+    fanout_slice_batches: int = 50
+    """Batches a fan-out worker produces per turn before handing the rest to a continuation."""
+
+    lease_s: float = 30.0
+    """How long a claimed message stays invisible before another worker may take it."""
+    max_attempts: int = 5
+    """Deliveries of one message before it is dead-lettered."""
+
+    idempotency_window_s: float = 3600.0
+    max_payload_bytes: int = 8192
+    max_direct_recipients: int = 10_000
+    max_batch_events: int = 1000
+    default_type: str | None = None
+    """When set, events of an unregistered type are handled as this type instead of refused."""
+    rate_burst_s: float = 1.0
+    """A sender's token bucket holds this many seconds' worth of its rate."""
+
+    workers: int = 2
+    """General worker processes started by ``clarion serve`` (all stages, all priorities)."""
+    p0_workers: int = 1
+    """Worker processes reserved for P0, so a bulk flood never queues an OTP behind it."""
+
+    log_level: str = "INFO"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied; ``None`` values mean "keep the current one"."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept).validated()
+
+    def validated(self) -> Settings:
+        _check_range("batch_size", self.batch_size, 1, 100_000)
+        _check_range("fanout_slice_batches", self.fanout_slice_batches, 1, 10_000)
+        _check_range("lease_s", self.lease_s, 0.1, 86_400)
+        _check_range("max_attempts", self.max_attempts, 1, 100)
+        _check_range("idempotency_window_s", self.idempotency_window_s, 1, 30 * 86_400)
+        _check_range("max_payload_bytes", self.max_payload_bytes, 64, 1_048_576)
+        _check_range("max_direct_recipients", self.max_direct_recipients, 1, 1_000_000)
+        _check_range("max_batch_events", self.max_batch_events, 1, 100_000)
+        _check_range("rate_burst_s", self.rate_burst_s, 0.01, 3600)
+        _check_range("workers", self.workers, 0, 256)
+        _check_range("p0_workers", self.p0_workers, 0, 256)
+        return self
+
+    def to_env(self) -> dict[str, str]:
+        """The ``CLARION_*`` variables that rebuild these settings in a child process."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[f"CLARION_{f.name.upper()}"] = str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"CLARION_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            convert = _CONVERTERS.get(f.name, str)
+            try:
+                values[f.name] = convert(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"CLARION_{f.name.upper()}={raw!r} is not a valid {f.name}"
+                ) from None
+        return cls(**values).validated()
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "db": Path,
+    "batch_size": int,
+    "fanout_slice_batches": int,
+    "lease_s": float,
+    "max_attempts": int,
+    "idempotency_window_s": float,
+    "max_payload_bytes": int,
+    "max_direct_recipients": int,
+    "max_batch_events": int,
+    "rate_burst_s": float,
+    "workers": int,
+    "p0_workers": int,
+}

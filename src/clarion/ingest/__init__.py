@@ -1,0 +1,1 @@
+"""Accepting events: validation, idempotency, per-sender rate limits, durable enqueue."""

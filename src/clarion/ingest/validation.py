@@ -1,0 +1,159 @@
+"""From a well-formed request to an ``Event``: the rules that need the type and the sender.
+
+Field shapes (types, lengths, unknown fields) are checked by the API schema first; this
+module adds what needs context — the type registry, what this key may send, the payload
+limit — and fills in what the type defaults (priority, channels, TTL, title and body).
+Every problem is collected, so a caller sees all of them in one 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from clarion.errors import FieldProblem, ForbiddenError, InputError
+from clarion.ids import new_event_id
+from clarion.ingest.idempotency import idempotency_key
+from clarion.models import Event, FanOut, Priority, SenderKey, TypeSpec
+from clarion.types import UserId
+
+MAX_TTL_S = 30 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class EventRequest:
+    """The producer's event as the API schema parsed it (shapes already checked)."""
+
+    type: str
+    actor: str | None = None
+    target: str | None = None
+    recipients: tuple[str, ...] | None = None
+    fan_out: FanOut = FanOut.DIRECT
+    object: str | None = None
+    payload: dict[str, Any] | None = None
+    priority: Priority | None = None
+    ttl_seconds: int | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int
+    max_direct_recipients: int
+    idempotency_window_s: float
+
+
+def build_event(
+    request: EventRequest,
+    spec: TypeSpec | None,
+    key: SenderKey,
+    *,
+    limits: Limits,
+    now: float,
+    prefix: str = "",
+) -> Event:
+    """Validate ``request`` against its type and sender; raise with every problem found."""
+    if spec is not None and not key.may_send(spec.name):
+        raise ForbiddenError(f"sender {key.sender!r} may not send events of type {spec.name!r}")
+    problems = _problems(request, spec, limits, prefix)
+    if problems:
+        raise InputError(problems)
+    assert spec is not None  # an unknown type is one of the problems above
+    recipients = tuple(dict.fromkeys(UserId(r) for r in request.recipients or ()))
+    payload = request.payload or {}
+    ttl = request.ttl_seconds or spec.ttl_seconds
+    title, body = _content(request, spec, payload)
+    return Event(
+        event_id=new_event_id(),
+        sender=key.sender,
+        type=spec.name,
+        priority=request.priority or spec.priority,
+        fan_out=request.fan_out,
+        channels=spec.channels,
+        created_at=now,
+        expires_at=now + ttl,
+        idempotency_key=idempotency_key(
+            key.sender,
+            explicit=request.idempotency_key,
+            type_name=spec.name,
+            actor=request.actor,
+            target=request.target,
+            recipients=recipients,
+            object_id=request.object,
+        ),
+        idempotency_expires_at=now + limits.idempotency_window_s,
+        title=title,
+        body=body,
+        mandatory=spec.mandatory,
+        actor=request.actor,
+        target=UserId(request.target) if request.target is not None else None,
+        recipients=recipients,
+        object=request.object,
+        payload=payload,
+    )
+
+
+def _problems(
+    request: EventRequest, spec: TypeSpec | None, limits: Limits, prefix: str
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+
+    def problem(field: str, reason: str) -> None:
+        problems.append(FieldProblem(prefix + field, reason))
+
+    if spec is None:
+        problem(
+            "type",
+            f"unknown type {request.type!r}; register it first with PUT /v1/types/{request.type}",
+        )
+    elif request.priority is not None and request.priority.rank < spec.priority.rank:
+        problem(
+            "priority",
+            f"{request.priority} is more urgent than type {spec.name!r} ({spec.priority});"
+            " an event may only lower its priority",
+        )
+    _check_audience(request, limits, problem)
+    if request.payload is not None:
+        size = len(orjson.dumps(request.payload))
+        if size > limits.max_payload_bytes:
+            problem("payload", f"{size} bytes is over the {limits.max_payload_bytes}-byte limit")
+    if request.ttl_seconds is not None and not 0 < request.ttl_seconds <= MAX_TTL_S:
+        problem("ttl_seconds", f"must be between 1 and {MAX_TTL_S}")
+    return problems
+
+
+def _check_audience(request: EventRequest, limits: Limits, problem: Any) -> None:
+    if request.fan_out in (FanOut.SEGMENT, FanOut.BROADCAST):
+        problem("fan_out", f"{request.fan_out.value!r} is reserved for campaigns (not yet open)")
+    elif request.fan_out is FanOut.FOLLOWERS:
+        if not request.actor:
+            problem("actor", "required when fan_out is 'followers' (whose followers?)")
+        if request.target is not None or request.recipients is not None:
+            problem("target", "must be absent when fan_out is 'followers'")
+    elif request.target is None and request.recipients is None:
+        problem("target", "give target or recipients for a direct event")
+    elif request.target is not None and request.recipients is not None:
+        problem("recipients", "give target or recipients, not both")
+    elif request.recipients is not None:
+        if not request.recipients:
+            problem("recipients", "must not be empty")
+        elif len(request.recipients) > limits.max_direct_recipients:
+            problem(
+                "recipients",
+                f"{len(request.recipients)} recipients is over the limit of"
+                f" {limits.max_direct_recipients}; use a segment for larger audiences",
+            )
+
+
+def _content(request: EventRequest, spec: TypeSpec, payload: dict[str, Any]) -> tuple[str, str]:
+    """Until templates exist: the payload's title and body, or a readable default per type."""
+    title = payload.get("title")
+    body = payload.get("body")
+    if not isinstance(title, str) or not title:
+        title = spec.description or spec.name.replace("_", " ").replace(".", " ").capitalize()
+    if not isinstance(body, str) or not body:
+        parts = [f"From {request.actor}" if request.actor else "", request.object or ""]
+        body = " · ".join(p for p in parts if p) or title
+    return title, body

@@ -1,0 +1,128 @@
+"""Start a real Clarion on this machine: an API server process plus worker processes.
+
+Used by ``clarion demo``, the benchmarks and the end-to-end tests, so all three exercise the
+same processes a user runs. The API is ``clarion serve`` with no workers of its own; the
+workers are ``clarion worker`` processes under a :class:`Supervisor`, which lets the caller
+see their pids (peak memory) and kill one (fault tests).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from clarion.config import Settings
+from clarion.errors import BackendError
+from clarion.supervisor import Supervisor, WorkerSpec, standard_workers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LocalClarion:
+    settings: Settings
+    workers: Sequence[WorkerSpec] = field(default_factory=lambda: standard_workers(2, 0))
+    port: int = field(default_factory=free_port)
+    quiet: bool = True
+    log_dir: Path | None = None
+    server: subprocess.Popen[bytes] | None = None
+    supervisor: Supervisor | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.settings.to_env())
+        env["CLARION_DB"] = str(self.settings.db.resolve())
+        return env
+
+    def start(self, *, timeout_s: float = 30.0) -> LocalClarion:
+        env = self.env()
+        self.server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "clarion", "serve", "--port", str(self.port),
+             "--workers", "0", "--p0-workers", "0", "--log-level", "warning"],
+            env=env,
+            stdout=self._log("server"),
+            stderr=subprocess.STDOUT,
+        )
+        self.supervisor = Supervisor(self.workers, env, quiet=self.quiet)
+        self.supervisor.start()
+        self._wait_healthy(timeout_s)
+        return self
+
+    def _log(self, name: str) -> int | object:
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            return (self.log_dir / f"{name}.log").open("ab")
+        return subprocess.DEVNULL if self.quiet else None
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.server is not None and self.server.poll() is not None:
+                raise BackendError(f"the API server exited with {self.server.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise BackendError(f"the API server did not answer on {self.url} in {timeout_s:.0f}s")
+
+    def pids(self) -> dict[str, int]:
+        found = dict(self.supervisor.pids()) if self.supervisor else {}
+        if self.server is not None:
+            found["api"] = self.server.pid
+        return found
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(15)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+
+    def __enter__(self) -> LocalClarion:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def peak_rss_mb(pids: Sequence[int]) -> float:
+    """Sum of each process's peak resident set (VmHWM): an upper bound of the joint peak."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        total_kb += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total_kb / 1024

@@ -1,0 +1,146 @@
+"""The domain's nouns: priorities, channels, notification types, sender keys, events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from clarion.types import EventId, JSONObject, UserId
+
+
+class Priority(StrEnum):
+    """P0 transactional, P1 social/content, P2 bulk/marketing. Lower number, more urgent."""
+
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[1])
+
+
+class Channel(StrEnum):
+    IN_APP = "in_app"
+    PUSH = "push"
+    EMAIL = "email"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+
+
+class FanOut(StrEnum):
+    DIRECT = "direct"
+    FOLLOWERS = "followers"
+    SEGMENT = "segment"
+    BROADCAST = "broadcast"
+
+
+class EventState(StrEnum):
+    ACCEPTED = "accepted"
+    FANNING_OUT = "fanning_out"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    SUPPRESSED = "suppressed"
+    HELD = "held"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TypeSpec:
+    """A registered notification type: what every event of that type defaults to."""
+
+    name: str
+    priority: Priority
+    channels: tuple[Channel, ...] = (Channel.IN_APP,)
+    ttl_seconds: int = 86_400
+    mandatory: bool = False
+    description: str = ""
+
+    def to_json(self) -> JSONObject:
+        return {
+            "name": self.name,
+            "priority": self.priority.value,
+            "channels": [c.value for c in self.channels],
+            "ttl_seconds": self.ttl_seconds,
+            "mandatory": self.mandatory,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_json(cls, doc: JSONObject) -> TypeSpec:
+        return cls(
+            name=doc["name"],
+            priority=Priority(doc["priority"]),
+            channels=tuple(Channel(c) for c in doc["channels"]),
+            ttl_seconds=int(doc["ttl_seconds"]),
+            mandatory=bool(doc.get("mandatory", False)),
+            description=str(doc.get("description", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SenderKey:
+    """What an API key may do. Only a hash of the key itself is ever stored."""
+
+    key_id: str
+    sender: str
+    types: frozenset[str] | None = None  # None: any registered type
+    rate_per_s: float | None = None  # None: unlimited
+    admin: bool = False
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+    def may_send(self, type_name: str) -> bool:
+        return self.admin or self.types is None or type_name in self.types
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated event, ready to be accepted: everything the pipeline needs, resolved once."""
+
+    event_id: EventId
+    sender: str
+    type: str
+    priority: Priority
+    fan_out: FanOut
+    channels: tuple[Channel, ...]
+    created_at: float
+    expires_at: float
+    idempotency_key: str
+    idempotency_expires_at: float
+    title: str
+    body: str
+    mandatory: bool = False
+    actor: str | None = None
+    target: UserId | None = None
+    recipients: tuple[UserId, ...] = ()
+    object: str | None = None
+    payload: JSONObject = field(default_factory=dict)
+
+    @property
+    def direct_recipients(self) -> tuple[UserId, ...]:
+        if self.target is not None:
+            return (self.target,)
+        return self.recipients
+
+
+@dataclass(frozen=True, slots=True)
+class EventStatus:
+    event_id: EventId
+    type: str
+    priority: Priority
+    state: EventState
+    recipients: int
+    batches_total: int | None
+    batches_done: int
+    delivered: int
+    suppressed: int
+    created_at: float
+    first_delivery_at: float | None
+    completed_at: float | None
+    sender: str
+    error: str | None = None

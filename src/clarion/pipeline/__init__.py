@@ -1,0 +1,1 @@
+"""The stages between the queues, and the runner that drives them."""

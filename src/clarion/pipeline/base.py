@@ -1,0 +1,39 @@
+"""The Stage seam: take decoded messages, return what to publish next.
+
+A stage never touches the broker. It reads its stores, decides, and returns a
+``StageResult``; the runner publishes ``outbound``, then calls ``after_publish`` (the stage's
+own durable bookkeeping, which must only happen once the outbound messages are safe), then
+acks. A crash anywhere in that sequence redelivers the input, which every stage tolerates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from clarion.broker import Message, Outbound
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class StageResult:
+    outbound: list[Outbound] = field(default_factory=list)
+    after_publish: Callable[[], Awaitable[None]] | None = None
+    items: int = 0
+    """Units of work done (recipients, events), for throughput statistics."""
+
+
+class Stage(Protocol[T]):
+    name: str
+    claim_limit: int
+    """How many messages to take per claim."""
+
+    def decode(self, body: bytes) -> T: ...
+
+    async def handle(self, items: Sequence[T]) -> StageResult: ...
+
+    async def on_dead_letter(self, item: T | None, message: Message, error: str) -> None:
+        """Called once a message of this stage is given up on."""
+        ...

@@ -1,0 +1,111 @@
+"""Fan-out: turn one event into recipient batches.
+
+``direct`` events carry their recipients; ``followers`` events page the actor's followers
+from the store by keyset (never all in memory), ``batch_size`` at a time, each page becoming
+one batch with the deterministic key ``str(batch_no)``.
+
+Progress is a compare-and-set checkpoint on the event (``next_batch``): a turn runs only if
+its task starts where the checkpoint says, and it moves the checkpoint only after its
+batches and its continuation are published. So a crash at any point resumes from the last
+checkpoint; a redelivered turn republishes the same batch keys (dropped downstream) and a
+stale duplicate turn is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clarion.broker import Message, Outbound
+from clarion.clock import Clock
+from clarion.models import FanOut
+from clarion.pipeline.base import StageResult
+from clarion.pipeline.messages import FanoutTask, RecipientBatch
+from clarion.stores.base import EventStore, FanoutAdvance, FanoutPosition, FollowerStore
+from clarion.topics import FANOUT
+from clarion.types import UserId
+
+
+@dataclass(slots=True)
+class _Turn:
+    batches: list[list[UserId]]
+    cursor: UserId | None
+    finished: bool
+
+
+class FanoutStage:
+    name = FANOUT
+    claim_limit = 64
+
+    def __init__(
+        self,
+        events: EventStore,
+        followers: FollowerStore,
+        clock: Clock,
+        *,
+        batch_size: int,
+        slice_batches: int,
+    ) -> None:
+        self._events = events
+        self._followers = followers
+        self._clock = clock
+        self._batch_size = batch_size
+        self._slice_batches = slice_batches
+
+    def decode(self, body: bytes) -> FanoutTask:
+        return FanoutTask.decode(body)
+
+    async def handle(self, items: Sequence[FanoutTask]) -> StageResult:
+        positions = await self._events.positions([t.header.seq for t in items])
+        outbound: list[Outbound] = []
+        advances: list[FanoutAdvance] = []
+        recipients = 0
+        for task in items:
+            if not _is_current(task, positions.get(task.header.seq)):
+                continue
+            turn = await self._turn(task)
+            first = task.batch_no
+            for offset, users in enumerate(turn.batches):
+                batch = RecipientBatch(task.header, str(first + offset), users)
+                outbound.append(batch.encode())
+            end = first + len(turn.batches)
+            if not turn.finished:
+                outbound.append(
+                    FanoutTask(task.header, task.fan_out, end, turn.cursor).encode()
+                )
+            count = sum(len(b) for b in turn.batches)
+            recipients += count
+            advances.append(FanoutAdvance(task.header.seq, first, end, count, turn.finished))
+
+        async def checkpoint() -> None:
+            await self._events.advance(advances, self._clock.now())
+
+        return StageResult(outbound, checkpoint if advances else None, recipients)
+
+    async def _turn(self, task: FanoutTask) -> _Turn:
+        if task.fan_out is FanOut.DIRECT:
+            size = self._batch_size
+            users = list(task.recipients)
+            return _Turn([users[i : i + size] for i in range(0, len(users), size)], None, True)
+        actor = UserId(task.header.actor or "")
+        batches: list[list[UserId]] = []
+        cursor = task.cursor
+        while len(batches) < self._slice_batches:
+            page = await self._followers.page(actor, after=cursor, limit=self._batch_size)
+            if page:
+                batches.append(page)
+                cursor = page[-1]
+            if len(page) < self._batch_size:
+                return _Turn(batches, cursor, True)
+        return _Turn(batches, cursor, False)
+
+    async def on_dead_letter(self, item: FanoutTask | None, message: Message, error: str) -> None:
+        if item is not None:
+            await self._events.fail(item.header.seq, f"fan-out gave up: {error}")
+
+
+def _is_current(task: FanoutTask, position: FanoutPosition | None) -> bool:
+    """Only the turn the checkpoint is waiting for may run; anything else is a stale copy."""
+    if position is None or position.failed or position.finished:
+        return False
+    return position.next_batch == task.batch_no

@@ -1,0 +1,182 @@
+"""The runner: consume → decode → stage → publish → after_publish → ack.
+
+Everything cross-cutting about running a stage lives here, once, above the broker seam:
+
+* priority: topics are polled most-urgent first on every round, so a P0 message waits at
+  most one claim behind bulk work (``topics.consumption_order``);
+* poison isolation: if a claim of several messages fails, each is retried alone so one bad
+  message cannot hold back the others;
+* retries: a failing message is nacked with jittered exponential backoff, and after
+  ``max_attempts`` deliveries it is dead-lettered with the error — the worker never dies on
+  one bad message; undecodable messages are dead-lettered at once;
+* backend failures (the broker or a store is down) are not the message's fault: the round is
+  abandoned, leases run out, and the work is redelivered once the backend is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.broker import Broker, Message
+from clarion.broker.retry import backoff_s
+from clarion.clock import Clock
+from clarion.models import Priority
+from clarion.pipeline.base import Stage, StageResult
+from clarion.pipeline.messages import MessageError
+from clarion.stores.base import StageStats, StatsStore
+from clarion.topics import consumption_order
+
+log = logging.getLogger(__name__)
+
+_STATS_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class _Counter:
+    messages: int = 0
+    items: int = 0
+    busy_s: float = 0.0
+
+
+class Runner:
+    def __init__(
+        self,
+        broker: Broker,
+        stages: Sequence[Stage[Any]],
+        clock: Clock,
+        *,
+        priorities: Sequence[Priority] = tuple(Priority),
+        name: str = "worker",
+        max_attempts: int = 5,
+        stats: StatsStore | None = None,
+        idle_wait_s: float = 0.25,
+    ) -> None:
+        self._broker = broker
+        self._clock = clock
+        self._name = name
+        self._max_attempts = max_attempts
+        self._stats = stats
+        self._idle_wait_s = idle_wait_s
+        by_name = {s.name: s for s in stages}
+        self._order = [
+            (name, by_name[stage]) for stage, name in consumption_order(by_name, priorities)
+        ]
+        self._counters = {s.name: _Counter() for s in stages}
+        self._last_flush = time.monotonic()
+
+    @property
+    def topics(self) -> list[str]:
+        return [t for t, _ in self._order]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; the batch in hand is always finished and acked first."""
+        log.info("worker %s consuming %s", self._name, ", ".join(self.topics))
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("worker %s: round failed; work will be redelivered", self._name)
+                handled = 0
+                await asyncio.sleep(1.0)
+            if not handled:
+                await self._broker.wait(self._idle_wait_s)
+            await self._maybe_flush_stats()
+        await self._maybe_flush_stats(force=True)
+
+    async def run_once(self) -> int:
+        """Claim from the most urgent non-empty topic and process it; returns messages handled."""
+        for name, stage in self._order:
+            messages = await self._broker.consume(name, limit=stage.claim_limit)
+            if messages:
+                await self._process(stage, messages)
+                return len(messages)
+        return 0
+
+    async def drain(self, *, max_rounds: int = 100_000) -> int:
+        """Run rounds until every topic is empty (or delayed); for tests and tools."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = await self.run_once()
+            if not handled:
+                return total
+            total += handled
+        return total
+
+    async def _process(self, stage: Stage[Any], messages: list[Message]) -> None:
+        started = time.perf_counter()
+        decoded: list[tuple[Message, Any]] = []
+        for message in messages:
+            try:
+                decoded.append((message, stage.decode(message.body)))
+            except MessageError as exc:
+                await self._give_up(stage, message, None, f"undecodable: {exc}")
+        if decoded:
+            try:
+                result = await stage.handle([item for _, item in decoded])
+            except Exception as exc:
+                if len(decoded) == 1:
+                    await self._failed(stage, *decoded[0], exc)
+                else:
+                    await self._one_by_one(stage, decoded)
+            else:
+                await self._complete(stage, [m for m, _ in decoded], result)
+        counter = self._counters[stage.name]
+        counter.messages += len(messages)
+        counter.busy_s += time.perf_counter() - started
+
+    async def _one_by_one(self, stage: Stage[Any], decoded: list[tuple[Message, Any]]) -> None:
+        for message, item in decoded:
+            try:
+                result = await stage.handle([item])
+            except Exception as exc:
+                await self._failed(stage, message, item, exc)
+            else:
+                await self._complete(stage, [message], result)
+
+    async def _complete(
+        self, stage: Stage[Any], messages: list[Message], result: StageResult
+    ) -> None:
+        await self._broker.publish(result.outbound)
+        if result.after_publish is not None:
+            await result.after_publish()
+        await self._broker.ack(messages)
+        self._counters[stage.name].items += result.items
+
+    async def _failed(self, stage: Stage[Any], message: Message, item: Any, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if message.attempts >= self._max_attempts:
+            log.error("dead-lettering %s message %s: %s", message.topic, message.id, error)
+            await self._give_up(stage, message, item, error)
+            return
+        delay = backoff_s(message.attempts)
+        log.warning(
+            "%s message %s failed (attempt %d), retrying in %.1fs: %s",
+            message.topic, message.id, message.attempts, delay, error,
+            exc_info=exc,
+        )
+        await self._broker.nack(message, delay_s=delay)
+
+    async def _give_up(self, stage: Stage[Any], message: Message, item: Any, error: str) -> None:
+        await self._broker.dead_letter(message, error=error)
+        await stage.on_dead_letter(item, message, error)
+
+    async def _maybe_flush_stats(self, *, force: bool = False) -> None:
+        if self._stats is None:
+            return
+        if not force and time.monotonic() - self._last_flush < _STATS_EVERY_S:
+            return
+        self._last_flush = time.monotonic()
+        await self._stats.record(
+            [
+                StageStats(self._name, name, c.messages, c.items, c.busy_s)
+                for name, c in self._counters.items()
+                if c.messages
+            ],
+            self._clock.now(),
+        )
+

@@ -1,0 +1,89 @@
+"""Build everything a process needs from Settings, once: clock, broker, stores.
+
+There are no process globals: the API gets the runtime through its lifespan, the CLI and the
+workers build one and close it when done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clarion.broker import Broker
+from clarion.broker.sqlite import SqliteBroker
+from clarion.clock import Clock, SystemClock
+from clarion.config import Settings
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import (
+    DeliveryStore,
+    EventStore,
+    FollowerStore,
+    InboxStore,
+    KeyStore,
+    PreferenceStore,
+    StatsStore,
+    TypeStore,
+    UserStore,
+)
+from clarion.stores.sqlite import (
+    SqliteDeliveryStore,
+    SqliteEventStore,
+    SqliteFollowerStore,
+    SqliteInboxStore,
+    SqliteKeyStore,
+    SqlitePreferenceStore,
+    SqliteStatsStore,
+    SqliteTypeStore,
+    SqliteUserStore,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    keys: KeyStore
+    types: TypeStore
+    users: UserStore
+    followers: FollowerStore
+    preferences: PreferenceStore
+    events: EventStore
+    deliveries: DeliveryStore
+    inbox: InboxStore
+    stats: StatsStore
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    clock: Clock
+    broker: Broker
+    stores: Stores
+    _db: SqliteDatabase
+
+    async def close(self) -> None:
+        await self.broker.close()
+        self._db.close()
+
+
+def open_runtime(
+    settings: Settings, *, clock: Clock | None = None, durable_commits: bool = False
+) -> Runtime:
+    """Open the embedded backend named by ``settings.db``.
+
+    ``durable_commits`` makes every commit fsync (``synchronous=FULL``): the API and the CLI
+    use it so that a 202 or a printed key really is on disk; workers do not need it (see
+    ``clarion.sqlite.database``).
+    """
+    clock = clock or SystemClock()
+    db = SqliteDatabase(settings.db, synchronous="FULL" if durable_commits else "NORMAL")
+    broker = SqliteBroker(db, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts)
+    stores = Stores(
+        keys=SqliteKeyStore(db),
+        types=SqliteTypeStore(db),
+        users=SqliteUserStore(db),
+        followers=SqliteFollowerStore(db),
+        preferences=SqlitePreferenceStore(db),
+        events=SqliteEventStore(db),
+        deliveries=SqliteDeliveryStore(db),
+        inbox=SqliteInboxStore(db),
+        stats=SqliteStatsStore(db),
+    )
+    return Runtime(settings, clock, broker, stores, db)

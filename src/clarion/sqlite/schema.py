@@ -1,0 +1,183 @@
+"""The embedded backend's tables, one migration per schema version (``PRAGMA user_version``).
+
+Hot tables are shaped for the bulk paths:
+
+* ``inbox`` is WITHOUT ROWID keyed ``(user_id, seq)``: one B-tree gives "newest 20 of user X"
+  (``seq`` grows with every accepted event), makes a second entry for the same user and
+  event impossible, and takes a fan-out batch in one ``INSERT … SELECT FROM json_each``.
+* ``deliveries`` is an append-only log (rowid order is time order) with a ``(user_id, seq)``
+  index for "why didn't user X get notified?".
+* ``queue`` holds every broker queue; ``(topic, available_at)`` makes a claim an index seek
+  however deep other topics are.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+_V1 = """
+CREATE TABLE api_keys (
+    key_hash    TEXT PRIMARY KEY,
+    key_id      TEXT NOT NULL UNIQUE,
+    sender      TEXT NOT NULL,
+    types       TEXT,
+    rate_per_s  REAL,
+    admin       INTEGER NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+);
+
+CREATE TABLE notification_types (
+    name        TEXT PRIMARY KEY,
+    spec        TEXT NOT NULL,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE users (
+    user_id     TEXT PRIMARY KEY,
+    email       TEXT,
+    phone       TEXT,
+    timezone    TEXT,
+    locale      TEXT,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE followers (
+    creator_id  TEXT NOT NULL,
+    follower_id TEXT NOT NULL,
+    PRIMARY KEY (creator_id, follower_id)
+) WITHOUT ROWID;
+
+CREATE TABLE follower_counts (
+    creator_id  TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE preferences (
+    user_id     TEXT PRIMARY KEY,
+    doc         TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+    seq               INTEGER PRIMARY KEY,
+    event_id          TEXT NOT NULL UNIQUE,
+    sender            TEXT NOT NULL,
+    type              TEXT NOT NULL,
+    priority          TEXT NOT NULL,
+    fan_out           TEXT NOT NULL,
+    actor             TEXT,
+    target            TEXT,
+    object            TEXT,
+    title             TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    payload           TEXT NOT NULL,
+    created_at        REAL NOT NULL,
+    expires_at        REAL NOT NULL,
+    state             TEXT NOT NULL,
+    recipients        INTEGER NOT NULL DEFAULT 0,
+    batches_total     INTEGER,
+    batches_done      INTEGER NOT NULL DEFAULT 0,
+    fanout_next_batch INTEGER NOT NULL DEFAULT 0,
+    delivered         INTEGER NOT NULL DEFAULT 0,
+    suppressed        INTEGER NOT NULL DEFAULT 0,
+    first_delivery_at REAL,
+    completed_at      REAL,
+    error             TEXT
+);
+
+CREATE TABLE idempotency (
+    key         TEXT PRIMARY KEY,
+    event_id    TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE rate_buckets (
+    sender      TEXT PRIMARY KEY,
+    tokens      REAL NOT NULL,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE batches (
+    seq         INTEGER NOT NULL,
+    batch_key   TEXT NOT NULL,
+    worker      TEXT NOT NULL,
+    recipients  INTEGER NOT NULL,
+    done_at     REAL NOT NULL,
+    PRIMARY KEY (seq, batch_key)
+) WITHOUT ROWID;
+
+CREATE TABLE inbox (
+    user_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    read_at     REAL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE deliveries (
+    id          INTEGER PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    channel     TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    at          REAL NOT NULL
+);
+CREATE INDEX deliveries_by_user ON deliveries (user_id, seq);
+
+CREATE TABLE queue (
+    id          INTEGER PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    available_at REAL NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    lease       INTEGER,
+    enqueued_at REAL NOT NULL,
+    body        BLOB NOT NULL
+);
+CREATE INDEX queue_ready ON queue (topic, available_at);
+
+CREATE TABLE dead_letters (
+    id          INTEGER PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    body        BLOB NOT NULL,
+    attempts    INTEGER NOT NULL,
+    error       TEXT NOT NULL,
+    enqueued_at REAL NOT NULL,
+    failed_at   REAL NOT NULL
+);
+
+CREATE TABLE worker_stats (
+    worker      TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    messages    INTEGER NOT NULL,
+    items       INTEGER NOT NULL,
+    busy_s      REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (worker, stage)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file up to the newest schema; safe to call from many processes at once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction; split instead (no ';' inside our DDL).
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,1 @@
+"""Durable state behind small protocols (``base``), one package per backend."""

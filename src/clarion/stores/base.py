@@ -1,0 +1,232 @@
+"""The store seams: one protocol per kind of state, each a handful of methods.
+
+Bulk by design: anything the pipeline touches per recipient takes and returns whole
+batches (``page``, ``load_many``, ``record_batches``), so a backend can do one round trip
+per batch instead of one per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from clarion.broker import Outbound
+from clarion.models import Channel, Event, EventStatus, Outcome, SenderKey, TypeSpec
+from clarion.types import EventId, JSONObject, Seq, UserId
+
+# ── values crossing the seams ─────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    user_id: UserId
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPreferences:
+    user_id: UserId
+    doc: JSONObject
+    version: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """Events from one API call, accepted or refused together for rate limiting."""
+
+    sender: str
+    rate_per_s: float | None
+    burst: float
+    events: Sequence[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: EventId
+    duplicate: bool = False
+    """True when the idempotency key was seen inside its window: ``event_id`` is the original."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    retry_after_s: float
+    """``inf`` when the request can never fit (larger than the sender's burst)."""
+
+
+IngestOutcome = list[Accepted] | RateLimited
+EncodeEvent = Callable[[Event, Seq], Outbound]
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutAdvance:
+    """Move an event's fan-out checkpoint from ``from_batch`` to ``to_batch`` (compare-and-set)."""
+
+    seq: Seq
+    from_batch: int
+    to_batch: int
+    recipients: int
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutPosition:
+    next_batch: int
+    finished: bool
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    user_id: UserId
+    channel: Channel
+    outcome: Outcome
+    reason: str | None = None
+    attempt: int = 1
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What evaluating one recipient batch decided; recorded atomically, at most once."""
+
+    seq: Seq
+    batch_key: str
+    recipients: int
+    inbox: list[UserId] = field(default_factory=list)
+    """Users who get an in-app entry now (logged as in_app/delivered in bulk)."""
+    outcomes: list[DeliveryOutcome] = field(default_factory=list)
+    """Every other decision (suppressions with their reason, other channels)."""
+    suppressed: int = 0
+    completes_batch: bool = True
+    """False for re-evaluations of held recipients, which do not count as a new batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    seq: Seq
+    event_id: EventId
+    type: str
+    actor: str | None
+    object: str | None
+    title: str
+    body: str
+    created_at: float
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    items: list[InboxItem]
+    next_before: Seq | None
+    unread_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    event_id: EventId
+    user_id: UserId
+    channel: str
+    attempt: int
+    outcome: str
+    reason: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageStats:
+    worker: str
+    stage: str
+    messages: int
+    items: int
+    busy_s: float
+
+
+# ── the seams ─────────────────────────────────────────────────────────────────────────
+
+
+class KeyStore(Protocol):
+    async def create(self, key: SenderKey, key_hash: str) -> None: ...
+    async def find(self, key_hash: str) -> SenderKey | None: ...
+    async def list(self) -> list[SenderKey]: ...
+    async def revoke(self, key_id: str, at: float) -> bool: ...
+
+
+class TypeStore(Protocol):
+    async def put(self, spec: TypeSpec, at: float) -> None: ...
+    async def get(self, name: str) -> TypeSpec | None: ...
+    async def list(self) -> list[TypeSpec]: ...
+
+
+class UserStore(Protocol):
+    async def put(self, profile: UserProfile) -> None: ...
+    async def get(self, user_id: UserId) -> UserProfile | None: ...
+
+
+class FollowerStore(Protocol):
+    async def add(self, creator: UserId, followers: Sequence[UserId]) -> int:
+        """Add followers (already-present ones are ignored); returns how many were new."""
+        ...
+
+    async def remove(self, creator: UserId, followers: Sequence[UserId]) -> int: ...
+    async def count(self, creator: UserId) -> int: ...
+
+    async def page(self, creator: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
+        """Followers in id order strictly after ``after``: keyset paging, never all in memory."""
+        ...
+
+
+class PreferenceStore(Protocol):
+    async def get(self, user_id: UserId) -> StoredPreferences | None: ...
+    async def put(self, user_id: UserId, doc: JSONObject, at: float) -> StoredPreferences: ...
+
+    async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
+        """Records for those of ``user_ids`` that have one; absent users use the defaults."""
+        ...
+
+
+class EventStore(Protocol):
+    async def accept(
+        self, requests: Sequence[IngestRequest], encode: EncodeEvent, now: float
+    ) -> list[IngestOutcome]:
+        """Dedup, rate-limit, record and enqueue each request's events, all or nothing each."""
+        ...
+
+    async def status(self, event_id: EventId) -> EventStatus | None: ...
+    async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]: ...
+    async def advance(self, advances: Sequence[FanoutAdvance], now: float) -> None: ...
+    async def fail(self, seq: Seq, error: str) -> None: ...
+
+
+class DeliveryStore(Protocol):
+    async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
+        """Write inbox entries, delivery-log rows and progress; a batch key seen before is
+        skipped whole. Returns how many batches were new."""
+        ...
+
+    async def recorded(self, keys: Sequence[tuple[Seq, str]]) -> set[tuple[Seq, str]]:
+        """Which of these ``(seq, batch_key)`` batches were recorded already."""
+        ...
+
+    async def for_user(
+        self, user_id: UserId, *, event_id: EventId | None, limit: int
+    ) -> list[DeliveryRecord]: ...
+
+
+class InboxStore(Protocol):
+    async def page(self, user_id: UserId, *, before: Seq | None, limit: int) -> InboxPage: ...
+
+    async def mark_read(self, user_id: UserId, seqs: Sequence[Seq] | None, at: float) -> int:
+        """Mark the given entries (or all, with ``None``) read; returns how many changed."""
+        ...
+
+    async def count_for_event(self, event_id: EventId) -> int: ...
+
+
+class StatsStore(Protocol):
+    async def record(self, stats: Sequence[StageStats], now: float) -> None: ...
+    async def all(self) -> list[StageStats]: ...

@@ -1,0 +1,23 @@
+"""Every store on the shared SQLite file (the embedded backend)."""
+
+from clarion.stores.sqlite.deliveries import SqliteDeliveryStore
+from clarion.stores.sqlite.events import SqliteEventStore
+from clarion.stores.sqlite.followers import SqliteFollowerStore
+from clarion.stores.sqlite.inbox import SqliteInboxStore
+from clarion.stores.sqlite.keys import SqliteKeyStore
+from clarion.stores.sqlite.preferences import SqlitePreferenceStore
+from clarion.stores.sqlite.registry import SqliteTypeStore
+from clarion.stores.sqlite.stats import SqliteStatsStore
+from clarion.stores.sqlite.users import SqliteUserStore
+
+__all__ = [
+    "SqliteDeliveryStore",
+    "SqliteEventStore",
+    "SqliteFollowerStore",
+    "SqliteInboxStore",
+    "SqliteKeyStore",
+    "SqlitePreferenceStore",
+    "SqliteStatsStore",
+    "SqliteTypeStore",
+    "SqliteUserStore",
+]

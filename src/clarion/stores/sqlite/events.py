@@ -1,0 +1,217 @@
+"""Accepted events and their progress through fan-out and evaluation.
+
+``accept`` is the ingest transaction: idempotency lookup, the sender's token bucket, the
+event rows and their fan-out queue messages commit together, so a 202 always has its
+queue message and an error never leaves one behind. Sequence numbers are handed out under
+the write lock (``max(seq) + 1``), which lets a whole request be inserted with one
+``executemany``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from clarion.broker.sqlite import SqliteBroker
+from clarion.ingest.ratelimit import Bucket, take
+from clarion.models import Event, EventState, EventStatus, Priority
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import (
+    Accepted,
+    EncodeEvent,
+    FanoutAdvance,
+    FanoutPosition,
+    IngestOutcome,
+    IngestRequest,
+    RateLimited,
+)
+from clarion.types import EventId, Seq
+
+_INSERT_EVENT = """
+INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
+                    title, body, payload, created_at, expires_at, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted')
+"""
+
+_ADVANCE = """
+UPDATE events SET
+    fanout_next_batch = :to_batch,
+    recipients = recipients + :recipients,
+    batches_total = CASE WHEN :finished THEN :to_batch ELSE batches_total END,
+    state = CASE
+        WHEN state = 'failed' THEN state
+        WHEN :finished AND batches_done >= :to_batch THEN 'completed'
+        ELSE 'fanning_out' END,
+    completed_at = CASE
+        WHEN :finished AND batches_done >= :to_batch THEN :now ELSE completed_at END
+WHERE seq = :seq AND fanout_next_batch = :from_batch
+"""
+
+_STATUS_COLUMNS = (
+    "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
+    " suppressed, created_at, first_delivery_at, completed_at, sender, error"
+)
+
+
+class SqliteEventStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def accept(
+        self, requests: Sequence[IngestRequest], encode: EncodeEvent, now: float
+    ) -> list[IngestOutcome]:
+        return await self._db.write(lambda c: _accept_all(c, requests, encode, now))
+
+    async def status(self, event_id: EventId) -> EventStatus | None:
+        row = await self._db.read(
+            lambda c: c.execute(
+                f"SELECT {_STATUS_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        )
+        return None if row is None else _status(row)
+
+    async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]:
+        ids = orjson.dumps(list(seqs))
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT seq, fanout_next_batch, batches_total IS NOT NULL, state = 'failed'"
+                " FROM events WHERE seq IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+        )
+        return {Seq(r[0]): FanoutPosition(r[1], bool(r[2]), bool(r[3])) for r in rows}
+
+    async def advance(self, advances: Sequence[FanoutAdvance], now: float) -> None:
+        params = [
+            {
+                "seq": a.seq,
+                "from_batch": a.from_batch,
+                "to_batch": a.to_batch,
+                "recipients": a.recipients,
+                "finished": int(a.finished),
+                "now": now,
+            }
+            for a in advances
+        ]
+        if params:
+            await self._db.write(lambda c: c.executemany(_ADVANCE, params))
+
+    async def fail(self, seq: Seq, error: str) -> None:
+        await self._db.write(
+            lambda c: c.execute(
+                "UPDATE events SET state = 'failed', error = ? WHERE seq = ?", (error, seq)
+            )
+        )
+
+
+def _status(row: Any) -> EventStatus:
+    return EventStatus(
+        event_id=EventId(row[0]),
+        type=row[1],
+        priority=Priority(row[2]),
+        state=EventState(row[3]),
+        recipients=row[4],
+        batches_total=row[5],
+        batches_done=row[6],
+        delivered=row[7],
+        suppressed=row[8],
+        created_at=row[9],
+        first_delivery_at=row[10],
+        completed_at=row[11],
+        sender=row[12],
+        error=row[13],
+    )
+
+
+def _accept_all(
+    c: sqlite3.Connection, requests: Sequence[IngestRequest], encode: EncodeEvent, now: float
+) -> list[IngestOutcome]:
+    next_seq = int(c.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0])
+    outcomes: list[IngestOutcome] = []
+    for request in requests:
+        outcome, fresh = _accept_one(c, request, now)
+        if fresh:
+            seqs = range(next_seq, next_seq + len(fresh))
+            next_seq += len(fresh)
+            _insert(c, fresh, seqs, encode, now)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _accept_one(
+    c: sqlite3.Connection, request: IngestRequest, now: float
+) -> tuple[IngestOutcome, list[Event]]:
+    """Decide one request: which events are new, which repeat a key, and whether it fits."""
+    keys = [e.idempotency_key for e in request.events]
+    seen = dict(
+        c.execute(
+            "SELECT key, event_id FROM idempotency"
+            " WHERE key IN (SELECT value FROM json_each(?)) AND expires_at > ?",
+            (orjson.dumps(keys), now),
+        ).fetchall()
+    )
+    fresh: list[Event] = []
+    accepted: list[Accepted] = []
+    for event in request.events:
+        original = seen.get(event.idempotency_key)
+        if original is not None:
+            accepted.append(Accepted(EventId(original), duplicate=True))
+            continue
+        seen[event.idempotency_key] = event.event_id
+        fresh.append(event)
+        accepted.append(Accepted(event.event_id))
+    if fresh and request.rate_per_s is not None:
+        wait = _spend(c, request, len(fresh), now)
+        if wait > 0:
+            return RateLimited(wait), []
+    return accepted, fresh
+
+
+def _spend(c: sqlite3.Connection, request: IngestRequest, need: int, now: float) -> float:
+    assert request.rate_per_s is not None
+    row = c.execute(
+        "SELECT tokens, updated_at FROM rate_buckets WHERE sender = ?", (request.sender,)
+    ).fetchone()
+    bucket, wait = take(
+        None if row is None else Bucket(row[0], row[1]),
+        rate_per_s=request.rate_per_s,
+        burst_s=request.burst,
+        need=need,
+        now=now,
+    )
+    if wait == 0:
+        c.execute(
+            "INSERT INTO rate_buckets (sender, tokens, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (sender) DO UPDATE SET tokens = excluded.tokens,"
+            " updated_at = excluded.updated_at",
+            (request.sender, bucket.tokens, bucket.updated_at),
+        )
+    return wait
+
+
+def _insert(
+    c: sqlite3.Connection,
+    events: list[Event],
+    seqs: range,
+    encode: EncodeEvent,
+    now: float,
+) -> None:
+    c.executemany(
+        _INSERT_EVENT,
+        [
+            (seq, e.event_id, e.sender, e.type, e.priority.value, e.fan_out.value, e.actor,
+             e.target, e.object, e.title, e.body, orjson.dumps(e.payload).decode(),
+             e.created_at, e.expires_at)
+            for seq, e in zip(seqs, events, strict=True)
+        ],
+    )
+    c.executemany(
+        "INSERT OR REPLACE INTO idempotency (key, event_id, expires_at) VALUES (?, ?, ?)",
+        [(e.idempotency_key, e.event_id, e.idempotency_expires_at) for e in events],
+    )
+    SqliteBroker.enqueue(
+        c, [encode(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)], now
+    )

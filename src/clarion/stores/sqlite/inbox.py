@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import orjson
+
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import InboxItem, InboxPage
+from clarion.types import EventId, Seq, UserId
+
+_PAGE = """
+SELECT i.seq, e.event_id, e.type, e.actor, e.object, e.title, e.body, e.created_at,
+       i.read_at IS NOT NULL
+FROM inbox i JOIN events e ON e.seq = i.seq
+WHERE i.user_id = ? AND i.seq < ?
+ORDER BY i.seq DESC LIMIT ?
+"""
+
+
+class SqliteInboxStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def page(self, user_id: UserId, *, before: Seq | None, limit: int) -> InboxPage:
+        upper = before if before is not None else 2**62
+
+        def _page(c: sqlite3.Connection) -> InboxPage:
+            rows = c.execute(_PAGE, (user_id, upper, limit + 1)).fetchall()
+            unread = c.execute(
+                "SELECT count(*) FROM inbox WHERE user_id = ? AND read_at IS NULL", (user_id,)
+            ).fetchone()[0]
+            items = [
+                InboxItem(Seq(r[0]), EventId(r[1]), *r[2:8], read=bool(r[8]))
+                for r in rows[:limit]
+            ]
+            more = len(rows) > limit
+            return InboxPage(items, items[-1].seq if more else None, int(unread))
+
+        return await self._db.snapshot(_page)
+
+    async def mark_read(self, user_id: UserId, seqs: Sequence[Seq] | None, at: float) -> int:
+        if seqs is None:
+            sql = "UPDATE inbox SET read_at = ? WHERE user_id = ? AND read_at IS NULL"
+            params: tuple[object, ...] = (at, user_id)
+        else:
+            sql = (
+                "UPDATE inbox SET read_at = ? WHERE user_id = ? AND read_at IS NULL"
+                " AND seq IN (SELECT value FROM json_each(?))"
+            )
+            params = (at, user_id, orjson.dumps(list(seqs)))
+        return await self._db.write(lambda c: c.execute(sql, params).rowcount)
+
+    async def count_for_event(self, event_id: EventId) -> int:
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT count(*) FROM inbox WHERE seq = (SELECT seq FROM events WHERE event_id = ?)",
+                (event_id,),
+            ).fetchone()
+        )
+        return int(row[0])

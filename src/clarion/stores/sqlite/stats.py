@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import StageStats
+
+
+class SqliteStatsStore:
+    """Cumulative per-worker, per-stage counters; workers flush them every second or so."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def record(self, stats: Sequence[StageStats], now: float) -> None:
+        rows = [(s.worker, s.stage, s.messages, s.items, s.busy_s, now) for s in stats]
+        if rows:
+            await self._db.write(
+                lambda c: c.executemany(
+                    "INSERT INTO worker_stats (worker, stage, messages, items, busy_s, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (worker, stage) DO UPDATE SET"
+                    " messages = excluded.messages, items = excluded.items,"
+                    " busy_s = excluded.busy_s, updated_at = excluded.updated_at",
+                    rows,
+                )
+            )
+
+    async def all(self) -> list[StageStats]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT worker, stage, messages, items, busy_s FROM worker_stats"
+                " ORDER BY worker, stage"
+            ).fetchall()
+        )
+        return [StageStats(*r) for r in rows]

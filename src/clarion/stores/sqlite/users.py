@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import UserProfile
+from clarion.types import UserId
+
+
+class SqliteUserStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def put(self, profile: UserProfile) -> None:
+        await self._db.write(
+            lambda c: c.execute(
+                "INSERT INTO users (user_id, email, phone, timezone, locale, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+                " email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,"
+                " locale = excluded.locale, updated_at = excluded.updated_at",
+                (profile.user_id, profile.email, profile.phone, profile.timezone, profile.locale,
+                 profile.updated_at),
+            )
+        )
+
+    async def get(self, user_id: UserId) -> UserProfile | None:
+        row = await self._db.read(
+            lambda c: c.execute(
+                "SELECT user_id, email, phone, timezone, locale, updated_at FROM users"
+                " WHERE user_id = ?",
+                (user_id,),
+            ).fetchone()
+        )
+        return None if row is None else UserProfile(UserId(row[0]), *row[1:])
