@@ -19,7 +19,12 @@ class TTLCache(Generic[K, V]):
     """
 
     def __init__(
-        self, load: Callable[[K], Awaitable[V]], clock: Clock, *, ttl_s: float, max_size: int = 10_000
+        self,
+        load: Callable[[K], Awaitable[V]],
+        clock: Clock,
+        *,
+        ttl_s: float,
+        max_size: int = 10_000,
     ) -> None:
         self._load = load
         self._clock = clock

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -41,6 +42,7 @@ class LocalClarion:
     log_dir: Path | None = None
     server: subprocess.Popen[bytes] | None = None
     supervisor: Supervisor | None = None
+    _logs: list[IO[bytes]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -55,8 +57,20 @@ class LocalClarion:
     def start(self, *, timeout_s: float = 30.0) -> LocalClarion:
         env = self.env()
         self.server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "clarion", "serve", "--port", str(self.port),
-             "--workers", "0", "--p0-workers", "0", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "clarion",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                "0",
+                "--p0-workers",
+                "0",
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=self._log("server"),
             stderr=subprocess.STDOUT,
@@ -66,10 +80,12 @@ class LocalClarion:
         self._wait_healthy(timeout_s)
         return self
 
-    def _log(self, name: str) -> int | object:
+    def _log(self, name: str) -> IO[bytes] | int | None:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            return (self.log_dir / f"{name}.log").open("ab")
+            handle = (self.log_dir / f"{name}.log").open("ab")
+            self._logs.append(handle)
+            return handle
         return subprocess.DEVNULL if self.quiet else None
 
     def _wait_healthy(self, timeout_s: float) -> None:
@@ -101,6 +117,9 @@ class LocalClarion:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
 
     def __enter__(self) -> LocalClarion:
         return self.start()

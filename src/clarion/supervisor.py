@@ -30,17 +30,25 @@ class WorkerSpec:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "clarion", "worker",
-            "--name", self.name,
-            "--stages", ",".join(self.stages),
-            "--priorities", ",".join(p.value for p in self.priorities),
+            sys.executable,
+            "-m",
+            "clarion",
+            "worker",
+            "--name",
+            self.name,
+            "--stages",
+            ",".join(self.stages),
+            "--priorities",
+            ",".join(p.value for p in self.priorities),
         ]
 
 
 def standard_workers(general: int, p0_reserved: int) -> list[WorkerSpec]:
     """``general`` workers for everything plus ``p0_reserved`` that only ever take P0."""
     specs = [WorkerSpec(f"worker-{i + 1}") for i in range(general)]
-    specs += [WorkerSpec(f"p0-worker-{i + 1}", priorities=(Priority.P0,)) for i in range(p0_reserved)]
+    specs += [
+        WorkerSpec(f"p0-worker-{i + 1}", priorities=(Priority.P0,)) for i in range(p0_reserved)
+    ]
     return specs
 
 

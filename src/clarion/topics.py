@@ -6,7 +6,7 @@ work: workers look at P0 first and can be reserved for P0 alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from clarion.models import Priority
 
@@ -20,18 +20,17 @@ def topic(stage: str, priority: Priority) -> str:
 
 
 def consumption_order(
-    stages: Iterable[str], priorities: Iterable[Priority]
+    stages: Sequence[str], priorities: Iterable[Priority]
 ) -> list[tuple[str, str]]:
     """``(stage, topic)`` pairs in the order a worker should look at them.
 
-    Most urgent priority first; within a priority, the stage furthest down the pipeline
-    first, so work already in flight finishes before new work is started (keeps queues
-    shallow and the first inbox entry early).
+    ``stages`` are given in pipeline order (upstream first). Most urgent priority first;
+    within a priority, the stage furthest down the pipeline first, so work already in flight
+    finishes before new work is started (keeps queues shallow and the first inbox entry
+    early).
     """
-    wanted = set(stages)
-    downstream_first = [s for s in reversed(STAGES) if s in wanted]
     return [
         (stage, topic(stage, priority))
         for priority in sorted(priorities, key=lambda p: p.rank)
-        for stage in downstream_first
+        for stage in reversed(stages)
     ]

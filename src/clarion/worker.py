@@ -27,19 +27,25 @@ log = logging.getLogger(__name__)
 
 def build_stages(runtime: Runtime, names: Sequence[str], *, worker: str) -> list[Stage[Any]]:
     settings, stores, clock = runtime.settings, runtime.stores, runtime.clock
-    factories = {
-        FANOUT: lambda: FanoutStage(
-            stores.events,
-            stores.followers,
-            clock,
-            batch_size=settings.batch_size,
-            slice_batches=settings.fanout_slice_batches,
-        ),
-        EVALUATE: lambda: EvaluateStage(
-            stores.preferences, stores.deliveries, clock, worker=worker
-        ),
-    }
-    return [factories[name]() for name in names]
+    stages: list[Stage[Any]] = []
+    for name in sorted(names, key=STAGES.index):  # pipeline order, whatever the caller gave
+        if name == FANOUT:
+            stages.append(
+                FanoutStage(
+                    stores.events,
+                    stores.followers,
+                    clock,
+                    batch_size=settings.batch_size,
+                    slice_batches=settings.fanout_slice_batches,
+                )
+            )
+        elif name == EVALUATE:
+            stages.append(
+                EvaluateStage(stores.preferences, stores.deliveries, clock, worker=worker)
+            )
+        else:
+            raise ValueError(f"unknown stage {name!r}")
+    return stages
 
 
 def build_runner(

@@ -130,7 +130,9 @@ class UserIn(Strict):
     timezone: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         None, description="IANA zone, e.g. Europe/Paris"
     )
-    locale: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
+    locale: (
+        Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None
+    ) = None
 
 
 class UserOut(BaseModel):

@@ -102,8 +102,7 @@ async def _prepare(settings: Settings, followers: int, report: Progress) -> str:
             await runtime.stores.followers.add(CREATOR, ids)
             done += size
             report("loading followers", done, followers)
-        _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="bench",
-                                     admin=True)
+        _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="bench", admin=True)
         return secret
     finally:
         await runtime.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,16 +56,22 @@ class MemoryBroker:
                 del self._entries[entry.id]
                 self._dead.append(
                     DeadLetter(
-                        str(entry.id), topic, entry.body, entry.attempts - 1,
-                        "handed out too many times without an ack", entry.enqueued_at, now,
+                        str(entry.id),
+                        topic,
+                        entry.body,
+                        entry.attempts - 1,
+                        "handed out too many times without an ack",
+                        entry.enqueued_at,
+                        now,
                     )
                 )
                 continue
             entry.available_at = now + self._lease_s
             entry.lease = lease
             claimed.append(
-                Message(str(entry.id), topic, entry.body, entry.attempts, entry.enqueued_at,
-                        str(lease))
+                Message(
+                    str(entry.id), topic, entry.body, entry.attempts, entry.enqueued_at, str(lease)
+                )
             )
         return claimed
 
@@ -90,8 +97,15 @@ class MemoryBroker:
         if entry is not None:
             del self._entries[entry.id]
             self._dead.append(
-                DeadLetter(message.id, message.topic, message.body, message.attempts, error,
-                           message.enqueued_at, self._clock.now())
+                DeadLetter(
+                    message.id,
+                    message.topic,
+                    message.body,
+                    message.attempts,
+                    error,
+                    message.enqueued_at,
+                    self._clock.now(),
+                )
             )
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
@@ -102,10 +116,8 @@ class MemoryBroker:
 
     async def wait(self, timeout_s: float) -> None:
         self._news.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._news.wait(), timeout_s)
-        except TimeoutError:
-            pass
 
     async def close(self) -> None:
         self._entries.clear()

@@ -17,6 +17,6 @@ def backoff_s(
     Half the delay is fixed so retries are never immediate; the other half is random so a
     crowd of failures does not come back at the same instant.
     """
-    ceiling = min(cap_s, base_s * (2 ** max(attempt - 1, 0)))
-    draw = (rng or random).random()
+    ceiling = min(cap_s, base_s * 2.0 ** max(attempt - 1, 0))
+    draw = rng.random() if rng is not None else random.random()
     return ceiling / 2 + draw * ceiling / 2

@@ -124,7 +124,14 @@ class SqliteBroker:
                 conn.execute(
                     "INSERT INTO dead_letters (topic, body, attempts, error, enqueued_at,"
                     " failed_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (message.topic, message.body, message.attempts, error, message.enqueued_at, now),
+                    (
+                        message.topic,
+                        message.body,
+                        message.attempts,
+                        error,
+                        message.enqueued_at,
+                        now,
+                    ),
                 )
 
         await self._db.write(_move)

@@ -18,8 +18,11 @@ _err = Console(stderr=True)
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=_err,
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_err,
     )
 
 

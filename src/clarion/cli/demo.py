@@ -68,8 +68,9 @@ def _admin_key(settings: Any) -> str:
     async def make() -> str:
         runtime = open_runtime(settings, durable_commits=True)
         try:
-            _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="demo",
-                                         admin=True)
+            _, secret = await create_key(
+                runtime.stores.keys, runtime.clock, sender="demo", admin=True
+            )
             return secret
         finally:
             await runtime.close()
@@ -80,19 +81,42 @@ def _admin_key(settings: Any) -> str:
 async def _run(local: LocalClarion, key: str, followers: int, timeout_s: float) -> int:
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=local.url, headers=headers, timeout=60) as api:
-        await _call(api.put(f"/v1/types/{TYPE}", json={
-            "priority": "P1", "channels": ["in_app"], "ttl_seconds": 3600,
-            "description": "New video",
-        }))
+        await _call(
+            api.put(
+                f"/v1/types/{TYPE}",
+                json={
+                    "priority": "P1",
+                    "channels": ["in_app"],
+                    "ttl_seconds": 3600,
+                    "description": "New video",
+                },
+            )
+        )
         _out.print(f"  [green][+][/green] type registered: {TYPE} (P1, in_app)")
         ids = "".join(f"fan_{i:07d}\n" for i in range(followers)).encode()
-        seeded = await _call(api.post(f"/v1/users/{CREATOR}/followers", content=ids,
-                                      headers={"content-type": "text/plain"}))
+        seeded = await _call(
+            api.post(
+                f"/v1/users/{CREATOR}/followers",
+                content=ids,
+                headers={"content-type": "text/plain"},
+            )
+        )
         _out.print(f"  \\[Main] Seeded {seeded['count']:,} followers for {CREATOR}")
-        accepted = await _call(api.post("/v1/notifications", json={
-            "type": TYPE, "actor": CREATOR, "fan_out": "followers", "object": "vid_001",
-            "payload": {"title": "My Awesome New Video 🎬", "body": f"{CREATOR} uploaded a video"},
-        }))
+        accepted = await _call(
+            api.post(
+                "/v1/notifications",
+                json={
+                    "type": TYPE,
+                    "actor": CREATOR,
+                    "fan_out": "followers",
+                    "object": "vid_001",
+                    "payload": {
+                        "title": "My Awesome New Video 🎬",
+                        "body": f"{CREATOR} uploaded a video",
+                    },
+                },
+            )
+        )
         event_id = EventId(accepted["event_id"])
         _out.print(f"  \\[VideoUploadService] Published event → creator={CREATOR} video=vid_001")
         _out.print(f"                       event id {event_id}")
@@ -111,17 +135,22 @@ async def _call(request: Any) -> Any:
     return response.json()
 
 
-async def _follow(api: httpx.AsyncClient, event_id: EventId, followers: int, timeout_s: float) -> None:
-    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+async def _follow(
+    api: httpx.AsyncClient, event_id: EventId, followers: int, timeout_s: float
+) -> None:
+    columns = (
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     deadline = time.monotonic() + timeout_s
     with Progress(*columns, console=_out) as progress:
         fanned = progress.add_task("fan-out batches", total=None)
         done = progress.add_task("delivered to inboxes", total=followers)
         while time.monotonic() < deadline:
             status = await _call(api.get(f"/v1/notifications/{event_id}"))
-            progress.update(fanned, completed=status["batches_done"],
-                            total=status["batches_total"])
+            progress.update(fanned, completed=status["batches_done"], total=status["batches_total"])
             progress.update(done, completed=status["delivered"] + status["suppressed"])
             if status["state"] in ("completed", "failed"):
                 return

@@ -55,6 +55,11 @@ def list_types(db: DbOption = None, as_json: JsonOption = False) -> None:
         return
     table = Table("type", "priority", "channels", "ttl (s)", "mandatory")
     for s in specs:
-        table.add_row(s.name, s.priority.value, ", ".join(s.channels), str(s.ttl_seconds),
-                      "yes" if s.mandatory else "")
+        table.add_row(
+            s.name,
+            s.priority.value,
+            ", ".join(s.channels),
+            str(s.ttl_seconds),
+            "yes" if s.mandatory else "",
+        )
     _out.print(table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -60,6 +61,11 @@ def serve(
 
 
 async def _serve(server: uvicorn.Server, supervisor: Supervisor) -> None:
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down, restoring the handlers it found.
+    # With the default handlers that would kill us before the workers are stopped; these
+    # make the re-raised signal a no-op, so shutdown continues below and exits cleanly.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     supervisor.start()
     watch = asyncio.create_task(supervisor.watch())
     try:
@@ -90,6 +96,7 @@ def worker(
         raise InputError.single("priorities", "choose from P0, P1, P2") from None
     configure_logging(log_level)
     asyncio.run(
-        run_worker(settings_for(db), stages=chosen_stages, priorities=chosen or list(Priority),
-                   name=name)
+        run_worker(
+            settings_for(db), stages=chosen_stages, priorities=chosen or list(Priority), name=name
+        )
     )

@@ -68,9 +68,7 @@ class EvaluateStage:
         """The batch stays in the dead-letter queue for an operator to replay."""
 
 
-def evaluate_batch(
-    batch: RecipientBatch, records: dict[UserId, StoredPreferences]
-) -> BatchResult:
+def evaluate_batch(batch: RecipientBatch, records: dict[UserId, StoredPreferences]) -> BatchResult:
     header = batch.header
     result = BatchResult(header.seq, batch.batch_key, len(batch.recipients))
     if Channel.IN_APP not in header.channels:

@@ -70,9 +70,7 @@ class FanoutStage:
                 outbound.append(batch.encode())
             end = first + len(turn.batches)
             if not turn.finished:
-                outbound.append(
-                    FanoutTask(task.header, task.fan_out, end, turn.cursor).encode()
-                )
+                outbound.append(FanoutTask(task.header, task.fan_out, end, turn.cursor).encode())
             count = sum(len(b) for b in turn.batches)
             recipients += count
             advances.append(FanoutAdvance(task.header.seq, first, end, count, turn.finished))

@@ -48,6 +48,7 @@ class Runner:
         self,
         broker: Broker,
         stages: Sequence[Stage[Any]],
+        # in pipeline order, upstream first
         clock: Clock,
         *,
         priorities: Sequence[Priority] = tuple(Priority),
@@ -64,7 +65,8 @@ class Runner:
         self._idle_wait_s = idle_wait_s
         by_name = {s.name: s for s in stages}
         self._order = [
-            (name, by_name[stage]) for stage, name in consumption_order(by_name, priorities)
+            (name, by_name[stage])
+            for stage, name in consumption_order([s.name for s in stages], priorities)
         ]
         self._counters = {s.name: _Counter() for s in stages}
         self._last_flush = time.monotonic()
@@ -156,7 +158,11 @@ class Runner:
         delay = backoff_s(message.attempts)
         log.warning(
             "%s message %s failed (attempt %d), retrying in %.1fs: %s",
-            message.topic, message.id, message.attempts, delay, error,
+            message.topic,
+            message.id,
+            message.attempts,
+            delay,
+            error,
             exc_info=exc,
         )
         await self._broker.nack(message, delay_s=delay)
@@ -179,4 +185,3 @@ class Runner:
             ],
             self._clock.now(),
         )
-

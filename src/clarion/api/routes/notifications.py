@@ -79,8 +79,10 @@ async def _submit(svc: ApiServices, key: SenderKey, events: list[Event]) -> list
     "",
     status_code=202,
     response_model=EventAccepted,
-    responses={200: {"model": EventAccepted, "description": "A repeat: the original event"}}
-    | _ERRORS,
+    responses={
+        200: {"model": EventAccepted, "description": "A repeat: the original event"},
+        **_ERRORS,
+    },
     summary="Send one event",
 )
 async def send(body: EventIn, key: Caller, svc: Services, response: Response) -> EventAccepted:

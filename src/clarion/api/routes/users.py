@@ -46,7 +46,11 @@ async def put_user(user_id: str, body: UserIn, _: Admin, svc: Services) -> UserO
     if body.timezone is not None:
         _check_zone(body.timezone)
     profile = UserProfile(
-        _user(user_id), body.email, body.phone, body.timezone, body.locale,
+        _user(user_id),
+        body.email,
+        body.phone,
+        body.timezone,
+        body.locale,
         svc.runtime.clock.now(),
     )
     await svc.runtime.stores.users.put(profile)
@@ -180,8 +184,12 @@ async def deliveries(
     return DeliveryList(
         items=[
             DeliveryOut(
-                event_id=r.event_id, channel=r.channel, attempt=r.attempt, outcome=r.outcome,
-                reason=r.reason, at=iso(r.at),
+                event_id=r.event_id,
+                channel=r.channel,
+                attempt=r.attempt,
+                outcome=r.outcome,
+                reason=r.reason,
+                at=iso(r.at),
             )
             for r in records
         ]

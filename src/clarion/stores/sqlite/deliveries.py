@@ -106,8 +106,15 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
             c.executemany(
                 _LOG,
                 [
-                    (o.user_id, result.seq, o.channel.value, o.attempt, o.outcome.value,
-                     o.reason, now)
+                    (
+                        o.user_id,
+                        result.seq,
+                        o.channel.value,
+                        o.attempt,
+                        o.outcome.value,
+                        o.reason,
+                        now,
+                    )
                     for o in result.outcomes
                 ],
             )

@@ -202,9 +202,22 @@ def _insert(
     c.executemany(
         _INSERT_EVENT,
         [
-            (seq, e.event_id, e.sender, e.type, e.priority.value, e.fan_out.value, e.actor,
-             e.target, e.object, e.title, e.body, orjson.dumps(e.payload).decode(),
-             e.created_at, e.expires_at)
+            (
+                seq,
+                e.event_id,
+                e.sender,
+                e.type,
+                e.priority.value,
+                e.fan_out.value,
+                e.actor,
+                e.target,
+                e.object,
+                e.title,
+                e.body,
+                orjson.dumps(e.payload).decode(),
+                e.created_at,
+                e.expires_at,
+            )
             for seq, e in zip(seqs, events, strict=True)
         ],
     )
@@ -212,6 +225,4 @@ def _insert(
         "INSERT OR REPLACE INTO idempotency (key, event_id, expires_at) VALUES (?, ?, ?)",
         [(e.idempotency_key, e.event_id, e.idempotency_expires_at) for e in events],
     )
-    SqliteBroker.enqueue(
-        c, [encode(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)], now
-    )
+    SqliteBroker.enqueue(c, [encode(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)], now)

@@ -31,7 +31,17 @@ class SqliteInboxStore:
                 "SELECT count(*) FROM inbox WHERE user_id = ? AND read_at IS NULL", (user_id,)
             ).fetchone()[0]
             items = [
-                InboxItem(Seq(r[0]), EventId(r[1]), *r[2:8], read=bool(r[8]))
+                InboxItem(
+                    seq=Seq(r[0]),
+                    event_id=EventId(r[1]),
+                    type=r[2],
+                    actor=r[3],
+                    object=r[4],
+                    title=r[5],
+                    body=r[6],
+                    created_at=r[7],
+                    read=bool(r[8]),
+                )
                 for r in rows[:limit]
             ]
             more = len(rows) > limit
@@ -54,7 +64,8 @@ class SqliteInboxStore:
     async def count_for_event(self, event_id: EventId) -> int:
         row = await self._db.read(
             lambda c: c.execute(
-                "SELECT count(*) FROM inbox WHERE seq = (SELECT seq FROM events WHERE event_id = ?)",
+                "SELECT count(*) FROM inbox"
+                " WHERE seq = (SELECT seq FROM events WHERE event_id = ?)",
                 (event_id,),
             ).fetchone()
         )

@@ -32,8 +32,16 @@ class SqliteKeyStore:
         await self._db.write(
             lambda c: c.execute(
                 f"INSERT INTO api_keys (key_hash, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key_hash, key.key_id, key.sender, types, key.rate_per_s, int(key.admin),
-                 key.created_at, key.revoked_at),
+                (
+                    key_hash,
+                    key.key_id,
+                    key.sender,
+                    types,
+                    key.rate_per_s,
+                    int(key.admin),
+                    key.created_at,
+                    key.revoked_at,
+                ),
             )
         )
 

@@ -16,8 +16,14 @@ class SqliteUserStore:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
                 " email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,"
                 " locale = excluded.locale, updated_at = excluded.updated_at",
-                (profile.user_id, profile.email, profile.phone, profile.timezone, profile.locale,
-                 profile.updated_at),
+                (
+                    profile.user_id,
+                    profile.email,
+                    profile.phone,
+                    profile.timezone,
+                    profile.locale,
+                    profile.updated_at,
+                ),
             )
         )
 

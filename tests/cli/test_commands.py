@@ -1,0 +1,118 @@
+"""The ``clarion`` command as a user runs it: real subprocesses on a temporary database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def clarion(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clarion", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+def test_keys_create_prints_the_key_alone_on_its_last_line(db: Path) -> None:
+    done = clarion(db, "keys", "create", "--sender", "videos", "--types", "a,b", "--rate", "50")
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("clk_")
+    assert " " not in last
+    listed = json.loads(clarion(db, "keys", "list", "--json").stdout)
+    assert listed[0]["sender"] == "videos"
+    assert listed[0]["types"] == ["a", "b"]
+    assert listed[0]["rate_per_s"] == 50
+    assert last not in clarion(db, "keys", "list").stdout  # secrets are never shown again
+    stored = sqlite3.connect(db).execute("SELECT key_hash FROM api_keys").fetchone()[0]
+    assert stored == hashlib.sha256(last.encode()).hexdigest()
+
+
+def test_keys_revoke_and_unknown_key_error(db: Path) -> None:
+    created = json.loads(clarion(db, "keys", "create", "--sender", "s", "--json").stdout)
+    assert clarion(db, "keys", "revoke", created["key_id"]).returncode == 0
+    again = clarion(db, "keys", "revoke", created["key_id"])
+    assert again.returncode == 1
+    assert "no active key" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_keys_create_refuses_bad_input_without_a_traceback(db: Path) -> None:
+    done = clarion(db, "keys", "create", "--sender", "bad sender", "--rate", "-1")
+    assert done.returncode == 2
+    assert "sender" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_followers_import_from_csv_with_progress(db: Path, tmp_path: Path) -> None:
+    source = tmp_path / "fans.csv"
+    source.write_text("follower_id,since\n" + "".join(f"fan{i},2020\n" for i in range(2500)))
+    done = clarion(db, "followers", "import", "star", str(source))
+    assert done.returncode == 0, done.stderr
+    assert "2,500 followers added; star now has 2,500 followers." in done.stdout
+    removal = tmp_path / "gone.txt"
+    removal.write_text("fan1\nfan2\nnot_a_fan\n")
+    done = clarion(db, "followers", "import", "star", str(removal), "--remove")
+    assert "2 followers removed; star now has 2,498 followers." in done.stdout
+
+
+def test_followers_import_refuses_a_bad_file_whole(db: Path, tmp_path: Path) -> None:
+    assert clarion(db, "types", "list").returncode == 0  # the database exists
+    source = tmp_path / "fans.ndjson"
+    source.write_text('"a"\n"b"\n{"oops": 1}\n')
+    done = clarion(db, "followers", "import", "star", str(source))
+    assert done.returncode == 2
+    assert "line 3" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM followers").fetchone()[0] == 0
+
+
+def test_types_put_and_list(db: Path) -> None:
+    done = clarion(
+        db,
+        "types",
+        "put",
+        "otp",
+        "--priority",
+        "P0",
+        "--channels",
+        "sms,push",
+        "--ttl",
+        "300",
+        "--mandatory",
+    )
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(clarion(db, "types", "list", "--json").stdout)
+    assert listed == [
+        {
+            "name": "otp",
+            "priority": "P0",
+            "channels": ["sms", "push"],
+            "ttl_seconds": 300,
+            "mandatory": True,
+            "description": "",
+        }
+    ]
+    bad = clarion(db, "types", "put", "x", "--priority", "P1", "--channels", "pigeon")
+    assert bad.returncode == 2
+    assert "choose from" in bad.stderr
+
+
+def test_worker_refuses_unknown_stages(db: Path) -> None:
+    done = clarion(db, "worker", "--stages", "teleport")
+    assert done.returncode == 2
+    assert "stages" in done.stderr

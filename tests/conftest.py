@@ -1,0 +1,126 @@
+"""Shared fixtures: a manual clock, a runtime on a temporary SQLite file, and a real HTTP
+server on loopback (a thread running uvicorn) whose pipeline the test drains in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+
+from clarion.api.app import create_app
+from clarion.clock import ManualClock
+from clarion.config import Settings
+from clarion.keys import create_key
+from clarion.launch import free_port
+from clarion.runtime import Runtime, open_runtime
+from clarion.worker import build_runner
+
+T = TypeVar("T")
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test in this session uses (servers are shared per module)."""
+    return f"{prefix}{next(_names)}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(db=tmp_path / "clarion.db", batch_size=100)
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: ManualClock) -> AsyncIterator[Runtime]:
+    rt = open_runtime(settings, clock=clock)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+class _ServerThread:
+    def __init__(self, app: Any, port: int) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class Api:
+    """A running API with an admin key, plus helpers to act on its database directly."""
+
+    url: str
+    runtime: Runtime
+    clock: ManualClock
+    admin_key: str
+    client: httpx.Client
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run(coro)
+
+    def call(self, method: str, path: str, *, key: str | None = None, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        headers.setdefault("Authorization", f"Bearer {key or self.admin_key}")
+        return self.client.request(method, path, headers=headers, **kw)
+
+    def sender_key(self, sender: str | None = None, **kw: Any) -> str:
+        _, secret = self.run(
+            create_key(self.runtime.stores.keys, self.clock, sender=sender or unique("svc"), **kw)
+        )
+        return secret
+
+    def register_type(self, name: str | None = None, **spec: Any) -> str:
+        name = name or unique("type_")
+        body = {"priority": "P1", "channels": ["in_app"], "ttl_seconds": 3600} | spec
+        response = self.call("PUT", f"/v1/types/{name}", json=body)
+        assert response.status_code == 200, response.text
+        return name
+
+    def drain(self) -> int:
+        """Run every pipeline stage in this process until no message is ready."""
+        return self.run(build_runner(self.runtime, name="test-worker").drain())
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    folder = tmp_path_factory.mktemp("api")
+    settings = Settings(db=folder / "clarion.db", batch_size=100)
+    clock = ManualClock(start=time.time())
+    rt = open_runtime(settings, clock=clock, durable_commits=True)
+    _, admin = asyncio.run(create_key(rt.stores.keys, clock, sender="admin", admin=True))
+    port = free_port()
+    server = _ServerThread(create_app(rt), port)
+    server.start()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        yield Api(f"http://127.0.0.1:{port}", rt, clock, admin, client)
+    finally:
+        client.close()
+        server.stop()
+        asyncio.run(rt.close())

@@ -1,0 +1,129 @@
+"""Fan-out turns, checkpoints, and what happens when a turn is redelivered."""
+
+from __future__ import annotations
+
+import orjson
+
+from clarion.broker import Outbound
+from clarion.clock import ManualClock
+from clarion.models import EventState
+from clarion.pipeline.fanout import FanoutStage
+from clarion.pipeline.messages import FanoutTask, RecipientBatch
+from clarion.runtime import Runtime
+from clarion.testing import accept_ids, event, type_spec, users
+from clarion.types import UserId
+from clarion.worker import build_runner
+
+LIKE = type_spec("new_post")
+CREATOR = UserId("creator")
+
+
+def stage(runtime: Runtime, slice_batches: int = 2) -> FanoutStage:
+    return FanoutStage(
+        runtime.stores.events,
+        runtime.stores.followers,
+        runtime.clock,
+        batch_size=100,
+        slice_batches=slice_batches,
+    )
+
+
+async def _followers_event(runtime: Runtime, followers: int) -> FanoutTask:
+    await runtime.stores.followers.add(CREATOR, users(followers))
+    await accept_ids(
+        runtime, event(LIKE, now=runtime.clock.now(), actor=CREATOR, fan_out="followers")
+    )
+    (message,) = await runtime.broker.consume("fanout.p1", limit=1)
+    return FanoutTask.decode(message.body)
+
+
+def batches(result_outbound: list[Outbound]) -> list[RecipientBatch]:
+    return [RecipientBatch.decode(o.body) for o in result_outbound if o.topic.startswith("eval")]
+
+
+async def test_fanout_turn_produces_bounded_batches_and_a_continuation(runtime: Runtime) -> None:
+    task = await _followers_event(runtime, 250)
+    result = await stage(runtime).handle([task])
+    produced = batches(result.outbound)
+    assert [b.batch_key for b in produced] == ["0", "1"]
+    assert [len(b.recipients) for b in produced] == [100, 100]
+    (continuation,) = [FanoutTask.decode(o.body) for o in result.outbound if o.topic == "fanout.p1"]
+    assert (continuation.batch_no, continuation.cursor) == (2, users(250)[199])
+    assert result.after_publish is not None
+    await result.after_publish()
+
+    last = await stage(runtime).handle([continuation])
+    assert [b.batch_key for b in batches(last.outbound)] == ["2"]
+    assert all(o.topic != "fanout.p1" for o in last.outbound)
+
+
+async def test_fanout_ignores_a_stale_copy_of_a_turn(runtime: Runtime) -> None:
+    task = await _followers_event(runtime, 250)
+    result = await stage(runtime).handle([task])
+    assert result.after_publish is not None
+    await result.after_publish()
+    again = await stage(runtime).handle([task])  # redelivered after its checkpoint
+    assert again.outbound == []
+    assert again.after_publish is None
+
+
+async def test_fanout_redone_before_checkpoint_republishes_the_same_batch_keys(
+    runtime: Runtime,
+) -> None:
+    task = await _followers_event(runtime, 150)
+    first = await stage(runtime).handle([task])  # crash: published, never checkpointed
+    second = await stage(runtime).handle([task])
+    assert [b.batch_key for b in batches(first.outbound)] == ["0", "1"]
+    assert [(b.batch_key, b.recipients) for b in batches(second.outbound)] == [
+        (b.batch_key, b.recipients) for b in batches(first.outbound)
+    ]
+
+
+async def test_fanout_of_an_actor_without_followers_completes_empty(runtime: Runtime) -> None:
+    (event_id,) = await accept_ids(
+        runtime, event(LIKE, now=runtime.clock.now(), actor="lonely", fan_out="followers")
+    )
+    await build_runner(runtime).drain()
+    status = await runtime.stores.events.status(event_id)
+    assert status is not None
+    assert (status.state, status.recipients, status.batches_total) == (EventState.COMPLETED, 0, 0)
+
+
+async def test_pipeline_delivers_every_follower_once_across_redeliveries(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    await runtime.stores.followers.add(CREATOR, users(1234))
+    (event_id,) = await accept_ids(
+        runtime, event(LIKE, now=clock.now(), actor=CREATOR, fan_out="followers")
+    )
+    runner = build_runner(runtime)
+    for _ in range(6):  # some progress, then a "crash": claimed work is simply dropped
+        await runner.run_once()
+    for topic in ("fanout.p1", "evaluate.p1"):
+        await runtime.broker.consume(topic, limit=5)
+    clock.advance(runtime.settings.lease_s + 1)
+    await runner.drain()
+
+    status = await runtime.stores.events.status(event_id)
+    assert status is not None
+    assert status.state is EventState.COMPLETED
+    assert (status.recipients, status.batches_total, status.delivered) == (1234, 13, 1234)
+    assert await runtime.stores.inbox.count_for_event(event_id) == 1234
+
+
+async def test_direct_event_with_many_recipients_is_split_into_batches(runtime: Runtime) -> None:
+    (event_id,) = await accept_ids(
+        runtime, event(LIKE, now=runtime.clock.now(), recipients=users(250))
+    )
+    await build_runner(runtime).drain()
+    status = await runtime.stores.events.status(event_id)
+    assert status is not None
+    assert (status.batches_total, status.delivered, status.state) == (3, 250, EventState.COMPLETED)
+
+
+async def test_fanout_messages_carry_the_event_header(runtime: Runtime) -> None:
+    task = await _followers_event(runtime, 5)
+    result = await stage(runtime).handle([task])
+    body = orjson.loads(result.outbound[0].body)
+    assert body["header"]["type"] == "new_post"
+    assert body["header"]["priority"] == "P1"
