@@ -1,29 +1,23 @@
-"""Identifiers: time-ordered event ids and API keys."""
+"""Identifiers: time-ordered event ids and API keys (the only secrets here)."""
 
 from __future__ import annotations
 
-import os
+import random
 import secrets
 import time
 
 from clarion.types import EventId
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def _base32(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
-
 
 def new_event_id(now_ms: int | None = None) -> EventId:
-    """``evt_`` + a ULID-style 26-character id: 48 bits of milliseconds, 80 random bits."""
+    """``evt_`` + 32 hex digits: 48 bits of milliseconds, then 80 random bits.
+
+    Ids sort by creation time and collide with negligible probability; they are not secrets,
+    so the process's seeded PRNG is enough (``os.urandom`` costs a system call per event,
+    which showed up as a sixth of the batch ingest path).
+    """
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    randomness = int.from_bytes(os.urandom(10), "big")
-    return EventId("evt_" + _base32(ms, 10) + _base32(randomness, 16))
+    return EventId(f"evt_{ms & 0xFFFF_FFFF_FFFF:012x}{random.getrandbits(80):020x}")
 
 
 def new_api_key() -> tuple[str, str]:

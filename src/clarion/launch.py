@@ -40,6 +40,7 @@ class LocalClarion:
     port: int = field(default_factory=free_port)
     quiet: bool = True
     log_dir: Path | None = None
+    api_processes: int = 1
     server: subprocess.Popen[bytes] | None = None
     supervisor: Supervisor | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)

@@ -7,7 +7,6 @@ to whoever claims it next); stopping sends SIGTERM so each finishes the batch in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -79,11 +78,6 @@ class Supervisor:
                 log.warning("%s exited with %s; restarting", spec.name, process.returncode)
                 self.restarts += 1
                 self._spawn(spec)
-
-    async def watch(self, every_s: float = 0.5) -> None:
-        while True:
-            self.check()
-            await asyncio.sleep(every_s)
 
     def stop(self, timeout_s: float = 15.0) -> None:
         self.restart = False

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from clarion.ingest.validation import EventRequest, Limits, build_event
 from clarion.models import Channel, Event, FanOut, Priority, SenderKey, TypeSpec
-from clarion.pipeline.messages import FanoutTask
+from clarion.pipeline.messages import plan_first_steps
 from clarion.runtime import Runtime
 from clarion.stores.base import Accepted, IngestOutcome, IngestRequest
 from clarion.types import EventId, UserId
@@ -53,7 +54,7 @@ async def accept(
 ) -> IngestOutcome:
     (outcome,) = await runtime.stores.events.accept(
         [IngestRequest(sender, rate_per_s, 1.0, list(events))],
-        FanoutTask.first,
+        functools.partial(plan_first_steps, batch_size=runtime.settings.batch_size),
         runtime.clock.now(),
     )
     return outcome

@@ -14,8 +14,13 @@ def like(api: Api) -> str:
     return api.register_type("like", priority="P1")
 
 
-def fanout_depth(api: Api) -> int:
-    return sum(api.run(api.runtime.broker.depth(f"fanout.{p}")) for p in ("p0", "p1", "p2"))
+def queued(api: Api) -> int:
+    """Messages waiting anywhere in the pipeline."""
+    return sum(
+        api.run(api.runtime.broker.depth(f"{stage}.{p}"))
+        for stage in ("fanout", "evaluate")
+        for p in ("p0", "p1", "p2")
+    )
 
 
 def send(api: Api, body: dict[str, Any], key: str | None = None):
@@ -61,7 +66,7 @@ def test_send_repeat_after_the_window_is_a_new_event(api: Api, like: str) -> Non
 
 
 def test_send_lists_every_field_error_and_enqueues_nothing(api: Api, like: str) -> None:
-    before = fanout_depth(api)
+    before = queued(api)
     response = send(
         api,
         {
@@ -78,7 +83,7 @@ def test_send_lists_every_field_error_and_enqueues_nothing(api: Api, like: str) 
     fields = {e["field"] for e in body["errors"]}
     assert fields == {"target", "recipents", "ttl_seconds", "priority"}
     assert {e["reason"] for e in body["errors"] if e["field"] == "recipents"} == {"unknown field"}
-    assert fanout_depth(api) == before
+    assert queued(api) == before
 
 
 @pytest.mark.parametrize(
@@ -98,11 +103,11 @@ def test_send_lists_every_field_error_and_enqueues_nothing(api: Api, like: str) 
 def test_send_refuses_bad_events_with_400_naming_the_field(
     api: Api, like: str, body: dict[str, Any], field: str
 ) -> None:
-    before = fanout_depth(api)
+    before = queued(api)
     response = send(api, body)
     assert response.status_code == 400, response.text
     assert field in {e["field"] for e in response.json()["errors"]}
-    assert fanout_depth(api) == before
+    assert queued(api) == before
 
 
 def test_send_refuses_a_body_that_is_not_json(api: Api) -> None:
@@ -137,12 +142,12 @@ def test_revoked_key_stops_working(api: Api, like: str) -> None:
 def test_send_of_a_type_the_key_may_not_send_is_403(api: Api, like: str) -> None:
     other = api.register_type()
     key = api.sender_key(types=[other])
-    before = fanout_depth(api)
+    before = queued(api)
     response = send(api, {"type": like, "target": "u"}, key=key)
     assert response.status_code == 403
     assert like in response.json()["message"]
     assert send(api, {"type": other, "target": "u"}, key=key).status_code == 202
-    assert fanout_depth(api) == before + 1
+    assert queued(api) == before + 1
 
 
 def test_send_over_the_sender_rate_is_429_with_retry_after(api: Api, like: str) -> None:
@@ -151,11 +156,11 @@ def test_send_over_the_sender_rate_is_429_with_retry_after(api: Api, like: str) 
         send(api, {"type": like, "target": unique("u")}, key=key).status_code for _ in range(2)
     ]
     assert codes == [202, 202]
-    before = fanout_depth(api)
+    before = queued(api)
     refused = send(api, {"type": like, "target": unique("u")}, key=key)
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "1"
-    assert fanout_depth(api) == before
+    assert queued(api) == before
     api.clock.advance(1)
     assert send(api, {"type": like, "target": unique("u")}, key=key).status_code == 202
 
@@ -194,12 +199,12 @@ def test_batch_answers_each_event_in_order(api: Api, like: str) -> None:
 
 
 def test_batch_over_the_limit_is_refused_whole(api: Api, like: str) -> None:
-    before = fanout_depth(api)
+    before = queued(api)
     events = [{"type": like, "target": f"u{i}"} for i in range(1001)]
     response = api.call("POST", "/v1/notifications/batch", json={"events": events})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "events"
-    assert fanout_depth(api) == before
+    assert queued(api) == before
 
 
 def test_batch_over_the_rate_is_refused_whole(api: Api, like: str) -> None:

@@ -204,3 +204,16 @@ def test_unknown_route_is_a_json_404(api: Api) -> None:
     response = api.client.get("/v1/nothing")
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
+
+
+def test_openapi_documents_the_ingest_endpoints(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    send = doc["paths"]["/v1/notifications"]["post"]
+    assert send["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("EventIn")
+    assert {"202", "200", "400", "401", "403", "429"} <= send["responses"].keys()
+    assert "EventIn" in doc["components"]["schemas"]
+    assert "FanOut" in doc["components"]["schemas"]  # nested definitions come along
+    batch = doc["paths"]["/v1/notifications/batch"]["post"]
+    assert batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "BatchOut"
+    )

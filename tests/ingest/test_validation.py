@@ -57,7 +57,7 @@ def test_build_event_lists_every_problem_at_once() -> None:
 def test_build_event_refuses_unknown_types_with_the_other_problems() -> None:
     with pytest.raises(InputError) as exc:
         build(EventRequest(type="nope", payload={"blob": "x" * 500}), spec=None)
-    assert fields(exc) == {"type", "target", "payload"}
+    assert fields(exc) == {"type", "target", "payload"}  # unknown type reported with the rest
 
 
 def test_build_event_refuses_types_the_key_may_not_send() -> None:
@@ -93,3 +93,12 @@ def test_build_event_prefixes_fields_for_batch_items() -> None:
     with pytest.raises(InputError) as exc:
         build_event(EventRequest(type="like"), LIKE, KEY, limits=LIMITS, now=0, prefix="x.")
     assert fields(exc) == {"x.target"}
+
+
+def test_event_ids_sort_by_creation_time() -> None:
+    from clarion.ids import new_event_id
+
+    ids = [new_event_id(ms) for ms in (1, 2, 1_000, 2**40, 2**47)]
+    assert ids == sorted(ids)
+    assert len({new_event_id(5) for _ in range(1000)}) == 1000
+    assert all(len(i) == 36 for i in ids)

@@ -1,8 +1,10 @@
 from typing import Any
 
 from clarion.models import EventState, EventStatus, Priority
+from clarion.pipeline.evaluate import EvaluateStage
+from clarion.pipeline.messages import RecipientBatch, decode_batches
 from clarion.runtime import Runtime
-from clarion.testing import accept_ids, event, type_spec
+from clarion.testing import accept_ids, event, type_spec, users
 from clarion.types import EventId, UserId
 from clarion.worker import build_runner
 
@@ -53,3 +55,48 @@ async def test_evaluate_types_without_in_app_are_logged_as_no_channel(runtime: R
     await build_runner(runtime).drain()
     (record,) = await runtime.stores.deliveries.for_user(UserId("u"), event_id=event_id, limit=5)
     assert record.reason == "no_channel"
+
+
+async def test_evaluate_sizes_its_claims_in_recipients(runtime: Runtime) -> None:
+    stage = EvaluateStage(
+        runtime.stores.preferences, runtime.stores.deliveries, runtime.clock, worker="w"
+    )
+    await accept_ids(runtime, event(LIKE, now=runtime.clock.now(), target="x"))
+    (message,) = await runtime.broker.consume("evaluate.p1", limit=1)
+    (small,) = decode_batches(message.body)
+    await stage.handle([[RecipientBatch(small.header, "7", users(1000))]])
+    assert stage.claim_limit == 2  # two full batches per claim leaves the rest to others
+    await stage.handle([[RecipientBatch(small.header, "8", users(1))]])
+    assert stage.claim_limit == 64  # tiny ones share a claim
+
+
+async def test_ingest_packs_small_direct_events_into_few_messages(runtime: Runtime) -> None:
+    now = runtime.clock.now()
+    otp = type_spec("otp", Priority.P0)
+    events = [event(otp, now=now, target=f"u{i}") for i in range(250)]
+    ids = await accept_ids(runtime, *events, event(LIKE, now=now, target="v"))
+    assert await runtime.broker.depth("evaluate.p0") == 3  # 100 + 100 + 50 recipients
+    assert await runtime.broker.depth("evaluate.p1") == 1
+    await build_runner(runtime).drain()
+    for event_id in ids:
+        status = await runtime.stores.events.status(event_id)
+        assert status is not None
+        assert (status.state, status.delivered) == (EventState.COMPLETED, 1)
+
+
+async def test_a_redelivered_pack_records_nothing_twice(runtime: Runtime) -> None:
+    now = runtime.clock.now()
+    ids = await accept_ids(runtime, *[event(LIKE, now=now, target=f"u{i}") for i in range(10)])
+    (message,) = await runtime.broker.consume("evaluate.p1", limit=1)
+    stage = EvaluateStage(
+        runtime.stores.preferences, runtime.stores.deliveries, runtime.clock, worker="w"
+    )
+    for _ in range(2):  # the second time is a redelivery after a crash before the ack
+        result = await stage.handle([stage.decode(message.body)])
+        if result.after_publish is not None:
+            await result.after_publish()
+    for event_id in ids:
+        assert await runtime.stores.inbox.count_for_event(event_id) == 1
+        status = await runtime.stores.events.status(event_id)
+        assert status is not None
+        assert (status.batches_done, status.delivered) == (1, 1)

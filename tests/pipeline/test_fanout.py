@@ -8,7 +8,7 @@ from clarion.broker import Outbound
 from clarion.clock import ManualClock
 from clarion.models import EventState
 from clarion.pipeline.fanout import FanoutStage
-from clarion.pipeline.messages import FanoutTask, RecipientBatch
+from clarion.pipeline.messages import FanoutTask, RecipientBatch, decode_batches
 from clarion.runtime import Runtime
 from clarion.testing import accept_ids, event, type_spec, users
 from clarion.types import UserId
@@ -38,7 +38,12 @@ async def _followers_event(runtime: Runtime, followers: int) -> FanoutTask:
 
 
 def batches(result_outbound: list[Outbound]) -> list[RecipientBatch]:
-    return [RecipientBatch.decode(o.body) for o in result_outbound if o.topic.startswith("eval")]
+    return [
+        batch
+        for o in result_outbound
+        if o.topic.startswith("eval")
+        for batch in decode_batches(o.body)
+    ]
 
 
 async def test_fanout_turn_produces_bounded_batches_and_a_continuation(runtime: Runtime) -> None:
@@ -125,5 +130,6 @@ async def test_fanout_messages_carry_the_event_header(runtime: Runtime) -> None:
     task = await _followers_event(runtime, 5)
     result = await stage(runtime).handle([task])
     body = orjson.loads(result.outbound[0].body)
-    assert body["header"]["type"] == "new_post"
-    assert body["header"]["priority"] == "P1"
+    (batch,) = body["batches"]  # a fan-out batch travels alone
+    assert batch["header"]["type"] == "new_post"
+    assert batch["header"]["priority"] == "P1"

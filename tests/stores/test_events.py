@@ -14,13 +14,14 @@ from clarion.types import EventId
 LIKE = type_spec()
 
 
-async def test_accept_records_the_event_and_enqueues_its_fanout(runtime: Runtime) -> None:
+async def test_accept_records_the_event_and_enqueues_its_first_step(runtime: Runtime) -> None:
     e = event(LIKE, now=runtime.clock.now(), target="bob", object="photo_1")
     assert await accept(runtime, e) == [Accepted(e.event_id)]
     status = await runtime.stores.events.status(e.event_id)
     assert status is not None
     assert status.state is EventState.ACCEPTED
-    assert await runtime.broker.depth("fanout.p1") == 1
+    assert (status.recipients, status.batches_total) == (1, 1)  # direct: no fan-out stage
+    assert await runtime.broker.depth("evaluate.p1") == 1
 
 
 async def test_accept_returns_the_original_id_for_a_repeated_key(runtime: Runtime) -> None:
@@ -30,7 +31,7 @@ async def test_accept_returns_the_original_id_for_a_repeated_key(runtime: Runtim
     await accept(runtime, first)
     assert await accept(runtime, again) == [Accepted(first.event_id, duplicate=True)]
     assert await runtime.stores.events.status(again.event_id) is None
-    assert await runtime.broker.depth("fanout.p1") == 1
+    assert await runtime.broker.depth("evaluate.p1") == 1
 
 
 async def test_accept_forgets_keys_after_their_window(runtime: Runtime, clock: ManualClock) -> None:
@@ -52,11 +53,13 @@ async def test_rate_limited_request_writes_nothing(runtime: Runtime) -> None:
     now = runtime.clock.now()
     events = [event(LIKE, now=now, object=f"p{i}") for i in range(3)]
     assert isinstance(await accept(runtime, *events[:2], rate_per_s=2), list)
+    queued = await runtime.broker.depth("evaluate.p1")
     refused = await accept(runtime, events[2], rate_per_s=2)
     assert isinstance(refused, RateLimited)
     assert math.isclose(refused.retry_after_s, 0.5)
     assert await runtime.stores.events.status(events[2].event_id) is None
-    assert await runtime.broker.depth("fanout.p1") == 2
+    assert await runtime.stores.events.count() == 2
+    assert await runtime.broker.depth("evaluate.p1") == queued
 
 
 async def test_duplicates_do_not_spend_rate(runtime: Runtime, clock: ManualClock) -> None:

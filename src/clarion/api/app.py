@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from clarion import __version__
 from clarion.api.errors import install_error_handlers
+from clarion.api.ingest import IngestFront
+from clarion.api.openapi import install_openapi
 from clarion.api.routes import followers, notifications, types, users
 from clarion.api.services import ApiServices
 from clarion.config import Settings
@@ -22,11 +24,15 @@ keys with `clarion keys create`.
 """
 
 
-def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
-    """An app bound to ``runtime``, or owning one built from ``settings`` (or the environment)."""
+def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> IngestFront:
+    """The ASGI app, bound to ``runtime`` or owning one built from ``settings`` (or the
+    environment): the ingest fast lane in front of the FastAPI app that serves the rest."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import sys
+
+        sys.setswitchinterval(float(__import__("os").environ.get("SWI", "0.005")))
         own = runtime is None
         active = runtime or open_runtime(settings or Settings.from_env(), durable_commits=True)
         services = ApiServices(active)
@@ -46,6 +52,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     for module in (notifications, types, users, followers):
         app.include_router(module.router)
 
@@ -53,8 +60,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    return app
+    return IngestFront(app)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> IngestFront:
     return create_app()

@@ -13,7 +13,9 @@ from clarion.models import SenderKey
 _bearer = HTTPBearer(auto_error=False, description="An API key from `clarion keys create`.")
 
 
-def services(request: Request) -> ApiServices:
+async def services(request: Request) -> ApiServices:
+    # async on purpose: FastAPI runs plain-def dependencies in a thread pool, and that
+    # round trip per request cost more than everything else a request does.
     found: ApiServices = request.app.state.services
     return found
 
@@ -23,7 +25,7 @@ async def caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> SenderKey:
     secret = credentials.credentials if credentials is not None else None
-    return await services(request).authenticate(secret)
+    return await (await services(request)).authenticate(secret)
 
 
 async def admin(key: Annotated[SenderKey, Depends(caller)]) -> SenderKey:

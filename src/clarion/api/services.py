@@ -25,7 +25,9 @@ class ApiServices:
             max_direct_recipients=settings.max_direct_recipients,
             idempotency_window_s=settings.idempotency_window_s,
         )
-        self.writer = IngestWriter(runtime.stores.events, runtime.clock)
+        self.writer = IngestWriter(
+            runtime.stores.events, runtime.clock, batch_size=settings.batch_size
+        )
         self._keys: TTLCache[str, SenderKey | None] = TTLCache(
             runtime.stores.keys.find, runtime.clock, ttl_s=KEY_CACHE_S
         )

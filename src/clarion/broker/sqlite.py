@@ -10,6 +10,7 @@ commit together or not at all).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import time
@@ -153,15 +154,13 @@ class SqliteBroker:
         return int(row[0])
 
     async def wait(self, timeout_s: float) -> None:
-        def _watch(conn: sqlite3.Connection) -> None:
-            deadline = time.monotonic() + timeout_s
-            start = conn.execute("PRAGMA data_version").fetchone()[0]
-            while time.monotonic() < deadline:
-                time.sleep(_WAIT_POLL_S)
-                if conn.execute("PRAGMA data_version").fetchone()[0] != start:
-                    return
-
-        await self._db.read(_watch)
+        # Another process's commit changes PRAGMA data_version; polling it costs microseconds.
+        deadline = time.monotonic() + timeout_s
+        start = self._db.data_version()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_WAIT_POLL_S)
+            if self._db.data_version() != start:
+                return
 
     async def close(self) -> None:
         """The database handle belongs to the runtime, which closes it."""

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clarion.bench.fanout import run_fanout
+from clarion.bench.ingest import run_ingest
 
 app = typer.Typer(help="Benchmarks: fan-out and ingest throughput.", no_args_is_help=True)
 _err = Console(stderr=True)
@@ -56,4 +57,36 @@ def fanout(
     table.add_row("our rate / raw rate", f"{result.fraction_of_raw:.0%}")
     for stage, s in result.stages.items():
         table.add_row(f"busy in {stage}", f"{s['busy_s']:.2f} s over {s['messages']:,} messages")
+    Console().print(table)
+
+
+@app.command("ingest")
+def ingest(
+    seconds: Annotated[float, typer.Option(help="How long to send for.")] = 10.0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 64,
+    batch: Annotated[
+        int, typer.Option(help="Events per request via /batch (0: one per request).")
+    ] = 0,
+    workers: Annotated[int, typer.Option(help="Worker processes consuming meanwhile.")] = 2,
+    api_processes: Annotated[int, typer.Option(help="HTTP server processes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Accepted events per second through POST /v1/notifications (or /batch)."""
+    _err.print(f"sending for {seconds:g}s with {concurrency} requests in flight …")
+    result = run_ingest(
+        seconds=seconds,
+        concurrency=concurrency,
+        batch=batch,
+        workers=workers,
+        api_processes=api_processes,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("measure", "value", title=f"Ingest, {result.mode} event(s) per request")
+    table.add_row("accepted events / s", f"{result.events_per_s:,.0f}")
+    table.add_row("requests", f"{result.requests:,} ({result.errors:,} not accepted)")
+    table.add_row("latency p50 / p99", f"{result.p50_ms:.1f} / {result.p99_ms:.1f} ms")
+    table.add_row("events stored", f"{result.stored_events:,}")
+    table.add_row("processes", f"{result.api_processes} API, {result.workers} workers")
     Console().print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -37,42 +38,49 @@ def serve(
         int | None,
         typer.Option(help="Worker processes reserved for P0. [default: 1]", show_default=False),
     ] = None,
+    api_processes: Annotated[
+        int, typer.Option(min=1, max=64, help="HTTP server processes sharing the port.")
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the HTTP API and the pipeline workers on the embedded SQLite backend."""
     settings = settings_for(db, workers=workers, p0_workers=p0_workers)
     configure_logging(log_level)
-    env = dict(os.environ, CLARION_DB=str(settings.db.resolve()))
-    os.environ["CLARION_DB"] = env["CLARION_DB"]
-    supervisor = Supervisor(standard_workers(settings.workers, settings.p0_workers), env)
-    config = uvicorn.Config(
-        "clarion.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=log_level.lower(),
-        access_log=False,
-    )
+    os.environ["CLARION_DB"] = str(settings.db.resolve())
+    supervisor = Supervisor(standard_workers(settings.workers, settings.p0_workers), os.environ)
     _out.print(
-        f"Clarion on http://{host}:{port} (database {settings.db}); "
-        f"{settings.workers} workers + {settings.p0_workers} reserved for P0"
+        f"Clarion on http://{host}:{port} (database {settings.db}); {api_processes} API"
+        f" process(es), {settings.workers} workers + {settings.p0_workers} reserved for P0"
     )
-    asyncio.run(_serve(uvicorn.Server(config), supervisor))
-
-
-async def _serve(server: uvicorn.Server, supervisor: Supervisor) -> None:
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down, restoring the handlers it found.
     # With the default handlers that would kill us before the workers are stopped; these
     # make the re-raised signal a no-op, so shutdown continues below and exits cleanly.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     supervisor.start()
-    watch = asyncio.create_task(supervisor.watch())
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(supervisor, stop), daemon=True)
+    watcher.start()
     try:
-        await server.serve()
+        uvicorn.run(
+            "clarion.api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=api_processes,
+            log_level=log_level.lower(),
+            access_log=False,
+        )
     finally:
-        watch.cancel()
+        stop.set()
+        watcher.join()
         supervisor.stop()
+
+
+def _watch(supervisor: Supervisor, stop: threading.Event) -> None:
+    """Restart any worker that died (its unacked work is redelivered to whoever is left)."""
+    while not stop.wait(0.5):
+        supervisor.check()
 
 
 def worker(

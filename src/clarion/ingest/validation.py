@@ -99,52 +99,64 @@ def _problems(
     request: EventRequest, spec: TypeSpec | None, limits: Limits, prefix: str
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
-
-    def problem(field: str, reason: str) -> None:
-        problems.append(FieldProblem(prefix + field, reason))
-
     if spec is None:
-        problem(
-            "type",
-            f"unknown type {request.type!r}; register it first with PUT /v1/types/{request.type}",
+        problems.append(
+            FieldProblem(
+                prefix + "type",
+                f"unknown type {request.type!r}; register it first with"
+                f" PUT /v1/types/{request.type}",
+            )
         )
-    elif request.priority is not None and request.priority.rank < spec.priority.rank:
-        problem(
-            "priority",
-            f"{request.priority} is more urgent than type {spec.name!r} ({spec.priority});"
-            " an event may only lower its priority",
+    elif request.priority is not None and request.priority.value < spec.priority.value:
+        problems.append(
+            FieldProblem(
+                prefix + "priority",
+                f"{request.priority} is more urgent than type {spec.name!r} ({spec.priority});"
+                " an event may only lower its priority",
+            )
         )
-    _check_audience(request, limits, problem)
+    audience = _audience_problem(request, limits)
+    if audience is not None:
+        problems.append(FieldProblem(prefix + audience[0], audience[1]))
     if request.payload is not None:
         size = len(orjson.dumps(request.payload))
         if size > limits.max_payload_bytes:
-            problem("payload", f"{size} bytes is over the {limits.max_payload_bytes}-byte limit")
+            problems.append(
+                FieldProblem(
+                    prefix + "payload",
+                    f"{size} bytes is over the {limits.max_payload_bytes}-byte limit",
+                )
+            )
     if request.ttl_seconds is not None and not 0 < request.ttl_seconds <= MAX_TTL_S:
-        problem("ttl_seconds", f"must be between 1 and {MAX_TTL_S}")
+        problems.append(FieldProblem(prefix + "ttl_seconds", f"must be between 1 and {MAX_TTL_S}"))
     return problems
 
 
-def _check_audience(request: EventRequest, limits: Limits, problem: Any) -> None:
-    if request.fan_out in (FanOut.SEGMENT, FanOut.BROADCAST):
-        problem("fan_out", f"{request.fan_out.value!r} is reserved for campaigns (not yet open)")
-    elif request.fan_out is FanOut.FOLLOWERS:
+def _audience_problem(request: EventRequest, limits: Limits) -> tuple[str, str] | None:
+    """Who the event is for must be said exactly one way; returns (field, reason) if not."""
+    fan_out = request.fan_out
+    if fan_out is FanOut.SEGMENT or fan_out is FanOut.BROADCAST:
+        return "fan_out", f"{fan_out.value!r} is reserved for campaigns (not yet open)"
+    if fan_out is FanOut.FOLLOWERS:
         if not request.actor:
-            problem("actor", "required when fan_out is 'followers' (whose followers?)")
+            return "actor", "required when fan_out is 'followers' (whose followers?)"
         if request.target is not None or request.recipients is not None:
-            problem("target", "must be absent when fan_out is 'followers'")
-    elif request.target is None and request.recipients is None:
-        problem("target", "give target or recipients for a direct event")
-    elif request.target is not None and request.recipients is not None:
-        problem("recipients", "give target or recipients, not both")
-    elif request.recipients is not None:
+            return "target", "must be absent when fan_out is 'followers'"
+        return None
+    if request.target is None and request.recipients is None:
+        return "target", "give target or recipients for a direct event"
+    if request.target is not None and request.recipients is not None:
+        return "recipients", "give target or recipients, not both"
+    if request.recipients is not None:
         if not request.recipients:
-            problem("recipients", "must not be empty")
-        elif len(request.recipients) > limits.max_direct_recipients:
-            problem(
+            return "recipients", "must not be empty"
+        if len(request.recipients) > limits.max_direct_recipients:
+            return (
                 "recipients",
                 f"{len(request.recipients)} recipients is over the limit of"
                 f" {limits.max_direct_recipients}; use a segment for larger audiences",
             )
+    return None
 
 
 def _content(request: EventRequest, spec: TypeSpec, payload: dict[str, Any]) -> tuple[str, str]:

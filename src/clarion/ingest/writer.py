@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from clarion.clock import Clock
 from clarion.errors import BackendError
-from clarion.pipeline.messages import FanoutTask
+from clarion.pipeline.messages import plan_first_steps
 from clarion.stores.base import EventStore, IngestOutcome, IngestRequest
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ _MAX_GROUP = 512
 
 
 class IngestWriter:
-    def __init__(self, events: EventStore, clock: Clock) -> None:
+    def __init__(self, events: EventStore, clock: Clock, *, batch_size: int) -> None:
         self._events = events
         self._clock = clock
+        self._plan = functools.partial(plan_first_steps, batch_size=batch_size)
         self._pending: asyncio.Queue[tuple[IngestRequest, asyncio.Future[IngestOutcome]]] = (
             asyncio.Queue()
         )
@@ -53,7 +55,7 @@ class IngestWriter:
                 group.append(self._pending.get_nowait())
             try:
                 outcomes = await self._events.accept(
-                    [r for r, _ in group], FanoutTask.first, self._clock.now()
+                    [r for r, _ in group], self._plan, self._clock.now()
                 )
             except Exception as exc:
                 log.exception("ingest commit failed for %d requests", len(group))

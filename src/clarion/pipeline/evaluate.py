@@ -14,7 +14,7 @@ from clarion.broker import Message
 from clarion.clock import Clock
 from clarion.models import Channel, Outcome
 from clarion.pipeline.base import StageResult
-from clarion.pipeline.messages import RecipientBatch
+from clarion.pipeline.messages import RecipientBatch, decode_batches
 from clarion.policy.decide import Reason, decide
 from clarion.policy.preferences import Preferences
 from clarion.stores.base import (
@@ -27,10 +27,16 @@ from clarion.stores.base import (
 from clarion.topics import EVALUATE
 from clarion.types import UserId
 
+_RECIPIENTS_PER_COMMIT = 4000
+"""Bounds how long one commit holds the database's write lock (a few milliseconds)."""
+_RECIPIENTS_PER_CLAIM = 2000
+"""Claims are sized in recipients, not messages: two 1,000-recipient batches (so the next
+batch is left for another worker), or 64 one-recipient OTPs (so they share one commit)."""
+_MAX_CLAIM = 64
+
 
 class EvaluateStage:
     name = EVALUATE
-    claim_limit = 4
 
     def __init__(
         self,
@@ -44,11 +50,16 @@ class EvaluateStage:
         self._deliveries = deliveries
         self._clock = clock
         self._worker = worker
+        self.claim_limit = 1
+        """Messages to take next time, adapted to the size of the batches seen last."""
 
-    def decode(self, body: bytes) -> RecipientBatch:
-        return RecipientBatch.decode(body)
+    def decode(self, body: bytes) -> list[RecipientBatch]:
+        return decode_batches(body)
 
-    async def handle(self, items: Sequence[RecipientBatch]) -> StageResult:
+    async def handle(self, messages: Sequence[list[RecipientBatch]]) -> StageResult:
+        items = [batch for batches in messages for batch in batches]
+        per_message = sum(len(b.recipients) for b in items) / max(len(messages), 1)
+        self.claim_limit = max(1, min(_MAX_CLAIM, int(_RECIPIENTS_PER_CLAIM / max(per_message, 1))))
         done = await self._deliveries.recorded([(b.header.seq, b.batch_key) for b in items])
         items = [b for b in items if (b.header.seq, b.batch_key) not in done]
         if not items:
@@ -58,12 +69,13 @@ class EvaluateStage:
         results = [evaluate_batch(batch, records) for batch in items]
 
         async def record() -> None:
-            await self._deliveries.record_batches(results, self._worker, self._clock.now())
+            for group in _commit_groups(results):
+                await self._deliveries.record_batches(group, self._worker, self._clock.now())
 
         return StageResult([], record, len(users))
 
     async def on_dead_letter(
-        self, item: RecipientBatch | None, message: Message, error: str
+        self, item: list[RecipientBatch] | None, message: Message, error: str
     ) -> None:
         """The batch stays in the dead-letter queue for an operator to replay."""
 
@@ -100,3 +112,15 @@ def _suppress_all(result: BatchResult, users: Sequence[UserId], reason: Reason) 
         DeliveryOutcome(u, Channel.IN_APP, Outcome.SUPPRESSED, reason) for u in users
     )
     result.suppressed = len(users)
+
+
+def _commit_groups(results: list[BatchResult]) -> list[list[BatchResult]]:
+    groups: list[list[BatchResult]] = [[]]
+    size = 0
+    for result in results:
+        if groups[-1] and size + result.recipients > _RECIPIENTS_PER_COMMIT:
+            groups.append([])
+            size = 0
+        groups[-1].append(result)
+        size += result.recipients
+    return groups

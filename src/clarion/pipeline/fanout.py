@@ -20,7 +20,7 @@ from clarion.broker import Message, Outbound
 from clarion.clock import Clock
 from clarion.models import FanOut
 from clarion.pipeline.base import StageResult
-from clarion.pipeline.messages import FanoutTask, RecipientBatch
+from clarion.pipeline.messages import FanoutTask, RecipientBatch, encode_batches
 from clarion.stores.base import EventStore, FanoutAdvance, FanoutPosition, FollowerStore
 from clarion.topics import FANOUT
 from clarion.types import UserId
@@ -67,7 +67,7 @@ class FanoutStage:
             first = task.batch_no
             for offset, users in enumerate(turn.batches):
                 batch = RecipientBatch(task.header, str(first + offset), users)
-                outbound.append(batch.encode())
+                outbound.append(encode_batches([batch]))
             end = first + len(turn.batches)
             if not turn.finished:
                 outbound.append(FanoutTask(task.header, task.fan_out, end, turn.cursor).encode())

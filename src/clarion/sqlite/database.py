@@ -3,8 +3,11 @@
 Invariants:
 
 * WAL mode: readers never block the writer and the writer never blocks readers.
-* Every process talks to the file through two connections, each owned by one thread
-  (``read`` and ``write`` lanes), so a slow statement never blocks an event loop.
+* Statements run inline on the calling thread (the event loop's). Clarion's statements are
+  short and bulk (a batch is one ``INSERT … SELECT FROM json_each``), and handing them to a
+  helper thread cost more than it saved: under load the helper waits for the GIL after every
+  statement while the event loop holds it, which made a 1 ms transaction take 10 ms.
+  A lock guards the connection so tests may share one runtime between threads.
 * Writers serialize on an ``flock`` of ``<db>.lock`` around ``BEGIN IMMEDIATE … COMMIT``.
   SQLite's own busy handler sleeps in growing steps (up to 100 ms) while it waits; a kernel
   lock wakes the next writer the moment the previous one commits, which keeps P0 latency
@@ -18,13 +21,11 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -35,42 +36,13 @@ T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
 
 _BUSY_TIMEOUT_MS = 60_000
-_CACHE_KIB = 131_072  # 128 MiB page cache per connection; bulk fan-out touches a lot
-
-
-class _Lane:
-    """A connection and the single thread allowed to use it."""
-
-    def __init__(self, path: Path, name: str, synchronous: Synchronous) -> None:
-        self._path = path
-        self._synchronous = synchronous
-        self._local = threading.local()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{name}")
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self._path, self._synchronous)
-            self._local.conn = conn
-        return conn
-
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
-
-    def close(self) -> None:
-        def _close() -> None:
-            conn = getattr(self._local, "conn", None)
-            if conn is not None:
-                conn.close()
-                self._local.conn = None
-
-        self._executor.submit(_close).result()
-        self._executor.shutdown(wait=True)
+_CACHE_KIB = 131_072  # 128 MiB page cache; bulk fan-out touches a lot
 
 
 def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(
+        path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
     conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
@@ -81,29 +53,26 @@ def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
 
 
 class SqliteDatabase:
-    """The shared file, with a read lane, a write lane and the cross-process write lock."""
+    """The shared file: one connection per process, and the cross-process write lock."""
 
     def __init__(self, path: Path | str, *, synchronous: Synchronous = "NORMAL") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._prepare()
-        self._reader = _Lane(self.path, "read", synchronous)
-        self._writer = _Lane(self.path, "write", synchronous)
-        self._closed = False
-
-    def _prepare(self) -> None:
-        with self._locked():
+        with self._file_locked():
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=60)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 migrate(conn)
             finally:
                 conn.close()
+        self._conn = _connect(self.path, synchronous)
+        self._guard = threading.RLock()
+        self._closed = False
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _file_locked(self) -> Iterator[None]:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             yield
@@ -111,49 +80,41 @@ class SqliteDatabase:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the read connection (autocommit: each statement sees the latest commit)."""
-        return await self._reader.run(fn)
+        """Run ``fn`` in autocommit mode: each statement sees the latest commit."""
+        with self._guard:
+            return fn(self._conn)
 
     async def snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside one read transaction, so all its statements see the same state."""
-
-        def _in_snapshot(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN")
+        with self._guard:
+            self._conn.execute("BEGIN")
             try:
-                return fn(conn)
+                return fn(self._conn)
             finally:
-                conn.execute("COMMIT")
-
-        return await self._reader.run(_in_snapshot)
+                self._conn.execute("COMMIT")
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction: all of it commits, or none of it."""
-        return await self._writer.run(self._transaction(fn))
+        with self._guard, self._file_locked():
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
 
-    def _transaction(
-        self, fn: Callable[[sqlite3.Connection], T]
-    ) -> Callable[[sqlite3.Connection], T]:
-        def _in_transaction(conn: sqlite3.Connection) -> T:
-            with self._locked():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return result
-
-        return _in_transaction
-
-    async def data_version(self) -> int:
+    def data_version(self) -> int:
         """Changes whenever another connection commits; a cheap "is there news?" probe."""
-        return await self._reader.run(lambda c: int(c.execute("PRAGMA data_version").fetchone()[0]))
+        with self._guard:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._reader.close()
-        self._writer.close()
+        with self._guard:
+            self._conn.close()
         os.close(self._lock_fd)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from clarion.broker import Outbound
 from clarion.models import Channel, Event, EventStatus, Outcome, SenderKey, TypeSpec
 from clarion.types import EventId, JSONObject, Seq, UserId
+
+if TYPE_CHECKING:
+    from clarion.pipeline.messages import FirstSteps
 
 # ── values crossing the seams ─────────────────────────────────────────────────────────
 
@@ -60,7 +62,7 @@ class RateLimited:
 
 
 IngestOutcome = list[Accepted] | RateLimited
-EncodeEvent = Callable[[Event, Seq], Outbound]
+PlanFirstSteps = Callable[[Sequence[tuple[Event, Seq]]], "FirstSteps"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +193,13 @@ class PreferenceStore(Protocol):
 
 class EventStore(Protocol):
     async def accept(
-        self, requests: Sequence[IngestRequest], encode: EncodeEvent, now: float
+        self, requests: Sequence[IngestRequest], plan: PlanFirstSteps, now: float
     ) -> list[IngestOutcome]:
         """Dedup, rate-limit, record and enqueue each request's events, all or nothing each."""
         ...
 
     async def status(self, event_id: EventId) -> EventStatus | None: ...
+    async def count(self) -> int: ...
     async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]: ...
     async def advance(self, advances: Sequence[FanoutAdvance], now: float) -> None: ...
     async def fail(self, seq: Seq, error: str) -> None: ...

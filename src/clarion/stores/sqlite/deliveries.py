@@ -1,9 +1,10 @@
 """Recording what evaluation decided: inbox entries, the delivery log and event progress.
 
-One transaction per call, whatever the number of batches in it. A batch is recorded at most
-once: its ``(seq, batch_key)`` row is inserted first and, if it was already there (a
-redelivered batch), the whole batch is skipped. The in-app entries and their log rows are
-written with ``INSERT … SELECT FROM json_each`` so SQLite, not Python, loops over the users.
+One transaction per call, and a fixed handful of statements whatever the number of batches
+in it. A batch is recorded at most once: the ``(seq, batch_key)`` markers are inserted first
+(``RETURNING`` names the ones that are new) and a batch seen before (a redelivery) is
+skipped whole. In-app entries and their log rows are written with ``INSERT … SELECT FROM
+json_each``, so SQLite, not Python, loops over the users.
 """
 
 from __future__ import annotations
@@ -18,29 +19,50 @@ from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import BatchResult, DeliveryRecord
 from clarion.types import EventId, Seq, UserId
 
+# All batches' progress in one statement: json_each yields [seq, batches, delivered,
+# suppressed] rows, summed per event first (a pack may hold two batches of one event).
 _PROGRESS = """
+WITH p AS (
+    SELECT value ->> 0 AS seq, sum(value ->> 1) AS batches, sum(value ->> 2) AS delivered,
+           sum(value ->> 3) AS suppressed
+    FROM json_each(:rows) GROUP BY 1
+)
 UPDATE events SET
-    batches_done = batches_done + :batches,
-    delivered = delivered + :delivered,
-    suppressed = suppressed + :suppressed,
-    first_delivery_at = CASE WHEN :delivered > 0 THEN coalesce(first_delivery_at, :now)
-        ELSE first_delivery_at END,
+    batches_done = events.batches_done + p.batches,
+    delivered = events.delivered + p.delivered,
+    suppressed = events.suppressed + p.suppressed,
+    first_delivery_at = CASE WHEN p.delivered > 0 THEN coalesce(events.first_delivery_at, :now)
+        ELSE events.first_delivery_at END,
     state = CASE
-        WHEN state != 'failed' AND batches_total IS NOT NULL
-             AND batches_done + :batches >= batches_total THEN 'completed'
-        ELSE state END,
+        WHEN events.state != 'failed' AND events.batches_total IS NOT NULL
+             AND events.batches_done + p.batches >= events.batches_total THEN 'completed'
+        ELSE events.state END,
     completed_at = CASE
-        WHEN completed_at IS NULL AND batches_total IS NOT NULL
-             AND batches_done + :batches >= batches_total THEN :now
-        ELSE completed_at END
-WHERE seq = :seq
+        WHEN events.completed_at IS NULL AND events.batches_total IS NOT NULL
+             AND events.batches_done + p.batches >= events.batches_total THEN :now
+        ELSE events.completed_at END
+FROM p WHERE events.seq = p.seq
 """
 
-_INBOX = "INSERT OR IGNORE INTO inbox (user_id, seq) SELECT value, ? FROM json_each(?)"
+_MARK = """
+INSERT OR IGNORE INTO batches (seq, batch_key, worker, recipients, done_at)
+SELECT value ->> 0, value ->> 1, ?, value ->> 2, ? FROM json_each(?)
+RETURNING seq, batch_key
+"""
+# Every batch's users in one statement. The CTE takes each [seq, [users…]] pair apart once
+# (MATERIALIZED): reading ``value ->> 0`` inside the inner loop would re-parse the whole
+# pair for every user, which made a 1,000-recipient batch fifteen times slower.
+_BATCH_USERS = """
+WITH b AS MATERIALIZED (SELECT value ->> 0 AS seq, value -> 1 AS users FROM json_each(:batches))
+"""
+_INBOX = (
+    _BATCH_USERS + "INSERT OR IGNORE INTO inbox (user_id, seq)"
+    " SELECT u.value, b.seq FROM b, json_each(b.users) u"
+)
 _INBOX_LOG = (
-    "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)"
-    f" SELECT value, ?, '{Channel.IN_APP.value}', 1, '{Outcome.DELIVERED.value}', NULL, ?"
-    " FROM json_each(?)"
+    _BATCH_USERS + "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)"
+    f" SELECT u.value, b.seq, '{Channel.IN_APP.value}', 1, '{Outcome.DELIVERED.value}', NULL,"
+    " :now FROM b, json_each(b.users) u"
 )
 _LOG = (
     "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)"
@@ -87,45 +109,20 @@ class SqliteDeliveryStore:
 
 
 def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, now: float) -> int:
-    recorded = 0
-    for result in results:
-        first_time = c.execute(
-            "INSERT OR IGNORE INTO batches (seq, batch_key, worker, recipients, done_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (result.seq, result.batch_key, worker, result.recipients, now),
-        ).rowcount
-        if not first_time:
-            continue
-        recorded += 1
-        delivered = 0
-        if result.inbox:
-            users = orjson.dumps(result.inbox)
-            delivered = c.execute(_INBOX, (result.seq, users)).rowcount
-            c.execute(_INBOX_LOG, (result.seq, now, users))
-        if result.outcomes:
-            c.executemany(
-                _LOG,
-                [
-                    (
-                        o.user_id,
-                        result.seq,
-                        o.channel.value,
-                        o.attempt,
-                        o.outcome.value,
-                        o.reason,
-                        now,
-                    )
-                    for o in result.outcomes
-                ],
-            )
-        c.execute(
-            _PROGRESS,
-            {
-                "seq": result.seq,
-                "batches": int(result.completes_batch),
-                "delivered": delivered,
-                "suppressed": result.suppressed,
-                "now": now,
-            },
-        )
-    return recorded
+    keys = orjson.dumps([[r.seq, r.batch_key, r.recipients] for r in results])
+    new = {(Seq(s), k) for s, k in c.execute(_MARK, (worker, now, keys)).fetchall()}
+    fresh = [r for r in results if (r.seq, r.batch_key) in new]
+    inboxes = orjson.dumps([[r.seq, r.inbox] for r in fresh if r.inbox])
+    c.execute(_INBOX, {"batches": inboxes})
+    c.execute(_INBOX_LOG, {"batches": inboxes, "now": now})
+    c.executemany(
+        _LOG,
+        [
+            (o.user_id, r.seq, o.channel.value, o.attempt, o.outcome.value, o.reason, now)
+            for r in fresh
+            for o in r.outcomes
+        ],
+    )
+    progress = [[r.seq, int(r.completes_batch), len(r.inbox), r.suppressed] for r in fresh]
+    c.execute(_PROGRESS, {"rows": orjson.dumps(progress), "now": now})
+    return len(fresh)

@@ -21,19 +21,20 @@ from clarion.models import Event, EventState, EventStatus, Priority
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import (
     Accepted,
-    EncodeEvent,
     FanoutAdvance,
     FanoutPosition,
     IngestOutcome,
     IngestRequest,
+    PlanFirstSteps,
     RateLimited,
 )
 from clarion.types import EventId, Seq
 
 _INSERT_EVENT = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
-                    title, body, payload, created_at, expires_at, state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted')
+                    title, body, payload, created_at, expires_at, state,
+                    fanout_next_batch, batches_total, recipients)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
 """
 
 _ADVANCE = """
@@ -61,9 +62,9 @@ class SqliteEventStore:
         self._db = db
 
     async def accept(
-        self, requests: Sequence[IngestRequest], encode: EncodeEvent, now: float
+        self, requests: Sequence[IngestRequest], plan: PlanFirstSteps, now: float
     ) -> list[IngestOutcome]:
-        return await self._db.write(lambda c: _accept_all(c, requests, encode, now))
+        return await self._db.write(lambda c: _accept_all(c, requests, plan, now))
 
     async def status(self, event_id: EventId) -> EventStatus | None:
         row = await self._db.read(
@@ -72,6 +73,10 @@ class SqliteEventStore:
             ).fetchone()
         )
         return None if row is None else _status(row)
+
+    async def count(self) -> int:
+        row = await self._db.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone())
+        return int(row[0])
 
     async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]:
         ids = orjson.dumps(list(seqs))
@@ -127,17 +132,17 @@ def _status(row: Any) -> EventStatus:
 
 
 def _accept_all(
-    c: sqlite3.Connection, requests: Sequence[IngestRequest], encode: EncodeEvent, now: float
+    c: sqlite3.Connection, requests: Sequence[IngestRequest], plan: PlanFirstSteps, now: float
 ) -> list[IngestOutcome]:
     next_seq = int(c.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0])
     outcomes: list[IngestOutcome] = []
+    fresh: list[Event] = []
     for request in requests:
-        outcome, fresh = _accept_one(c, request, now)
-        if fresh:
-            seqs = range(next_seq, next_seq + len(fresh))
-            next_seq += len(fresh)
-            _insert(c, fresh, seqs, encode, now)
+        outcome, new = _accept_one(c, request, now)
+        fresh += new
         outcomes.append(outcome)
+    if fresh:
+        _insert(c, fresh, range(next_seq, next_seq + len(fresh)), plan, now)
     return outcomes
 
 
@@ -196,9 +201,10 @@ def _insert(
     c: sqlite3.Connection,
     events: list[Event],
     seqs: range,
-    encode: EncodeEvent,
+    plan: PlanFirstSteps,
     now: float,
 ) -> None:
+    steps = plan([(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)])
     c.executemany(
         _INSERT_EVENT,
         [
@@ -217,12 +223,15 @@ def _insert(
                 orjson.dumps(e.payload).decode(),
                 e.created_at,
                 e.expires_at,
+                batches,
+                batches or None,
+                recipients,
             )
-            for seq, e in zip(seqs, events, strict=True)
+            for seq, e, (batches, recipients) in zip(seqs, events, steps.progress, strict=True)
         ],
     )
     c.executemany(
         "INSERT OR REPLACE INTO idempotency (key, event_id, expires_at) VALUES (?, ?, ?)",
         [(e.idempotency_key, e.event_id, e.idempotency_expires_at) for e in events],
     )
-    SqliteBroker.enqueue(c, [encode(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)], now)
+    SqliteBroker.enqueue(c, steps.outbound, now)

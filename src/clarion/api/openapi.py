@@ -1,0 +1,86 @@
+"""The OpenAPI document: FastAPI's, plus the two ingest endpoints served by ``api.ingest``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from clarion.api.ingest import BATCH_PATH, SEND_PATH
+from clarion.api.schemas import BatchIn, BatchOut, ErrorOut, EventAccepted, EventIn
+
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Invalid fields, each listed",
+        401: "Missing or unknown key",
+        403: "This key may not send that type",
+        429: "Over the sender's rate; see Retry-After",
+        503: "The store is unavailable; retry",
+    }
+    return {str(c): {"description": reasons[c]} | _ref("ErrorOut") for c in codes}
+
+
+def _operations() -> dict[str, Any]:
+    security: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
+    return {
+        SEND_PATH: {
+            "post": {
+                "tags": ["notifications"],
+                "summary": "Send one event",
+                "operationId": "send_event",
+                "security": security,
+                "requestBody": {"required": True} | _ref("EventIn"),
+                "responses": {
+                    "202": {"description": "Accepted and durably enqueued"} | _ref("EventAccepted"),
+                    "200": {"description": "A repeat of an idempotency key: the original event"}
+                    | _ref("EventAccepted"),
+                }
+                | _errors(400, 401, 403, 429, 503),
+            }
+        },
+        BATCH_PATH: {
+            "post": {
+                "tags": ["notifications"],
+                "summary": "Send up to 1,000 events, each answered on its own",
+                "operationId": "send_batch",
+                "security": security,
+                "requestBody": {"required": True} | _ref("BatchIn"),
+                "responses": {
+                    "200": {"description": "One result per event, in order"} | _ref("BatchOut")
+                }
+                | _errors(400, 401, 429, 503),
+            }
+        },
+    }
+
+
+def install_openapi(api: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = get_openapi(
+                title=api.title,
+                version=api.version,
+                description=api.description,
+                routes=api.routes,
+            )
+            _, definitions = models_json_schema(
+                [(m, "validation") for m in (EventIn, BatchIn, EventAccepted, BatchOut, ErrorOut)],
+                ref_template=_REF,
+            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(definitions.get("$defs", {}))
+            for path, operations in _operations().items():
+                schema["paths"].setdefault(path, {}).update(operations)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
