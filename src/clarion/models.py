@@ -40,6 +40,7 @@ class EventState(StrEnum):
     FANNING_OUT = "fanning_out"
     COMPLETED = "completed"
     FAILED = "failed"
+    KILLED = "killed"
 
 
 class Outcome(StrEnum):
@@ -59,6 +60,14 @@ class TypeSpec:
     ttl_seconds: int = 86_400
     mandatory: bool = False
     description: str = ""
+    default_enabled: bool | None = None
+    """Whether people who never chose get it; None: yes for P0/P1, no for P2 (marketing)."""
+
+    @property
+    def enabled_by_default(self) -> bool:
+        if self.default_enabled is not None:
+            return self.default_enabled
+        return self.priority is not Priority.P2
 
     def to_json(self) -> JSONObject:
         return {
@@ -68,6 +77,7 @@ class TypeSpec:
             "ttl_seconds": self.ttl_seconds,
             "mandatory": self.mandatory,
             "description": self.description,
+            "default_enabled": self.default_enabled,
         }
 
     @classmethod
@@ -79,6 +89,7 @@ class TypeSpec:
             ttl_seconds=int(doc["ttl_seconds"]),
             mandatory=bool(doc.get("mandatory", False)),
             description=str(doc.get("description", "")),
+            default_enabled=doc.get("default_enabled"),
         )
 
 
@@ -115,6 +126,8 @@ class Event:
     title: str
     body: str
     mandatory: bool = False
+    default_enabled: bool = True
+    campaign: str | None = None
     actor: str | None = None
     target: UserId | None = None
     recipients: tuple[UserId, ...] = ()
@@ -139,6 +152,7 @@ class EventStatus:
     batches_done: int
     delivered: int
     suppressed: int
+    held: int
     created_at: float
     first_delivery_at: float | None
     completed_at: float | None

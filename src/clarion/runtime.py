@@ -17,8 +17,10 @@ from clarion.stores.base import (
     DeliveryStore,
     EventStore,
     FollowerStore,
+    FrequencyStore,
     InboxStore,
     KeyStore,
+    KillSwitchStore,
     PreferenceStore,
     StatsStore,
     TypeStore,
@@ -28,8 +30,10 @@ from clarion.stores.sqlite import (
     SqliteDeliveryStore,
     SqliteEventStore,
     SqliteFollowerStore,
+    SqliteFrequencyStore,
     SqliteInboxStore,
     SqliteKeyStore,
+    SqliteKillSwitchStore,
     SqlitePreferenceStore,
     SqliteStatsStore,
     SqliteTypeStore,
@@ -48,6 +52,8 @@ class Stores:
     deliveries: DeliveryStore
     inbox: InboxStore
     stats: StatsStore
+    frequency: FrequencyStore
+    kill_switches: KillSwitchStore
 
 
 @dataclass(slots=True)
@@ -85,5 +91,7 @@ def open_runtime(
         deliveries=SqliteDeliveryStore(db),
         inbox=SqliteInboxStore(db),
         stats=SqliteStatsStore(db),
+        frequency=SqliteFrequencyStore(db),
+        kill_switches=SqliteKillSwitchStore(db),
     )
     return Runtime(settings, clock, broker, stores, db)

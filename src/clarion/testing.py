@@ -8,7 +8,10 @@ from typing import Any
 
 from clarion.ingest.validation import EventRequest, Limits, build_event
 from clarion.models import Channel, Event, FanOut, Priority, SenderKey, TypeSpec
+from clarion.pipeline.evaluate import EvaluateStage
+from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.messages import plan_first_steps
+from clarion.pipeline.switches import KillSwitchCache
 from clarion.runtime import Runtime
 from clarion.stores.base import Accepted, IngestOutcome, IngestRequest
 from clarion.types import EventId, UserId
@@ -69,3 +72,27 @@ async def accept_ids(runtime: Runtime, *events: Event) -> list[EventId]:
 def users(count: int, prefix: str = "u") -> list[UserId]:
     """Zero-padded ids, so id order is numeric order."""
     return [UserId(f"{prefix}{i:07d}") for i in range(count)]
+
+
+def fanout_stage(runtime: Runtime, *, batch_size: int = 100, slice_batches: int = 2) -> FanoutStage:
+    return FanoutStage(
+        runtime.stores.events,
+        runtime.stores.followers,
+        KillSwitchCache(runtime.stores.kill_switches, refresh_s=0),
+        runtime.clock,
+        batch_size=batch_size,
+        slice_batches=slice_batches,
+    )
+
+
+def evaluate_stage(runtime: Runtime, *, worker: str = "test") -> EvaluateStage:
+    s = runtime.stores
+    return EvaluateStage(
+        s.preferences,
+        s.deliveries,
+        s.users,
+        s.frequency,
+        KillSwitchCache(s.kill_switches, refresh_s=0),
+        runtime.clock,
+        worker=worker,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clarion.errors import InputError
 
@@ -36,3 +37,11 @@ def check_user_id(field: str, value: str) -> str:
             field, f"{value[:40]!r} is not a valid user id: 1-128 characters, no spaces, '/?#\\'"
         )
     return value
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -19,6 +19,7 @@ from clarion.pipeline.base import Stage
 from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.runner import Runner
+from clarion.pipeline.switches import KillSwitchCache
 from clarion.runtime import Runtime, open_runtime
 from clarion.topics import EVALUATE, FANOUT, STAGES
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 def build_stages(runtime: Runtime, names: Sequence[str], *, worker: str) -> list[Stage[Any]]:
     settings, stores, clock = runtime.settings, runtime.stores, runtime.clock
+    switches = KillSwitchCache(stores.kill_switches)
     stages: list[Stage[Any]] = []
     for name in sorted(names, key=STAGES.index):  # pipeline order, whatever the caller gave
         if name == FANOUT:
@@ -34,6 +36,7 @@ def build_stages(runtime: Runtime, names: Sequence[str], *, worker: str) -> list
                 FanoutStage(
                     stores.events,
                     stores.followers,
+                    switches,
                     clock,
                     batch_size=settings.batch_size,
                     slice_batches=settings.fanout_slice_batches,
@@ -41,7 +44,15 @@ def build_stages(runtime: Runtime, names: Sequence[str], *, worker: str) -> list
             )
         elif name == EVALUATE:
             stages.append(
-                EvaluateStage(stores.preferences, stores.deliveries, clock, worker=worker)
+                EvaluateStage(
+                    stores.preferences,
+                    stores.deliveries,
+                    stores.users,
+                    stores.frequency,
+                    switches,
+                    clock,
+                    worker=worker,
+                )
             )
         else:
             raise ValueError(f"unknown stage {name!r}")

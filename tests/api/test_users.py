@@ -88,39 +88,6 @@ def test_followers_bad_line_refuses_the_whole_upload(api: Api) -> None:
     assert bad_json.json()["errors"][0]["field"] == "followers[0]"
 
 
-def test_preferences_default_then_put_then_applied(api: Api, like: str) -> None:
-    user = unique("pat")
-    assert api.call("GET", f"/v1/users/{user}/preferences").json() == {
-        "user_id": user,
-        "version": 0,
-        "enabled": True,
-        "types": {},
-    }
-    doc = {"enabled": True, "types": {like: {"enabled": False}}}
-    put = api.call("PUT", f"/v1/users/{user}/preferences", json=doc)
-    assert put.status_code == 200
-    assert put.json()["version"] == 1
-    event_id = api.call("POST", "/v1/notifications", json={"type": like, "target": user}).json()[
-        "event_id"
-    ]
-    api.drain()
-    assert api.call("GET", f"/v1/users/{user}/inbox").json()["items"] == []
-    trail = api.call("GET", f"/v1/users/{user}/deliveries", params={"event_id": event_id}).json()
-    assert [(d["outcome"], d["reason"]) for d in trail["items"]] == [
-        ("suppressed", "disabled_type")
-    ]
-
-
-def test_preferences_refuse_unknown_fields(api: Api) -> None:
-    response = api.call(
-        "PUT",
-        f"/v1/users/{unique('u')}/preferences",
-        json={"enabled": "maybe", "types": {"like": {"enabld": False}}},
-    )
-    assert response.status_code == 400
-    assert {e["field"] for e in response.json()["errors"]} == {"enabled", "types.like.enabld"}
-
-
 def test_inbox_items_pages_and_read_state(api: Api, like: str) -> None:
     user = unique("ivy")
     sent = [

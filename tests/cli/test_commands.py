@@ -105,6 +105,7 @@ def test_types_put_and_list(db: Path) -> None:
             "ttl_seconds": 300,
             "mandatory": True,
             "description": "",
+            "default_enabled": None,
         }
     ]
     bad = clarion(db, "types", "put", "x", "--priority", "P1", "--channels", "pigeon")
@@ -116,3 +117,26 @@ def test_worker_refuses_unknown_stages(db: Path) -> None:
     done = clarion(db, "worker", "--stages", "teleport")
     assert done.returncode == 2
     assert "stages" in done.stderr
+
+
+def test_kill_create_list_and_lift(db: Path) -> None:
+    made = clarion(db, "kill", "create", "--type", "promo", "--reason", "bad copy")
+    assert made.returncode == 0, made.stderr
+    switch_id = made.stdout.split()[2].rstrip(":")
+    listed = json.loads(clarion(db, "kill", "list", "--json").stdout)
+    assert [(s["id"], s["kind"], s["value"], s["reason"]) for s in listed] == [
+        (switch_id, "type", "promo", "bad copy")
+    ]
+    assert listed[0]["created_by"].startswith("cli (")
+    assert clarion(db, "kill", "lift", switch_id).returncode == 0
+    assert json.loads(clarion(db, "kill", "list", "--json").stdout) == []
+    assert len(json.loads(clarion(db, "kill", "list", "--all", "--json").stdout)) == 1
+    again = clarion(db, "kill", "lift", switch_id)
+    assert again.returncode == 1
+    assert "no active kill switch" in again.stderr
+
+
+def test_kill_needs_exactly_one_target(db: Path) -> None:
+    done = clarion(db, "kill", "create", "--type", "a", "--sender", "b")
+    assert done.returncode == 2
+    assert "exactly one" in done.stderr

@@ -1,10 +1,9 @@
 from typing import Any
 
 from clarion.models import EventState, EventStatus, Priority
-from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.messages import RecipientBatch, decode_batches
 from clarion.runtime import Runtime
-from clarion.testing import accept_ids, event, type_spec, users
+from clarion.testing import accept_ids, evaluate_stage, event, type_spec, users
 from clarion.types import EventId, UserId
 from clarion.worker import build_runner
 
@@ -23,16 +22,16 @@ async def _deliver(runtime: Runtime, **kw: Any) -> tuple[EventId, EventStatus]:
 async def test_evaluate_suppresses_and_logs_the_reason(runtime: Runtime) -> None:
     prefs = runtime.stores.preferences
     now = runtime.clock.now()
-    await prefs.put(UserId("quiet"), {"enabled": False}, now)
-    await prefs.put(UserId("nolikes"), {"types": {"like": {"enabled": False}}}, now)
-    await prefs.put(UserId("other"), {"types": {"comment": {"enabled": False}}}, now)
+    await prefs.put(UserId("quiet"), {"enabled": False}, now, "test")
+    await prefs.put(UserId("nolikes"), {"types": {"like": {"enabled": False}}}, now, "test")
+    await prefs.put(UserId("other"), {"types": {"comment": {"enabled": False}}}, now, "test")
     event_id, status = await _deliver(runtime, recipients=["quiet", "nolikes", "other", "plain"])
     assert (status.delivered, status.suppressed) == (2, 2)
     for user, reason in [("quiet", "master_off"), ("nolikes", "disabled_type")]:
         (record,) = await runtime.stores.deliveries.for_user(
             UserId(user), event_id=event_id, limit=5
         )
-        assert (record.outcome, record.reason, record.channel) == ("suppressed", reason, "in_app")
+        assert (record.outcome, record.reason, record.channel) == ("suppressed", reason, "all")
     (delivered,) = await runtime.stores.deliveries.for_user(
         UserId("plain"), event_id=event_id, limit=5
     )
@@ -40,7 +39,9 @@ async def test_evaluate_suppresses_and_logs_the_reason(runtime: Runtime) -> None
 
 
 async def test_evaluate_p0_bypasses_the_master_switch(runtime: Runtime) -> None:
-    await runtime.stores.preferences.put(UserId("quiet"), {"enabled": False}, runtime.clock.now())
+    await runtime.stores.preferences.put(
+        UserId("quiet"), {"enabled": False}, runtime.clock.now(), "test"
+    )
     otp = type_spec("otp", Priority.P0)
     (event_id,) = await accept_ids(runtime, event(otp, now=runtime.clock.now(), target="quiet"))
     await build_runner(runtime).drain()
@@ -58,9 +59,7 @@ async def test_evaluate_types_without_in_app_are_logged_as_no_channel(runtime: R
 
 
 async def test_evaluate_sizes_its_claims_in_recipients(runtime: Runtime) -> None:
-    stage = EvaluateStage(
-        runtime.stores.preferences, runtime.stores.deliveries, runtime.clock, worker="w"
-    )
+    stage = evaluate_stage(runtime)
     await accept_ids(runtime, event(LIKE, now=runtime.clock.now(), target="x"))
     (message,) = await runtime.broker.consume("evaluate.p1", limit=1)
     (small,) = decode_batches(message.body)
@@ -88,9 +87,7 @@ async def test_a_redelivered_pack_records_nothing_twice(runtime: Runtime) -> Non
     now = runtime.clock.now()
     ids = await accept_ids(runtime, *[event(LIKE, now=now, target=f"u{i}") for i in range(10)])
     (message,) = await runtime.broker.consume("evaluate.p1", limit=1)
-    stage = EvaluateStage(
-        runtime.stores.preferences, runtime.stores.deliveries, runtime.clock, worker="w"
-    )
+    stage = evaluate_stage(runtime)
     for _ in range(2):  # the second time is a redelivery after a crash before the ack
         result = await stage.handle([stage.decode(message.body)])
         if result.after_publish is not None:

@@ -10,7 +10,7 @@ from clarion.models import EventState
 from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.messages import FanoutTask, RecipientBatch, decode_batches
 from clarion.runtime import Runtime
-from clarion.testing import accept_ids, event, type_spec, users
+from clarion.testing import accept_ids, event, fanout_stage, type_spec, users
 from clarion.types import UserId
 from clarion.worker import build_runner
 
@@ -19,13 +19,7 @@ CREATOR = UserId("creator")
 
 
 def stage(runtime: Runtime, slice_batches: int = 2) -> FanoutStage:
-    return FanoutStage(
-        runtime.stores.events,
-        runtime.stores.followers,
-        runtime.clock,
-        batch_size=100,
-        slice_batches=slice_batches,
-    )
+    return fanout_stage(runtime, slice_batches=slice_batches)
 
 
 async def _followers_event(runtime: Runtime, followers: int) -> FanoutTask:

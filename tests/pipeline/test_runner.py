@@ -10,11 +10,10 @@ from clarion.broker.memory import MemoryBroker
 from clarion.clock import ManualClock
 from clarion.models import EventState, Priority
 from clarion.pipeline.base import StageResult
-from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.messages import MessageError
 from clarion.pipeline.runner import Runner
 from clarion.runtime import Runtime
-from clarion.testing import accept_ids, event, type_spec
+from clarion.testing import accept_ids, event, fanout_stage, type_spec
 from clarion.worker import build_runner
 
 
@@ -99,9 +98,7 @@ async def test_failed_fanout_marks_the_event_failed(runtime: Runtime, clock: Man
     )
     (message,) = await runtime.broker.consume("fanout.p1", limit=1)
     await runtime.broker.dead_letter(message, error="gave up")
-    fanout = FanoutStage(
-        runtime.stores.events, runtime.stores.followers, clock, batch_size=10, slice_batches=1
-    )
+    fanout = fanout_stage(runtime)
     await fanout.on_dead_letter(fanout.decode(message.body), message, "gave up")
     status = await runtime.stores.events.status(event_id)
     assert status is not None

@@ -12,7 +12,14 @@ from clarion import __version__
 from clarion.api.errors import install_error_handlers
 from clarion.api.ingest import IngestFront
 from clarion.api.openapi import install_openapi
-from clarion.api.routes import followers, notifications, types, users
+from clarion.api.routes import (
+    followers,
+    killswitches,
+    notifications,
+    preferences,
+    types,
+    users,
+)
 from clarion.api.services import ApiServices
 from clarion.config import Settings
 from clarion.runtime import Runtime, open_runtime
@@ -53,7 +60,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (notifications, types, users, followers):
+    for module in (notifications, types, users, preferences, followers, killswitches):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

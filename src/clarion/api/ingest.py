@@ -204,6 +204,7 @@ async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
         priority=body.priority,
         ttl_seconds=body.ttl_seconds,
         idempotency_key=body.idempotency_key,
+        campaign=body.campaign,
     )
     return build_event(request, spec, key, limits=svc.limits, now=svc.runtime.clock.now())
 

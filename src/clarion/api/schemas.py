@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from clarion.models import Channel, EventState, FanOut, Priority
-from clarion.validation import NAME_PATTERN, USER_ID_PATTERN
+from clarion.validation import NAME_PATTERN, USER_ID_PATTERN, is_time_zone
 
 UserIdField = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 NameField = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
@@ -41,6 +48,9 @@ class EventIn(Strict):
     ttl_seconds: int | None = Field(None, description="Drop instead of delivering after this.")
     idempotency_key: ShortText | None = Field(
         None, description="Repeats within the window return the original event id."
+    )
+    campaign: NameField | None = Field(
+        None, description="Campaign id, so a kill switch can stop the whole campaign."
     )
 
 
@@ -89,6 +99,7 @@ class EventStatusOut(BaseModel):
     batches_done: int
     delivered: int
     suppressed: int
+    held: int
     created_at: str
     first_delivery_at: str | None
     completed_at: str | None
@@ -103,6 +114,9 @@ class TypeIn(Strict):
     channels: list[Channel] = Field(default_factory=lambda: [Channel.IN_APP], min_length=1)
     ttl_seconds: int = Field(86_400, gt=0, le=30 * 86_400)
     mandatory: bool = Field(False, description="Users cannot switch it off (OTP, security).")
+    default_enabled: bool | None = Field(
+        None, description="For users who never chose; absent: on for P0/P1, off for P2."
+    )
     description: Annotated[str, StringConstraints(max_length=200)] = ""
 
 
@@ -112,6 +126,7 @@ class TypeOut(BaseModel):
     channels: list[Channel]
     ttl_seconds: int
     mandatory: bool
+    default_enabled: bool | None
     description: str
 
 
@@ -159,14 +174,65 @@ class FollowerCount(BaseModel):
 
 # ── preferences ──────────────────────────────────────────────────────────────────────
 
+ClockTime = Annotated[
+    str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+]  # 24-hour HH:MM
+
 
 class TypePreferenceIn(Strict):
+    enabled: bool | None = Field(None, description="None: the type's default.")
+    channels: list[Channel] | None = Field(None, description="None: the type's channels.")
+
+
+class ChannelPreferenceIn(Strict):
     enabled: bool = True
+    digest: Literal["immediate", "daily", "weekly"] = Field(
+        "immediate", description="Stored now; digest delivery comes with aggregation."
+    )
+
+
+class QuietHoursIn(Strict):
+    start: ClockTime
+    end: ClockTime
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="IANA zone; absent: the user's profile zone, else UTC."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and not is_time_zone(value):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/New_York)")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHoursIn:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time; remove quiet_hours instead")
+        return self
+
+
+class FrequencyCapsIn(Strict):
+    per_hour: int | None = Field(None, ge=1, le=1000)
+    per_day: int | None = Field(None, ge=1, le=1000)
 
 
 class PreferencesIn(Strict):
     enabled: bool = True
     types: dict[NameField, TypePreferenceIn] = Field(default_factory=dict)
+    channels: dict[Channel, ChannelPreferenceIn] = Field(default_factory=dict)
+    quiet_hours: QuietHoursIn | None = None
+    frequency_caps: FrequencyCapsIn | None = None
+    # Read-only fields of GET, accepted (and ignored) so a client can PUT back what it read.
+    user_id: str | None = Field(None, exclude=True)
+    version: int | None = Field(None, exclude=True)
+    effective_types: dict[str, Any] | None = Field(None, exclude=True)
+
+
+class EffectiveTypeOut(BaseModel):
+    enabled: bool
+    channels: list[Channel]
+    mandatory: bool
 
 
 class PreferencesOut(BaseModel):
@@ -174,6 +240,56 @@ class PreferencesOut(BaseModel):
     version: int
     enabled: bool
     types: dict[str, TypePreferenceIn]
+    channels: dict[Channel, ChannelPreferenceIn]
+    quiet_hours: QuietHoursIn | None
+    frequency_caps: FrequencyCapsIn | None
+    effective_types: dict[str, EffectiveTypeOut] = Field(
+        description="Every registered type as it applies to this user, defaults included."
+    )
+
+
+class ChangeOut(BaseModel):
+    at: str
+    actor: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class HistoryOut(BaseModel):
+    items: list[ChangeOut]
+
+
+# ── kill switches ────────────────────────────────────────────────────────────────────
+
+
+class KillSwitchIn(Strict):
+    type: NameField | None = None
+    channel: Channel | None = None
+    sender: NameField | None = None
+    campaign: NameField | None = None
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KillSwitchIn:
+        given = [f for f in ("type", "channel", "sender", "campaign") if getattr(self, f)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of type, channel, sender, campaign")
+        return self
+
+
+class KillSwitchOut(BaseModel):
+    id: str
+    kind: str
+    value: str
+    reason: str
+    created_at: str
+    created_by: str
+    lifted_at: str | None
+    lifted_by: str | None
+
+
+class KillSwitchList(BaseModel):
+    items: list[KillSwitchOut]
 
 
 # ── inbox and deliveries ─────────────────────────────────────────────────────────────

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from clarion.bench.evaluate import run_evaluate
 from clarion.bench.fanout import run_fanout
 from clarion.bench.ingest import run_ingest
 
@@ -90,3 +91,27 @@ def ingest(
     table.add_row("events stored", f"{result.stored_events:,}")
     table.add_row("processes", f"{result.api_processes} API, {result.workers} workers")
     Console().print(table)
+
+
+@app.command("evaluate")
+def evaluate(
+    batch: Annotated[int, typer.Option(help="Recipients in the batch to report.")] = 10_000,
+    others: Annotated[
+        str, typer.Option(help="Other batch sizes to measure, comma-separated.")
+    ] = "1000,100000",
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Preference evaluation of one batch (80% defaults), in CPU ms, warm; also 1K and 100K."""
+    extra = [int(n) for n in others.split(",") if n.strip()]
+    result = run_evaluate(batch, extra)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("recipients", "CPU ms", title="Evaluating one batch (warm)")
+    for size, cpu in result.sizes.items():
+        table.add_row(f"{int(size):,}", f"{cpu:.1f}")
+    Console().print(table)
+    Console().print(
+        f"{result.with_preferences:,} of {result.batch_size:,} had a preference "
+        f"record; outcomes: {result.outcomes}"
+    )

@@ -36,6 +36,7 @@ class EventRequest:
     priority: Priority | None = None
     ttl_seconds: int | None = None
     idempotency_key: str | None = None
+    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,8 @@ def build_event(
         title=title,
         body=body,
         mandatory=spec.mandatory,
+        default_enabled=spec.enabled_by_default,
+        campaign=request.campaign,
         actor=request.actor,
         target=UserId(request.target) if request.target is not None else None,
         recipients=recipients,

@@ -1,28 +1,42 @@
-"""Evaluate recipient batches against preferences and deliver the in-app entries.
+"""Evaluate recipient batches against kill switches, TTL and each person's preferences.
 
-Per claim: one bulk read of the recipients' preference records (most users have none and
-take the default fast path with no per-user Python beyond a set lookup), a pure decision for
-each user who has a record, then one store transaction recording inbox entries, the
-delivery log and event progress for every batch in the claim.
+Per claim: one bulk read of the recipients' preference records, and only for the people who
+have one, their profile zones (quiet hours without a zone) and their recent notification
+times (frequency caps). Everyone without a record shares one verdict per batch — the fast
+path for most recipients, with no per-person Python beyond a set difference. People with a
+record are decided one by one (``policy.decide``); their parsed records are cached by
+``(user, version)``, and since the version comes from the store on every read, a change is
+seen by the next evaluation (read-your-writes).
+
+Outcomes: in-app entries and log rows are recorded in one transaction per group of
+batches; held recipients (quiet hours, an hourly cap) leave as a delayed batch with a
+deterministic key, so a redelivered claim re-holds them under the same key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from clarion.broker import Message
+from clarion.broker import Message, Outbound
 from clarion.clock import Clock
 from clarion.models import Channel, Outcome
 from clarion.pipeline.base import StageResult
-from clarion.pipeline.messages import RecipientBatch, decode_batches
-from clarion.policy.decide import Reason, decide
-from clarion.policy.preferences import Preferences
+from clarion.pipeline.messages import RecipientBatch, decode_batches, encode_batches
+from clarion.pipeline.switches import KillSwitchCache
+from clarion.policy.decide import Notice, Reason, Verdict, decide, suppressed
+from clarion.policy.frequency import DAY_S
+from clarion.policy.killswitch import KillSet
+from clarion.policy.preferences import DEFAULT, Preferences
 from clarion.stores.base import (
+    ALL_CHANNELS,
     BatchResult,
     DeliveryOutcome,
     DeliveryStore,
+    FrequencyStore,
     PreferenceStore,
     StoredPreferences,
+    UserStore,
 )
 from clarion.topics import EVALUATE
 from clarion.types import UserId
@@ -31,8 +45,20 @@ _RECIPIENTS_PER_COMMIT = 4000
 """Bounds how long one commit holds the database's write lock (a few milliseconds)."""
 _RECIPIENTS_PER_CLAIM = 2000
 """Claims are sized in recipients, not messages: two 1,000-recipient batches (so the next
-batch is left for another worker), or 64 one-recipient OTPs (so they share one commit)."""
+batch is left for another worker), or 64 small packed messages (so they share one commit)."""
 _MAX_CLAIM = 64
+_PARSED_CACHE = 100_000
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything a batch's evaluation reads, loaded in bulk for the whole claim."""
+
+    now: float
+    kills: KillSet
+    prefs: dict[UserId, Preferences] = field(default_factory=dict)
+    zones: dict[UserId, str] = field(default_factory=dict)
+    stamps: dict[UserId, list[float]] = field(default_factory=dict)
 
 
 class EvaluateStage:
@@ -42,14 +68,21 @@ class EvaluateStage:
         self,
         preferences: PreferenceStore,
         deliveries: DeliveryStore,
+        users: UserStore,
+        frequency: FrequencyStore,
+        switches: KillSwitchCache,
         clock: Clock,
         *,
         worker: str,
     ) -> None:
         self._preferences = preferences
         self._deliveries = deliveries
+        self._users = users
+        self._frequency = frequency
+        self._switches = switches
         self._clock = clock
         self._worker = worker
+        self._parsed: dict[tuple[UserId, int], Preferences] = {}
         self.claim_limit = 1
         """Messages to take next time, adapted to the size of the batches seen last."""
 
@@ -64,54 +97,149 @@ class EvaluateStage:
         items = [b for b in items if (b.header.seq, b.batch_key) not in done]
         if not items:
             return StageResult()
-        users = [u for batch in items for u in batch.recipients]
-        records = await self._preferences.load_many(users)
-        results = [evaluate_batch(batch, records) for batch in items]
+        context = await self._context(items)
+        results: list[BatchResult] = []
+        outbound: list[Outbound] = []
+        for batch in items:
+            result, held = evaluate_batch(batch, context)
+            results.append(result)
+            outbound += held
 
         async def record() -> None:
             for group in _commit_groups(results):
                 await self._deliveries.record_batches(group, self._worker, self._clock.now())
 
-        return StageResult([], record, len(users))
+        return StageResult(outbound, record, sum(len(b.recipients) for b in items))
+
+    async def _context(self, items: list[RecipientBatch]) -> Context:
+        context = Context(self._clock.now(), await self._switches.current())
+        live = [u for b in items if _stopped(b, context) is None for u in b.recipients]
+        if not live:
+            return context
+        records = await self._preferences.load_many(live)
+        context.prefs = {user: self._parse(record) for user, record in records.items()}
+        unzoned = [
+            u for u, p in context.prefs.items() if p.quiet_hours and not p.quiet_hours.timezone
+        ]
+        if unzoned:
+            context.zones = await self._users.timezones(unzoned)
+        capped = [u for u, p in context.prefs.items() if p.caps is not None]
+        if capped:
+            context.stamps = await self._frequency.recent(capped, context.now - DAY_S)
+        return context
+
+    def _parse(self, record: StoredPreferences) -> Preferences:
+        key = (record.user_id, record.version)
+        parsed = self._parsed.get(key)
+        if parsed is None:  # the document is only decoded for a version not seen before
+            if len(self._parsed) >= _PARSED_CACHE:
+                self._parsed.clear()
+            parsed = self._parsed[key] = Preferences.from_doc(record.doc)
+        return parsed
 
     async def on_dead_letter(
         self, item: list[RecipientBatch] | None, message: Message, error: str
     ) -> None:
-        """The batch stays in the dead-letter queue for an operator to replay."""
+        """The batches stay in the dead-letter queue for an operator to replay."""
 
 
-def evaluate_batch(batch: RecipientBatch, records: dict[UserId, StoredPreferences]) -> BatchResult:
+def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult, list[Outbound]]:
+    """Decide every recipient of ``batch``: the in-app entries, the log rows, the held."""
     header = batch.header
-    result = BatchResult(header.seq, batch.batch_key, len(batch.recipients))
-    if Channel.IN_APP not in header.channels:
-        _suppress_all(result, batch.recipients, Reason.NO_CHANNEL)
-        return result
-    suppressed: set[UserId] = set()
-    with_records = records.keys() & set(batch.recipients) if records else ()
-    for user in with_records:
+    again = "~" in batch.batch_key  # a held batch coming back
+    result = BatchResult(
+        header.seq,
+        batch.batch_key,
+        len(batch.recipients),
+        completes_batch=not again,
+        released=len(batch.recipients) if again else 0,
+    )
+    stop = _stopped(batch, context)
+    if stop is not None:
+        _apply(result, batch.recipients, suppressed(stop), context)
+        return result, []
+    notice = Notice(
+        header.type, header.priority, header.mandatory, header.default_enabled, header.channels
+    )
+    holds: dict[tuple[Reason, float], list[UserId]] = {}
+    special = context.prefs.keys() & set(batch.recipients) if context.prefs else set()
+    common = [u for u in batch.recipients if u not in special] if special else batch.recipients
+    if common:
+        _apply(result, common, decide(DEFAULT, notice, now=context.now), context, holds)
+    plain_in_app = not context.kills.channels
+    for user in special:
+        prefs = context.prefs[user]
         verdict = decide(
-            Preferences.from_doc(records[user].doc),
-            type_name=header.type,
-            priority=header.priority,
-            mandatory=header.mandatory,
+            prefs,
+            notice,
+            now=context.now,
+            stamps=context.stamps.get(user, ()),
+            profile_zone=context.zones.get(user),
         )
-        if not verdict.deliver:
-            suppressed.add(user)
-            result.outcomes.append(
-                DeliveryOutcome(user, Channel.IN_APP, Outcome.SUPPRESSED, verdict.reason)
-            )
-    result.suppressed = len(suppressed)
-    result.inbox = (
-        [u for u in batch.recipients if u not in suppressed] if suppressed else batch.recipients
-    )
-    return result
+        if plain_in_app and verdict.deliver and Channel.IN_APP in verdict.channels:
+            result.inbox.append(user)  # the common outcome, without the general bookkeeping
+            if prefs.caps is not None:
+                result.counted.append(user)
+            continue
+        _apply(result, [user], verdict, context, holds, counts=prefs.caps is not None)
+    held = [
+        encode_batches(
+            [RecipientBatch(header, f"{batch.batch_key}~{_TAG[reason]}{int(until)}", users)],
+            delay_s=max(until - context.now, 0.0),
+        )
+        for (reason, until), users in holds.items()
+    ]
+    return result, held
 
 
-def _suppress_all(result: BatchResult, users: Sequence[UserId], reason: Reason) -> None:
-    result.outcomes.extend(
-        DeliveryOutcome(u, Channel.IN_APP, Outcome.SUPPRESSED, reason) for u in users
+_TAG = {Reason.HELD_QUIET_HOURS: "q", Reason.FREQ_CAP: "c"}
+
+
+def _stopped(batch: RecipientBatch, context: Context) -> Reason | None:
+    """Whole-batch stops, decided before anyone's preferences are read."""
+    header = batch.header
+    kill = context.kills.stopping(
+        type_name=header.type, sender=header.sender, campaign=header.campaign
     )
-    result.suppressed = len(users)
+    if kill is not None:
+        return Reason.KILLED
+    if context.now >= header.expires_at:
+        return Reason.EXPIRED
+    return None
+
+
+def _apply(
+    result: BatchResult,
+    users: list[UserId],
+    verdict: Verdict,
+    context: Context,
+    holds: dict[tuple[Reason, float], list[UserId]] | None = None,
+    *,
+    counts: bool = False,
+) -> None:
+    if verdict.deliver:
+        channels = verdict.channels
+        if context.kills.channels:
+            channels = tuple(c for c in channels if c not in context.kills.channels)
+        if not channels:
+            verdict = suppressed(Reason.KILLED)
+        elif Channel.IN_APP not in channels:
+            verdict = suppressed(Reason.NO_CHANNEL)
+    if verdict.deliver:
+        result.inbox += users
+        if counts:
+            result.counted += users
+        return
+    reason = verdict.reason
+    result.outcomes += [
+        DeliveryOutcome(u, ALL_CHANNELS, verdict.outcome, reason and reason.value) for u in users
+    ]
+    if verdict.outcome is Outcome.HELD and holds is not None and verdict.hold_until is not None:
+        assert reason is not None
+        holds.setdefault((reason, verdict.hold_until), []).extend(users)
+        result.held += len(users)
+    else:
+        result.suppressed += len(users)
 
 
 def _commit_groups(results: list[BatchResult]) -> list[list[BatchResult]]:

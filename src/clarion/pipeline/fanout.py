@@ -21,6 +21,7 @@ from clarion.clock import Clock
 from clarion.models import FanOut
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import FanoutTask, RecipientBatch, encode_batches
+from clarion.pipeline.switches import KillSwitchCache
 from clarion.stores.base import EventStore, FanoutAdvance, FanoutPosition, FollowerStore
 from clarion.topics import FANOUT
 from clarion.types import UserId
@@ -41,6 +42,7 @@ class FanoutStage:
         self,
         events: EventStore,
         followers: FollowerStore,
+        switches: KillSwitchCache,
         clock: Clock,
         *,
         batch_size: int,
@@ -48,6 +50,7 @@ class FanoutStage:
     ) -> None:
         self._events = events
         self._followers = followers
+        self._switches = switches
         self._clock = clock
         self._batch_size = batch_size
         self._slice_batches = slice_batches
@@ -57,11 +60,22 @@ class FanoutStage:
 
     async def handle(self, items: Sequence[FanoutTask]) -> StageResult:
         positions = await self._events.positions([t.header.seq for t in items])
+        kills = await self._switches.current()
         outbound: list[Outbound] = []
         advances: list[FanoutAdvance] = []
+        stopped: list[tuple[FanoutTask, str]] = []
         recipients = 0
         for task in items:
             if not _is_current(task, positions.get(task.header.seq)):
+                continue
+            header = task.header
+            kill = kills.stopping(
+                type_name=header.type, sender=header.sender, campaign=header.campaign
+            )
+            if kill is not None:
+                # Stop resolving recipients; batches already out are suppressed as they come.
+                advances.append(FanoutAdvance(header.seq, task.batch_no, task.batch_no, 0, True))
+                stopped.append((task, kill))
                 continue
             turn = await self._turn(task)
             first = task.batch_no
@@ -77,6 +91,10 @@ class FanoutStage:
 
         async def checkpoint() -> None:
             await self._events.advance(advances, self._clock.now())
+            for task, kill in stopped:
+                await self._events.fail(
+                    task.header.seq, f"stopped by kill switch {kill}", state="killed"
+                )
 
         return StageResult(outbound, checkpoint if advances else None, recipients)
 

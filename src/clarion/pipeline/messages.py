@@ -47,6 +47,8 @@ class EventHeader:
     created_at: float
     expires_at: float
     mandatory: bool
+    default_enabled: bool = True
+    campaign: str | None = None
 
     @classmethod
     def of(cls, event: Event, seq: Seq) -> EventHeader:
@@ -62,6 +64,8 @@ class EventHeader:
             created_at=event.created_at,
             expires_at=event.expires_at,
             mandatory=event.mandatory,
+            default_enabled=event.default_enabled,
+            campaign=event.campaign,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -77,6 +81,8 @@ class EventHeader:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "mandatory": self.mandatory,
+            "default_enabled": self.default_enabled,
+            "campaign": self.campaign,
         }
 
     @classmethod
@@ -95,6 +101,8 @@ class EventHeader:
             float(doc["created_at"]),
             float(doc["expires_at"]),
             bool(doc["mandatory"]),
+            bool(doc.get("default_enabled", True)),
+            doc.get("campaign"),
         )
 
 

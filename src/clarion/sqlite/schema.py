@@ -70,6 +70,7 @@ CREATE TABLE events (
     actor             TEXT,
     target            TEXT,
     object            TEXT,
+    campaign          TEXT,
     title             TEXT NOT NULL,
     body              TEXT NOT NULL,
     payload           TEXT NOT NULL,
@@ -82,6 +83,7 @@ CREATE TABLE events (
     fanout_next_batch INTEGER NOT NULL DEFAULT 0,
     delivered         INTEGER NOT NULL DEFAULT 0,
     suppressed        INTEGER NOT NULL DEFAULT 0,
+    held              INTEGER NOT NULL DEFAULT 0,
     first_delivery_at REAL,
     completed_at      REAL,
     error             TEXT
@@ -147,6 +149,33 @@ CREATE TABLE dead_letters (
     enqueued_at REAL NOT NULL,
     failed_at   REAL NOT NULL
 );
+
+CREATE TABLE frequency (
+    user_id     TEXT PRIMARY KEY,
+    stamps      TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE kill_switches (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    created_by  TEXT NOT NULL,
+    lifted_at   REAL,
+    lifted_by   TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    at          REAL NOT NULL,
+    before      TEXT,
+    after       TEXT
+);
+CREATE INDEX audit_by_subject ON audit (kind, subject, id);
 
 CREATE TABLE worker_stats (
     worker      TEXT NOT NULL,

@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from clarion.models import Channel, Event, EventStatus, Outcome, SenderKey, TypeSpec
+import orjson
+
+from clarion.models import Event, EventStatus, Outcome, SenderKey, TypeSpec
+from clarion.policy.killswitch import KillSwitch
 from clarion.types import EventId, JSONObject, Seq, UserId
 
 if TYPE_CHECKING:
@@ -33,9 +36,28 @@ class UserProfile:
 @dataclass(frozen=True, slots=True)
 class StoredPreferences:
     user_id: UserId
-    doc: JSONObject
+    raw: bytes | str
+    """The document as stored (JSON); ``doc`` decodes it on demand, so a reader that
+    already knows this version (a parsed-record cache) never pays for decoding."""
     version: int
     updated_at: float
+
+    @property
+    def doc(self) -> JSONObject:
+        decoded: JSONObject = orjson.loads(self.raw)
+        return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change: who made it, when, and the state before and after."""
+
+    kind: str
+    subject: str
+    actor: str
+    at: float
+    before: JSONObject | None
+    after: JSONObject | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +105,15 @@ class FanoutPosition:
     failed: bool
 
 
+ALL_CHANNELS = "all"
+"""The channel of a decision about the person rather than one channel (a suppression)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     user_id: UserId
-    channel: Channel
+    channel: str
+    """A Channel value, or ``ALL_CHANNELS``."""
     outcome: Outcome
     reason: str | None = None
     attempt: int = 1
@@ -104,8 +131,14 @@ class BatchResult:
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
     """Every other decision (suppressions with their reason, other channels)."""
     suppressed: int = 0
+    held: int = 0
+    """Recipients put off until later (quiet hours, an hourly cap)."""
+    released: int = 0
+    """For a held batch coming back: how many recipients it takes off the held count."""
     completes_batch: bool = True
     """False for re-evaluations of held recipients, which do not count as a new batch."""
+    counted: list[UserId] = field(default_factory=list)
+    """Delivered recipients with frequency caps: their counts go up in the same commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +201,10 @@ class UserStore(Protocol):
     async def put(self, profile: UserProfile) -> None: ...
     async def get(self, user_id: UserId) -> UserProfile | None: ...
 
+    async def timezones(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
+        """Profile time zones of those of ``user_ids`` that have one."""
+        ...
+
 
 class FollowerStore(Protocol):
     async def add(self, creator: UserId, followers: Sequence[UserId]) -> int:
@@ -184,7 +221,14 @@ class FollowerStore(Protocol):
 
 class PreferenceStore(Protocol):
     async def get(self, user_id: UserId) -> StoredPreferences | None: ...
-    async def put(self, user_id: UserId, doc: JSONObject, at: float) -> StoredPreferences: ...
+
+    async def put(
+        self, user_id: UserId, doc: JSONObject, at: float, actor: str
+    ) -> StoredPreferences:
+        """Replace the document (version + 1) and log the change, in one transaction."""
+        ...
+
+    async def history(self, user_id: UserId, *, limit: int) -> list[AuditEntry]: ...
 
     async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
         """Records for those of ``user_ids`` that have one; absent users use the defaults."""
@@ -202,7 +246,9 @@ class EventStore(Protocol):
     async def count(self) -> int: ...
     async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]: ...
     async def advance(self, advances: Sequence[FanoutAdvance], now: float) -> None: ...
-    async def fail(self, seq: Seq, error: str) -> None: ...
+    async def fail(self, seq: Seq, error: str, *, state: str = "failed") -> None:
+        """End the event early: ``failed`` (given up on) or ``killed`` (a kill switch)."""
+        ...
 
 
 class DeliveryStore(Protocol):
@@ -228,6 +274,20 @@ class InboxStore(Protocol):
         ...
 
     async def count_for_event(self, event_id: EventId) -> int: ...
+
+
+class FrequencyStore(Protocol):
+    async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
+        """Times of each person's notifications after ``since`` (only people who have any).
+
+        Counts grow when batches are recorded (``BatchResult.counted``), in that commit."""
+        ...
+
+
+class KillSwitchStore(Protocol):
+    async def create(self, switch: KillSwitch) -> None: ...
+    async def lift(self, switch_id: str, at: float, actor: str) -> KillSwitch | None: ...
+    async def list(self, *, include_lifted: bool) -> list[KillSwitch]: ...
 
 
 class StatsStore(Protocol):

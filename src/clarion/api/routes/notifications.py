@@ -33,6 +33,7 @@ async def status(event_id: str, key: Caller, svc: Services) -> EventStatusOut:
         batches_done=found.batches_done,
         delivered=found.delivered,
         suppressed=found.suppressed,
+        held=found.held,
         created_at=iso(found.created_at),
         first_delivery_at=iso_or_none(found.first_delivery_at),
         completed_at=iso_or_none(found.completed_at),

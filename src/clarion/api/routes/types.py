@@ -20,6 +20,7 @@ def _out(spec: TypeSpec) -> TypeOut:
         channels=list(spec.channels),
         ttl_seconds=spec.ttl_seconds,
         mandatory=spec.mandatory,
+        default_enabled=spec.default_enabled,
         description=spec.description,
     )
 
@@ -34,6 +35,7 @@ async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> Typ
         ttl_seconds=body.ttl_seconds,
         mandatory=body.mandatory,
         description=body.description,
+        default_enabled=body.default_enabled,
     )
     await svc.runtime.stores.types.put(spec, svc.runtime.clock.now())
     svc.types.forget(type_name)

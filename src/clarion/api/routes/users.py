@@ -1,4 +1,4 @@
-"""Users: profiles, preferences, the inbox and the delivery trail.
+"""Users: profiles, the inbox and the delivery trail (preferences: ``preferences.py``).
 
 These endpoints act for end users; until per-user tokens exist they take an admin key (the
 product's backend calls them on its users' behalf).
@@ -7,7 +7,6 @@ product's backend calls them on its users' behalf).
 from __future__ import annotations
 
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 
@@ -19,25 +18,22 @@ from clarion.api.schemas import (
     ErrorOut,
     InboxItemOut,
     InboxOut,
-    PreferencesIn,
-    PreferencesOut,
     ReadIn,
     ReadOut,
-    TypePreferenceIn,
     UserIn,
     UserOut,
 )
 from clarion.errors import InputError, NotFoundError
-from clarion.stores.base import StoredPreferences, UserProfile
+from clarion.stores.base import UserProfile
 from clarion.types import EventId, Seq, UserId
-from clarion.validation import check_user_id
+from clarion.validation import check_user_id, is_time_zone
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 _ITEM_PREFIX = "ntf_"
 
 
-def _user(user_id: str) -> UserId:
+def user_id_of(user_id: str) -> UserId:
     return UserId(check_user_id("user_id", user_id))
 
 
@@ -46,7 +42,7 @@ async def put_user(user_id: str, body: UserIn, _: Admin, svc: Services) -> UserO
     if body.timezone is not None:
         _check_zone(body.timezone)
     profile = UserProfile(
-        _user(user_id),
+        user_id_of(user_id),
         body.email,
         body.phone,
         body.timezone,
@@ -59,55 +55,22 @@ async def put_user(user_id: str, body: UserIn, _: Admin, svc: Services) -> UserO
 
 @router.get("/{user_id}", response_model=UserOut, responses={404: {"model": ErrorOut}})
 async def get_user(user_id: str, _: Admin, svc: Services) -> UserOut:
-    profile = await svc.runtime.stores.users.get(_user(user_id))
+    profile = await svc.runtime.stores.users.get(user_id_of(user_id))
     if profile is None:
         raise NotFoundError(f"no user {user_id!r}")
     return _user_out(profile)
 
 
 def _check_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not is_time_zone(name):
         raise InputError.single(
             "timezone", f"{name!r} is not an IANA time zone (e.g. America/New_York)"
-        ) from None
+        )
 
 
 def _user_out(p: UserProfile) -> UserOut:
     return UserOut(
         user_id=p.user_id, email=p.email, phone=p.phone, timezone=p.timezone, locale=p.locale
-    )
-
-
-# ── preferences ──────────────────────────────────────────────────────────────────────
-
-
-@router.get("/{user_id}/preferences", response_model=PreferencesOut)
-async def get_preferences(user_id: str, _: Admin, svc: Services) -> PreferencesOut:
-    uid = _user(user_id)
-    stored = await svc.runtime.stores.preferences.get(uid)
-    return _prefs_out(uid, stored)
-
-
-@router.put("/{user_id}/preferences", response_model=PreferencesOut)
-async def put_preferences(
-    user_id: str, body: PreferencesIn, _: Admin, svc: Services
-) -> PreferencesOut:
-    uid = _user(user_id)
-    stored = await svc.runtime.stores.preferences.put(
-        uid, body.model_dump(mode="json"), svc.runtime.clock.now()
-    )
-    return _prefs_out(uid, stored)
-
-
-def _prefs_out(user_id: UserId, stored: StoredPreferences | None) -> PreferencesOut:
-    doc = PreferencesIn.model_validate(stored.doc if stored else {})
-    return PreferencesOut(
-        user_id=user_id,
-        version=stored.version if stored else 0,
-        enabled=doc.enabled,
-        types={k: TypePreferenceIn(enabled=v.enabled) for k, v in doc.types.items()},
     )
 
 
@@ -127,7 +90,7 @@ async def inbox(
         if not cursor.isdigit():
             raise InputError.single("cursor", "use the next_cursor of a previous page")
         before = Seq(int(cursor))
-    page = await svc.runtime.stores.inbox.page(_user(user_id), before=before, limit=limit)
+    page = await svc.runtime.stores.inbox.page(user_id_of(user_id), before=before, limit=limit)
     return InboxOut(
         items=[
             InboxItemOut(
@@ -150,7 +113,7 @@ async def inbox(
 
 @router.post("/{user_id}/inbox/read", response_model=ReadOut, summary="Mark entries read")
 async def mark_read(user_id: str, body: ReadIn, _: Admin, svc: Services) -> ReadOut:
-    uid = _user(user_id)
+    uid = user_id_of(user_id)
     if (body.ids is None) == (body.all is None):
         raise InputError.single("ids", 'give either "ids": [...] or "all": true')
     seqs = None if body.ids is None else [_seq_of(i, n) for n, i in enumerate(body.ids)]
@@ -179,7 +142,7 @@ async def deliveries(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryList:
     records = await svc.runtime.stores.deliveries.for_user(
-        _user(user_id), event_id=None if event_id is None else EventId(event_id), limit=limit
+        user_id_of(user_id), event_id=None if event_id is None else EventId(event_id), limit=limit
     )
     return DeliveryList(
         items=[

@@ -3,8 +3,10 @@
 from clarion.stores.sqlite.deliveries import SqliteDeliveryStore
 from clarion.stores.sqlite.events import SqliteEventStore
 from clarion.stores.sqlite.followers import SqliteFollowerStore
+from clarion.stores.sqlite.frequency import SqliteFrequencyStore
 from clarion.stores.sqlite.inbox import SqliteInboxStore
 from clarion.stores.sqlite.keys import SqliteKeyStore
+from clarion.stores.sqlite.killswitches import SqliteKillSwitchStore
 from clarion.stores.sqlite.preferences import SqlitePreferenceStore
 from clarion.stores.sqlite.registry import SqliteTypeStore
 from clarion.stores.sqlite.stats import SqliteStatsStore
@@ -14,8 +16,10 @@ __all__ = [
     "SqliteDeliveryStore",
     "SqliteEventStore",
     "SqliteFollowerStore",
+    "SqliteFrequencyStore",
     "SqliteInboxStore",
     "SqliteKeyStore",
+    "SqliteKillSwitchStore",
     "SqlitePreferenceStore",
     "SqliteStatsStore",
     "SqliteTypeStore",

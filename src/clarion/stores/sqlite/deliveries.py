@@ -20,28 +20,46 @@ from clarion.stores.base import BatchResult, DeliveryRecord
 from clarion.types import EventId, Seq, UserId
 
 # All batches' progress in one statement: json_each yields [seq, batches, delivered,
-# suppressed] rows, summed per event first (a pack may hold two batches of one event).
+# suppressed, held, released] rows, summed per event first (a pack may hold two batches of
+# one event). An event is complete once every batch is done and nobody is still held.
 _PROGRESS = """
 WITH p AS (
     SELECT value ->> 0 AS seq, sum(value ->> 1) AS batches, sum(value ->> 2) AS delivered,
-           sum(value ->> 3) AS suppressed
+           sum(value ->> 3) AS suppressed, sum(value ->> 4) - sum(value ->> 5) AS held
     FROM json_each(:rows) GROUP BY 1
+), n AS (
+    SELECT e.seq, e.batches_done + p.batches AS done, e.held + p.held AS held,
+           e.batches_total IS NOT NULL AND e.batches_done + p.batches >= e.batches_total
+               AND e.held + p.held = 0 AS complete
+    FROM events e JOIN p ON e.seq = p.seq
 )
 UPDATE events SET
-    batches_done = events.batches_done + p.batches,
+    batches_done = n.done,
+    held = n.held,
     delivered = events.delivered + p.delivered,
     suppressed = events.suppressed + p.suppressed,
     first_delivery_at = CASE WHEN p.delivered > 0 THEN coalesce(events.first_delivery_at, :now)
         ELSE events.first_delivery_at END,
-    state = CASE
-        WHEN events.state != 'failed' AND events.batches_total IS NOT NULL
-             AND events.batches_done + p.batches >= events.batches_total THEN 'completed'
+    state = CASE WHEN n.complete AND events.state NOT IN ('failed', 'killed') THEN 'completed'
         ELSE events.state END,
-    completed_at = CASE
-        WHEN events.completed_at IS NULL AND events.batches_total IS NOT NULL
-             AND events.batches_done + p.batches >= events.batches_total THEN :now
+    completed_at = CASE WHEN n.complete AND events.completed_at IS NULL THEN :now
         ELSE events.completed_at END
-FROM p WHERE events.seq = p.seq
+FROM p JOIN n ON n.seq = p.seq WHERE events.seq = p.seq
+"""
+
+# Frequency caps count notifications, appended in the commit that records them. Each
+# person's array keeps at most the last day (and the last 1,000 entries).
+_COUNT = """
+INSERT INTO frequency (user_id, stamps)
+SELECT value, json_array(:now) FROM json_each(:users) WHERE true
+ON CONFLICT (user_id) DO UPDATE SET stamps = (
+    SELECT json_group_array(v) FROM (
+        SELECT v FROM (
+            SELECT value AS v FROM json_each(frequency.stamps) WHERE value > :cutoff
+            UNION ALL SELECT :now
+        ) ORDER BY v DESC LIMIT 1000
+    )
+)
 """
 
 _MARK = """
@@ -118,11 +136,17 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
     c.executemany(
         _LOG,
         [
-            (o.user_id, r.seq, o.channel.value, o.attempt, o.outcome.value, o.reason, now)
+            (o.user_id, r.seq, o.channel, o.attempt, o.outcome.value, o.reason, now)
             for r in fresh
             for o in r.outcomes
         ],
     )
-    progress = [[r.seq, int(r.completes_batch), len(r.inbox), r.suppressed] for r in fresh]
+    counted = [u for r in fresh for u in r.counted]
+    if counted:
+        c.execute(_COUNT, {"users": orjson.dumps(counted), "now": now, "cutoff": now - 86_400})
+    progress = [
+        [r.seq, int(r.completes_batch), len(r.inbox), r.suppressed, r.held, r.released]
+        for r in fresh
+    ]
     c.execute(_PROGRESS, {"rows": orjson.dumps(progress), "now": now})
     return len(fresh)

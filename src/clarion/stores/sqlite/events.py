@@ -32,9 +32,9 @@ from clarion.types import EventId, Seq
 
 _INSERT_EVENT = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
-                    title, body, payload, created_at, expires_at, state,
+                    campaign, title, body, payload, created_at, expires_at, state,
                     fanout_next_batch, batches_total, recipients)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
 """
 
 _ADVANCE = """
@@ -43,17 +43,18 @@ UPDATE events SET
     recipients = recipients + :recipients,
     batches_total = CASE WHEN :finished THEN :to_batch ELSE batches_total END,
     state = CASE
-        WHEN state = 'failed' THEN state
-        WHEN :finished AND batches_done >= :to_batch THEN 'completed'
+        WHEN state IN ('failed', 'killed') THEN state
+        WHEN :finished AND batches_done >= :to_batch AND held = 0 THEN 'completed'
         ELSE 'fanning_out' END,
     completed_at = CASE
-        WHEN :finished AND batches_done >= :to_batch THEN :now ELSE completed_at END
+        WHEN :finished AND batches_done >= :to_batch AND held = 0 THEN :now
+        ELSE completed_at END
 WHERE seq = :seq AND fanout_next_batch = :from_batch
 """
 
 _STATUS_COLUMNS = (
     "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
-    " suppressed, created_at, first_delivery_at, completed_at, sender, error"
+    " suppressed, held, created_at, first_delivery_at, completed_at, sender, error"
 )
 
 
@@ -104,10 +105,10 @@ class SqliteEventStore:
         if params:
             await self._db.write(lambda c: c.executemany(_ADVANCE, params))
 
-    async def fail(self, seq: Seq, error: str) -> None:
+    async def fail(self, seq: Seq, error: str, *, state: str = "failed") -> None:
         await self._db.write(
             lambda c: c.execute(
-                "UPDATE events SET state = 'failed', error = ? WHERE seq = ?", (error, seq)
+                "UPDATE events SET state = ?, error = ? WHERE seq = ?", (state, error, seq)
             )
         )
 
@@ -123,11 +124,12 @@ def _status(row: Any) -> EventStatus:
         batches_done=row[6],
         delivered=row[7],
         suppressed=row[8],
-        created_at=row[9],
-        first_delivery_at=row[10],
-        completed_at=row[11],
-        sender=row[12],
-        error=row[13],
+        held=row[9],
+        created_at=row[10],
+        first_delivery_at=row[11],
+        completed_at=row[12],
+        sender=row[13],
+        error=row[14],
     )
 
 
@@ -218,6 +220,7 @@ def _insert(
                 e.actor,
                 e.target,
                 e.object,
+                e.campaign,
                 e.title,
                 e.body,
                 orjson.dumps(e.payload).decode(),

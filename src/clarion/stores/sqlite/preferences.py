@@ -6,7 +6,8 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import StoredPreferences
+from clarion.stores.base import AuditEntry, StoredPreferences
+from clarion.stores.sqlite.audit import read_audit, record_audit
 from clarion.types import JSONObject, UserId
 
 
@@ -20,33 +21,40 @@ class SqlitePreferenceStore:
                 "SELECT doc, version, updated_at FROM preferences WHERE user_id = ?", (user_id,)
             ).fetchone()
         )
-        return None if row is None else StoredPreferences(user_id, orjson.loads(row[0]), *row[1:])
+        return None if row is None else StoredPreferences(user_id, row[0], row[1], row[2])
 
-    async def put(self, user_id: UserId, doc: JSONObject, at: float) -> StoredPreferences:
+    async def put(
+        self, user_id: UserId, doc: JSONObject, at: float, actor: str
+    ) -> StoredPreferences:
         raw = orjson.dumps(doc).decode()
 
         def _put(c: sqlite3.Connection) -> int:
+            before = c.execute(
+                "SELECT doc FROM preferences WHERE user_id = ?", (user_id,)
+            ).fetchone()
             row = c.execute(
                 "INSERT INTO preferences (user_id, doc, version, updated_at) VALUES (?, ?, 1, ?)"
                 " ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc,"
                 " version = version + 1, updated_at = excluded.updated_at RETURNING version",
                 (user_id, raw, at),
             ).fetchone()
+            record_audit(c, "preferences", user_id, actor, at, before and before[0], raw)
             return int(row[0])
 
         version = await self._db.write(_put)
-        return StoredPreferences(user_id, doc, version, at)
+        return StoredPreferences(user_id, raw, version, at)
+
+    async def history(self, user_id: UserId, *, limit: int) -> list[AuditEntry]:
+        return await read_audit(self._db, "preferences", user_id, limit)
 
     async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
         ids = orjson.dumps(list(user_ids))
         rows = await self._db.read(
             lambda c: c.execute(
-                "SELECT user_id, doc, version, updated_at FROM preferences"
-                " WHERE user_id IN (SELECT value FROM json_each(?))",
+                # Driven from the id list: one key lookup per id, no temporary IN-list.
+                "SELECT p.user_id, p.doc, p.version, p.updated_at"
+                " FROM json_each(?) j JOIN preferences p ON p.user_id = j.value",
                 (ids,),
             ).fetchall()
         )
-        return {
-            UserId(r[0]): StoredPreferences(UserId(r[0]), orjson.loads(r[1]), r[2], r[3])
-            for r in rows
-        }
+        return {UserId(r[0]): StoredPreferences(UserId(r[0]), r[1], r[2], r[3]) for r in rows}

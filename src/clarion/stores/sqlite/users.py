@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import orjson
+
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import UserProfile
 from clarion.types import UserId
@@ -36,3 +40,13 @@ class SqliteUserStore:
             ).fetchone()
         )
         return None if row is None else UserProfile(UserId(row[0]), *row[1:])
+
+    async def timezones(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT u.user_id, u.timezone FROM json_each(?) j"
+                " JOIN users u ON u.user_id = j.value WHERE u.timezone IS NOT NULL",
+                (orjson.dumps(list(user_ids)),),
+            ).fetchall()
+        )
+        return {UserId(r[0]): r[1] for r in rows}

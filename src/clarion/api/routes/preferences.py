@@ -1,0 +1,163 @@
+"""Preferences: read, replace (PUT), merge-patch (PATCH), and their audit history.
+
+Every write is validated whole (a PATCH is merged first, then validated), refused with 409
+when it would switch off a mandatory type, and logged with who made it. The stored version
+goes up by one each time; evaluation reads it with the document, so the next notification
+evaluated after a write returns uses the new settings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+
+from clarion.api.deps import Admin, Services
+from clarion.api.errors import problems_from_pydantic
+from clarion.api.format import iso
+from clarion.api.routes.users import user_id_of
+from clarion.api.schemas import (
+    ChangeOut,
+    EffectiveTypeOut,
+    ErrorOut,
+    HistoryOut,
+    PreferencesIn,
+    PreferencesOut,
+)
+from clarion.api.services import ApiServices
+from clarion.errors import ConflictError, InputError
+from clarion.models import SenderKey
+from clarion.policy.preferences import Preferences
+from clarion.stores.base import StoredPreferences
+from clarion.types import JSONObject, UserId
+
+router = APIRouter(prefix="/v1/users", tags=["preferences"])
+
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PreferencesIn.model_json_schema()}},
+    }
+}
+
+
+@router.get("/{user_id}/preferences", response_model=PreferencesOut)
+async def get_preferences(user_id: str, _: Admin, svc: Services) -> PreferencesOut:
+    uid = user_id_of(user_id)
+    return await _out(svc, uid, await svc.runtime.stores.preferences.get(uid))
+
+
+@router.put(
+    "/{user_id}/preferences",
+    response_model=PreferencesOut,
+    responses={400: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    summary="Replace a user's preferences",
+)
+async def put_preferences(
+    user_id: str, body: PreferencesIn, key: Admin, svc: Services
+) -> PreferencesOut:
+    return await _store(svc, user_id_of(user_id), body, key)
+
+
+@router.patch(
+    "/{user_id}/preferences",
+    response_model=PreferencesOut,
+    responses={400: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    openapi_extra=_BODY,
+    summary="Change part of a user's preferences (JSON merge patch, RFC 7386)",
+)
+async def patch_preferences(
+    user_id: str, request: Request, key: Admin, svc: Services
+) -> PreferencesOut:
+    uid = user_id_of(user_id)
+    try:
+        patch = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InputError.single("body", f"not valid JSON ({exc})") from None
+    if not isinstance(patch, dict):
+        raise InputError.single("body", "a merge patch is a JSON object")
+    current = await svc.runtime.stores.preferences.get(uid)
+    merged = merge_patch(current.doc if current else {}, patch)
+    try:
+        body = PreferencesIn.model_validate(merged)
+    except ValidationError as exc:
+        raise InputError(problems_from_pydantic(exc.errors())) from None
+    return await _store(svc, uid, body, key)
+
+
+@router.get("/{user_id}/preferences/history", response_model=HistoryOut)
+async def preference_history(
+    user_id: str,
+    _: Admin,
+    svc: Services,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> HistoryOut:
+    entries = await svc.runtime.stores.preferences.history(user_id_of(user_id), limit=limit)
+    return HistoryOut(
+        items=[
+            ChangeOut(at=iso(e.at), actor=e.actor, before=e.before, after=e.after) for e in entries
+        ]
+    )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+async def _store(
+    svc: ApiServices, user_id: UserId, body: PreferencesIn, key: SenderKey
+) -> PreferencesOut:
+    doc: JSONObject = body.model_dump(mode="json", exclude_none=True)
+    await _refuse_disabling_mandatory(svc, doc)
+    stored = await svc.runtime.stores.preferences.put(
+        user_id, doc, svc.runtime.clock.now(), actor=f"{key.sender} (key {key.key_id})"
+    )
+    return await _out(svc, user_id, stored)
+
+
+async def _refuse_disabling_mandatory(svc: ApiServices, doc: JSONObject) -> None:
+    for name, setting in doc.get("types", {}).items():
+        if setting.get("enabled") is False:
+            spec = await svc.runtime.stores.types.get(name)
+            if spec is not None and spec.mandatory:
+                raise ConflictError(
+                    f"type {name!r} is mandatory (security and account notices) and cannot"
+                    " be disabled"
+                )
+
+
+async def _out(
+    svc: ApiServices, user_id: UserId, stored: StoredPreferences | None
+) -> PreferencesOut:
+    doc = PreferencesIn.model_validate(stored.doc if stored else {})
+    prefs = Preferences.from_doc(stored.doc if stored else {})
+    effective = {
+        spec.name: EffectiveTypeOut(
+            enabled=spec.mandatory
+            or prefs.type_enabled(spec.name, default=spec.enabled_by_default),
+            channels=list(prefs.channels_for(spec.name, spec.channels) or spec.channels),
+            mandatory=spec.mandatory,
+        )
+        for spec in await svc.runtime.stores.types.list()
+    }
+    return PreferencesOut(
+        user_id=user_id,
+        version=stored.version if stored else 0,
+        enabled=doc.enabled,
+        types=doc.types,
+        channels=doc.channels,
+        quiet_hours=doc.quiet_hours,
+        frequency_caps=doc.frequency_caps,
+        effective_types=effective,
+    )

@@ -1,0 +1,48 @@
+"""The audit log: who changed what, when, before and after. Written inside the transaction
+of the change itself, so a change without its audit entry cannot exist."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import AuditEntry
+
+
+def record_audit(
+    c: sqlite3.Connection,
+    kind: str,
+    subject: str,
+    actor: str,
+    at: float,
+    before: str | None,
+    after: str | None,
+) -> None:
+    """Log a change; ``before`` and ``after`` are JSON text (or None for absent)."""
+    c.execute(
+        "INSERT INTO audit (kind, subject, actor, at, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+        (kind, subject, actor, at, before, after),
+    )
+
+
+async def read_audit(db: SqliteDatabase, kind: str, subject: str, limit: int) -> list[AuditEntry]:
+    rows = await db.read(
+        lambda c: c.execute(
+            "SELECT actor, at, before, after FROM audit WHERE kind = ? AND subject = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (kind, subject, limit),
+        ).fetchall()
+    )
+    return [
+        AuditEntry(
+            kind,
+            subject,
+            r[0],
+            r[1],
+            None if r[2] is None else orjson.loads(r[2]),
+            None if r[3] is None else orjson.loads(r[3]),
+        )
+        for r in rows
+    ]
