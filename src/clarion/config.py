@@ -47,6 +47,16 @@ class Settings:
 
     log_level: str = "INFO"
 
+    public_url: str = "http://127.0.0.1:8080"
+    """Where people reach this server: unsubscribe links and SMS status callbacks use it."""
+    allow_private_targets: bool = False
+    """Let webhook and web-push URLs point at private networks (tests, closed networks)."""
+    providers_file: Path | None = None
+    """TOML or JSON: one table per provider; PUT /v1/providers/{name} overrides it."""
+    signing_keys: str | None = None
+    """Unsubscribe-link keys, "k2:secret,k1:old" (first signs); absent: one is generated."""
+    max_devices_per_user: int = 10
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values mean "keep the current one"."""
         kept = {k: v for k, v in changes.items() if v is not None}
@@ -64,6 +74,9 @@ class Settings:
         _check_range("rate_burst_s", self.rate_burst_s, 0.01, 3600)
         _check_range("workers", self.workers, 0, 256)
         _check_range("p0_workers", self.p0_workers, 0, 256)
+        _check_range("max_devices_per_user", self.max_devices_per_user, 1, 1000)
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(f"public_url must be an http(s) URL, got {self.public_url!r}")
         return self
 
     def to_env(self) -> dict[str, str]:
@@ -111,4 +124,16 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "rate_burst_s": float,
     "workers": int,
     "p0_workers": int,
+    "allow_private_targets": lambda v: _flag(v),
+    "providers_file": Path,
+    "max_devices_per_user": int,
 }
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)

@@ -28,6 +28,32 @@ class Channel(StrEnum):
     WEBHOOK = "webhook"
 
 
+class Platform(StrEnum):
+    IOS = "ios"
+    ANDROID = "android"
+    WEB = "web"
+    WEBHOOK = "webhook"
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.WEBHOOK if self is Platform.WEBHOOK else Channel.PUSH
+
+    @property
+    def provider(self) -> str:
+        """The provider kind that delivers to this platform."""
+        return {"ios": "apns", "android": "fcm", "web": "webpush", "webhook": "webhook"}[self]
+
+
+class DeviceState(StrEnum):
+    ACTIVE = "active"
+    STALE = "stale"
+    """Not seen for 30 days; still deliverable."""
+    INVALID = "invalid"
+    """The provider said the token or endpoint is dead."""
+    EXPIRED = "expired"
+    """Not seen for 90 days; pruned."""
+
+
 class FanOut(StrEnum):
     DIRECT = "direct"
     FOLLOWERS = "followers"
@@ -61,6 +87,8 @@ class TypeSpec:
     mandatory: bool = False
     description: str = ""
     default_enabled: bool | None = None
+    template: str | None = None
+    """A template every event of the type uses unless it names its own."""
     """Whether people who never chose get it; None: yes for P0/P1, no for P2 (marketing)."""
 
     @property
@@ -78,6 +106,7 @@ class TypeSpec:
             "mandatory": self.mandatory,
             "description": self.description,
             "default_enabled": self.default_enabled,
+            "template": self.template,
         }
 
     @classmethod
@@ -90,6 +119,7 @@ class TypeSpec:
             mandatory=bool(doc.get("mandatory", False)),
             description=str(doc.get("description", "")),
             default_enabled=doc.get("default_enabled"),
+            template=doc.get("template"),
         )
 
 
@@ -128,6 +158,9 @@ class Event:
     mandatory: bool = False
     default_enabled: bool = True
     campaign: str | None = None
+    template: str | None = None
+    template_version: int | None = None
+    collapse_key: str | None = None
     actor: str | None = None
     target: UserId | None = None
     recipients: tuple[UserId, ...] = ()
@@ -142,6 +175,22 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class EventContent:
+    """What a channel needs to render an event (loaded once per event by delivery stages)."""
+
+    type: str
+    actor: str | None
+    object: str | None
+    title: str
+    body: str
+    payload: JSONObject
+    template: str | None
+    template_version: int | None
+    collapse_key: str | None
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventStatus:
     event_id: EventId
     type: str
@@ -153,6 +202,7 @@ class EventStatus:
     delivered: int
     suppressed: int
     held: int
+    failed: int
     created_at: float
     first_delivery_at: float | None
     completed_at: float | None

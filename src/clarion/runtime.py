@@ -15,6 +15,7 @@ from clarion.config import Settings
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import (
     DeliveryStore,
+    DeviceStore,
     EventStore,
     FollowerStore,
     FrequencyStore,
@@ -22,7 +23,12 @@ from clarion.stores.base import (
     KeyStore,
     KillSwitchStore,
     PreferenceStore,
+    ProviderStore,
+    ProviderTokenStore,
+    SecretStore,
     StatsStore,
+    StatusHookStore,
+    TemplateStore,
     TypeStore,
     UserStore,
 )
@@ -39,6 +45,15 @@ from clarion.stores.sqlite import (
     SqliteTypeStore,
     SqliteUserStore,
 )
+from clarion.stores.sqlite.config import (
+    SqliteProviderStore,
+    SqliteProviderTokenStore,
+    SqliteSecretStore,
+    SqliteStatusHookStore,
+    SqliteTemplateStore,
+)
+from clarion.stores.sqlite.devices import SqliteDeviceStore
+from clarion.unsubscribe import SigningKeys, new_key_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +69,12 @@ class Stores:
     stats: StatsStore
     frequency: FrequencyStore
     kill_switches: KillSwitchStore
+    devices: DeviceStore
+    templates: TemplateStore
+    providers: ProviderStore
+    provider_tokens: ProviderTokenStore
+    status_hooks: StatusHookStore
+    secrets: SecretStore
 
 
 @dataclass(slots=True)
@@ -93,5 +114,19 @@ def open_runtime(
         stats=SqliteStatsStore(db),
         frequency=SqliteFrequencyStore(db),
         kill_switches=SqliteKillSwitchStore(db),
+        devices=SqliteDeviceStore(db),
+        templates=SqliteTemplateStore(db),
+        providers=SqliteProviderStore(db),
+        provider_tokens=SqliteProviderTokenStore(db),
+        status_hooks=SqliteStatusHookStore(db),
+        secrets=SqliteSecretStore(db),
     )
     return Runtime(settings, clock, broker, stores, db)
+
+
+async def signing_keys(runtime: Runtime) -> SigningKeys:
+    """The unsubscribe-link keys: from settings, else generated once and kept in the store."""
+    spec = runtime.settings.signing_keys or await runtime.stores.secrets.get_or_create(
+        "unsubscribe_keys", new_key_spec
+    )
+    return SigningKeys.parse(spec)

@@ -91,6 +91,7 @@ def evaluate_stage(runtime: Runtime, *, worker: str = "test") -> EvaluateStage:
         s.preferences,
         s.deliveries,
         s.users,
+        s.devices,
         s.frequency,
         KillSwitchCache(s.kill_switches, refresh_s=0),
         runtime.clock,

@@ -12,7 +12,15 @@ from clarion.models import Priority
 
 FANOUT = "fanout"
 EVALUATE = "evaluate"
-STAGES: tuple[str, ...] = (FANOUT, EVALUATE)
+PUSH = "push"
+EMAIL = "email"
+SMS = "sms"
+WEBHOOK = "webhook"
+STATUS = "status"
+CHANNEL_STAGES: tuple[str, ...] = (PUSH, EMAIL, SMS, WEBHOOK)
+"""One delivery stage per channel (named after it), so a slow SMS provider never holds up
+push, and each can be given its own workers."""
+STAGES: tuple[str, ...] = (FANOUT, EVALUATE, *CHANNEL_STAGES, STATUS)
 
 
 def topic(stage: str, priority: Priority) -> str:

@@ -12,21 +12,28 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from clarion.clock import Clock
+from clarion.channels.config import ProviderDeps
+from clarion.channels.providers import ProviderSet, read_file
+from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
-from clarion.models import Priority
+from clarion.models import Channel, Priority
 from clarion.pipeline.base import Stage
+from clarion.pipeline.deliver import DeliverStage
 from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.runner import Runner
+from clarion.pipeline.statuses import StatusOutbox, StatusStage
 from clarion.pipeline.switches import KillSwitchCache
-from clarion.runtime import Runtime, open_runtime
-from clarion.topics import EVALUATE, FANOUT, STAGES
+from clarion.runtime import Runtime, open_runtime, signing_keys
+from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS
+from clarion.unsubscribe import SigningKeys
 
 log = logging.getLogger(__name__)
 
 
-def build_stages(runtime: Runtime, names: Sequence[str], *, worker: str) -> list[Stage[Any]]:
+def build_stages(
+    runtime: Runtime, names: Sequence[str], *, worker: str, keys: SigningKeys
+) -> list[Stage[Any]]:
     settings, stores, clock = runtime.settings, runtime.stores, runtime.clock
     switches = KillSwitchCache(stores.kill_switches)
     stages: list[Stage[Any]] = []
@@ -48,15 +55,51 @@ def build_stages(runtime: Runtime, names: Sequence[str], *, worker: str) -> list
                     stores.preferences,
                     stores.deliveries,
                     stores.users,
+                    stores.devices,
                     stores.frequency,
                     switches,
                     clock,
                     worker=worker,
                 )
             )
+        elif name in CHANNEL_STAGES:
+            stages.append(deliver_stage(runtime, Channel(name), worker=worker, keys=keys))
+        elif name == STATUS:
+            stages.append(
+                StatusStage(
+                    stores.status_hooks, clock, allow_private=settings.allow_private_targets
+                )
+            )
         else:
             raise ValueError(f"unknown stage {name!r}")
     return stages
+
+
+def deliver_stage(
+    runtime: Runtime, channel: Channel, *, worker: str, keys: SigningKeys
+) -> DeliverStage:
+    settings, stores = runtime.settings, runtime.stores
+    deps = ProviderDeps(
+        clock=SystemClock(),  # providers sign with real time: the services they call check it
+        tokens=stores.provider_tokens,
+        allow_private_targets=settings.allow_private_targets,
+        public_url=settings.public_url,
+    )
+    providers = ProviderSet(stores.providers, deps, file_docs=read_file(settings.providers_file))
+    return DeliverStage(
+        channel,
+        devices=stores.devices,
+        users=stores.users,
+        events=stores.events,
+        templates=stores.templates,
+        deliveries=stores.deliveries,
+        providers=providers,
+        statuses=StatusOutbox(stores.status_hooks),
+        signing_keys=keys,
+        clock=runtime.clock,
+        worker=worker,
+        public_url=settings.public_url,
+    )
 
 
 def build_runner(
@@ -65,10 +108,12 @@ def build_runner(
     stages: Sequence[str] = STAGES,
     priorities: Sequence[Priority] = tuple(Priority),
     name: str = "worker",
+    keys: SigningKeys | None = None,
 ) -> Runner:
+    keys = keys or SigningKeys.parse(runtime.settings.signing_keys or "k0:" + "x" * 32)
     return Runner(
         runtime.broker,
-        build_stages(runtime, stages, worker=name),
+        build_stages(runtime, stages, worker=name, keys=keys),
         runtime.clock,
         priorities=priorities,
         name=name,
@@ -90,8 +135,12 @@ async def run_worker(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    runner = build_runner(
+        runtime, stages=stages, priorities=priorities, name=name, keys=await signing_keys(runtime)
+    )
     try:
-        await build_runner(runtime, stages=stages, priorities=priorities, name=name).run(stop)
+        await runner.run(stop)
     finally:
+        await runner.close()
         await runtime.close()
         log.info("worker %s stopped", name)

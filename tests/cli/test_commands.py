@@ -106,6 +106,7 @@ def test_types_put_and_list(db: Path) -> None:
             "mandatory": True,
             "description": "",
             "default_enabled": None,
+            "template": None,
         }
     ]
     bad = clarion(db, "types", "put", "x", "--priority", "P1", "--channels", "pigeon")

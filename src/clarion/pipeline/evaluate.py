@@ -22,7 +22,12 @@ from clarion.broker import Message, Outbound
 from clarion.clock import Clock
 from clarion.models import Channel, Outcome
 from clarion.pipeline.base import StageResult
-from clarion.pipeline.messages import RecipientBatch, decode_batches, encode_batches
+from clarion.pipeline.messages import (
+    DeliveryBatch,
+    RecipientBatch,
+    decode_batches,
+    encode_batches,
+)
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.decide import Notice, Reason, Verdict, decide, suppressed
 from clarion.policy.frequency import DAY_S
@@ -33,6 +38,7 @@ from clarion.stores.base import (
     BatchResult,
     DeliveryOutcome,
     DeliveryStore,
+    DeviceStore,
     FrequencyStore,
     PreferenceStore,
     StoredPreferences,
@@ -59,6 +65,8 @@ class Context:
     prefs: dict[UserId, Preferences] = field(default_factory=dict)
     zones: dict[UserId, str] = field(default_factory=dict)
     stamps: dict[UserId, list[float]] = field(default_factory=dict)
+    reach: dict[UserId, frozenset[Channel]] = field(default_factory=dict)
+    """Which of push, email, sms and webhook reach each person (loaded only when needed)."""
 
 
 class EvaluateStage:
@@ -69,6 +77,7 @@ class EvaluateStage:
         preferences: PreferenceStore,
         deliveries: DeliveryStore,
         users: UserStore,
+        devices: DeviceStore,
         frequency: FrequencyStore,
         switches: KillSwitchCache,
         clock: Clock,
@@ -78,6 +87,7 @@ class EvaluateStage:
         self._preferences = preferences
         self._deliveries = deliveries
         self._users = users
+        self._devices = devices
         self._frequency = frequency
         self._switches = switches
         self._clock = clock
@@ -116,6 +126,8 @@ class EvaluateStage:
         live = [u for b in items if _stopped(b, context) is None for u in b.recipients]
         if not live:
             return context
+        if any(c is not Channel.IN_APP for b in items for c in b.header.channels):
+            context.reach = await self._devices.reachable(live)
         records = await self._preferences.load_many(live)
         context.prefs = {user: self._parse(record) for user, record in records.items()}
         unzoned = [
@@ -156,8 +168,9 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
     )
     stop = _stopped(batch, context)
     if stop is not None:
-        _apply(result, batch.recipients, suppressed(stop), context)
+        _apply(result, batch.recipients, suppressed(stop), context, _Routes())
         return result, []
+    routes = _Routes()
     notice = Notice(
         header.type, header.priority, header.mandatory, header.default_enabled, header.channels
     )
@@ -165,7 +178,7 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
     special = context.prefs.keys() & set(batch.recipients) if context.prefs else set()
     common = [u for u in batch.recipients if u not in special] if special else batch.recipients
     if common:
-        _apply(result, common, decide(DEFAULT, notice, now=context.now), context, holds)
+        _apply(result, common, decide(DEFAULT, notice, now=context.now), context, routes, holds)
     plain_in_app = not context.kills.channels
     for user in special:
         prefs = context.prefs[user]
@@ -176,12 +189,12 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
             stamps=context.stamps.get(user, ()),
             profile_zone=context.zones.get(user),
         )
-        if plain_in_app and verdict.deliver and Channel.IN_APP in verdict.channels:
+        if plain_in_app and verdict.channels == (Channel.IN_APP,) and verdict.deliver:
             result.inbox.append(user)  # the common outcome, without the general bookkeeping
             if prefs.caps is not None:
                 result.counted.append(user)
             continue
-        _apply(result, [user], verdict, context, holds, counts=prefs.caps is not None)
+        _apply(result, [user], verdict, context, routes, holds, counts=prefs.caps is not None)
     held = [
         encode_batches(
             [RecipientBatch(header, f"{batch.batch_key}~{_TAG[reason]}{int(until)}", users)],
@@ -189,7 +202,18 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
         )
         for (reason, until), users in holds.items()
     ]
-    return result, held
+    deliveries = [
+        DeliveryBatch(header, channel, f"{batch.batch_key}/{channel.value}", users).encode()
+        for channel, users in routes.by_channel.items()
+    ]
+    return result, held + deliveries
+
+
+@dataclass(slots=True)
+class _Routes:
+    """Recipients leaving this batch for each channel other than in-app."""
+
+    by_channel: dict[Channel, list[UserId]] = field(default_factory=dict)
 
 
 _TAG = {Reason.HELD_QUIET_HOURS: "q", Reason.FREQ_CAP: "c"}
@@ -213,23 +237,24 @@ def _apply(
     users: list[UserId],
     verdict: Verdict,
     context: Context,
+    routes: _Routes,
     holds: dict[tuple[Reason, float], list[UserId]] | None = None,
     *,
     counts: bool = False,
 ) -> None:
+    """Record one verdict for ``users``: route those it delivers to, log the rest."""
     if verdict.deliver:
         channels = verdict.channels
         if context.kills.channels:
             channels = tuple(c for c in channels if c not in context.kills.channels)
-        if not channels:
-            verdict = suppressed(Reason.KILLED)
-        elif Channel.IN_APP not in channels:
-            verdict = suppressed(Reason.NO_CHANNEL)
-    if verdict.deliver:
-        result.inbox += users
+        unreached = _route(result, users, channels, context, routes) if channels else users
         if counts:
-            result.counted += users
-        return
+            missed = set(unreached)
+            result.counted += [u for u in users if u not in missed]
+        if not unreached:
+            return
+        users = unreached
+        verdict = suppressed(Reason.NO_CHANNEL if channels else Reason.KILLED)
     reason = verdict.reason
     result.outcomes += [
         DeliveryOutcome(u, ALL_CHANNELS, verdict.outcome, reason and reason.value) for u in users
@@ -240,6 +265,34 @@ def _apply(
         result.held += len(users)
     else:
         result.suppressed += len(users)
+
+
+def _route(
+    result: BatchResult,
+    users: list[UserId],
+    channels: tuple[Channel, ...],
+    context: Context,
+    routes: _Routes,
+) -> list[UserId]:
+    """In-app entries now, other channels to their delivery stage — each only where it can
+    reach the person (an active device, a verified unbounced email, a verified phone).
+    Returns those no channel reaches."""
+    in_app = Channel.IN_APP in channels
+    others = [c for c in channels if c is not Channel.IN_APP]
+    if not others:  # in-app only: the bulk path, no per-person work
+        result.inbox += users
+        return []
+    unreached = []
+    for user in users:
+        reach = context.reach.get(user, frozenset())
+        found = [c for c in others if c in reach]
+        for channel in found:
+            routes.by_channel.setdefault(channel, []).append(user)
+        if in_app:
+            result.inbox.append(user)
+        elif not found:
+            unreached.append(user)
+    return unreached
 
 
 def _commit_groups(results: list[BatchResult]) -> list[list[BatchResult]]:

@@ -7,7 +7,7 @@ ingest, so no stage has to look the event up again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -220,3 +220,51 @@ def plan_first_steps(accepted: Sequence[tuple[Event, Seq]], *, batch_size: int) 
         progress.append((1, len(recipients)))
     outbound.extend(encode_batches(pack) for pack in packs.values() if pack)
     return FirstSteps(outbound, progress)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryBatch:
+    """Recipients of one event on one channel. A retry carries ``only``: per recipient, the
+    addresses still to do (a push that reached two phones of three retries the third)."""
+
+    header: EventHeader
+    channel: Channel
+    batch_key: str
+    recipients: list[UserId]
+    attempt: int = 1
+    only: dict[str, list[str]] | None = None
+    counted: list[UserId] = field(default_factory=list)
+    """Recipients this event already counted as delivered on an earlier attempt."""
+
+    def encode(self, *, delay_s: float = 0.0) -> Outbound:
+        doc = {
+            "header": self.header.to_json(),
+            "channel": self.channel.value,
+            "batch_key": self.batch_key,
+            "recipients": self.recipients,
+            "attempt": self.attempt,
+            "only": self.only,
+            "counted": self.counted,
+        }
+        return Outbound(topic(self.channel.value, self.header.priority), orjson.dumps(doc), delay_s)
+
+    @classmethod
+    def decode(cls, body: bytes) -> DeliveryBatch:
+        try:
+            doc = orjson.loads(body)
+            return cls(
+                header=EventHeader.from_json(doc["header"]),
+                channel=_CHANNELS[doc["channel"]],
+                batch_key=str(doc["batch_key"]),
+                recipients=doc["recipients"],
+                attempt=int(doc["attempt"]),
+                only=doc.get("only"),
+                counted=doc.get("counted") or [],
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise MessageError(f"not a delivery batch: {exc}") from exc
+
+
+def message_id(event_id: EventId, user: UserId, address_ref: str) -> str:
+    """The same for every attempt at one (event, person, address): receivers dedup on it."""
+    return f"{event_id}.{user}.{address_ref}"

@@ -99,6 +99,13 @@ class Runner:
                 return len(messages)
         return 0
 
+    async def close(self) -> None:
+        """Let stages release what they hold (provider connections)."""
+        for stage in {id(s): s for _, s in self._order}.values():
+            closer = getattr(stage, "close", None)
+            if closer is not None:
+                await closer()
+
     async def drain(self, *, max_rounds: int = 100_000) -> int:
         """Run rounds until every topic is empty (or delayed); for tests and tools."""
         total = 0

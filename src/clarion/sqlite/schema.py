@@ -34,12 +34,67 @@ CREATE TABLE notification_types (
 ) WITHOUT ROWID;
 
 CREATE TABLE users (
-    user_id     TEXT PRIMARY KEY,
-    email       TEXT,
-    phone       TEXT,
-    timezone    TEXT,
-    locale      TEXT,
+    user_id          TEXT PRIMARY KEY,
+    email            TEXT,
+    phone            TEXT,
+    timezone         TEXT,
+    locale           TEXT,
+    updated_at       REAL NOT NULL,
+    email_verified   INTEGER NOT NULL DEFAULT 0,
+    phone_verified   INTEGER NOT NULL DEFAULT 0,
+    email_bounced_at REAL
+) WITHOUT ROWID;
+
+CREATE TABLE devices (
+    user_id        TEXT NOT NULL,
+    device_id      TEXT NOT NULL,
+    platform       TEXT NOT NULL,
+    token          TEXT NOT NULL,
+    meta           TEXT NOT NULL DEFAULT '{}',
+    app_version    TEXT,
+    state          TEXT NOT NULL,
+    registered_at  REAL NOT NULL,
+    last_seen      REAL NOT NULL,
+    invalidated_at REAL,
+    reason         TEXT,
+    PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX devices_by_token ON devices (platform, token);
+
+CREATE TABLE templates (
+    template_id TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    doc         TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    created_by  TEXT NOT NULL,
+    PRIMARY KEY (template_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE providers (
+    name        TEXT PRIMARY KEY,
+    doc         TEXT NOT NULL,
     updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE provider_tokens (
+    name        TEXT PRIMARY KEY,
+    token       TEXT NOT NULL,
+    issued_at   REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE status_hooks (
+    id          TEXT PRIMARY KEY,
+    sender      TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    secrets     TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    disabled_at REAL
+) WITHOUT ROWID;
+
+CREATE TABLE secrets (
+    name        TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE followers (
@@ -71,6 +126,9 @@ CREATE TABLE events (
     target            TEXT,
     object            TEXT,
     campaign          TEXT,
+    template          TEXT,
+    template_version  INTEGER,
+    collapse_key      TEXT,
     title             TEXT NOT NULL,
     body              TEXT NOT NULL,
     payload           TEXT NOT NULL,
@@ -84,6 +142,7 @@ CREATE TABLE events (
     delivered         INTEGER NOT NULL DEFAULT 0,
     suppressed        INTEGER NOT NULL DEFAULT 0,
     held              INTEGER NOT NULL DEFAULT 0,
+    failed            INTEGER NOT NULL DEFAULT 0,
     first_delivery_at REAL,
     completed_at      REAL,
     error             TEXT
@@ -125,9 +184,11 @@ CREATE TABLE deliveries (
     attempt     INTEGER NOT NULL,
     outcome     TEXT NOT NULL,
     reason      TEXT,
-    at          REAL NOT NULL
+    at          REAL NOT NULL,
+    provider_ref TEXT
 );
 CREATE INDEX deliveries_by_user ON deliveries (user_id, seq);
+CREATE INDEX deliveries_by_ref ON deliveries (provider_ref) WHERE provider_ref IS NOT NULL;
 
 CREATE TABLE queue (
     id          INTEGER PRIMARY KEY,

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
-from clarion.models import Event, EventStatus, Outcome, SenderKey, TypeSpec
+from clarion.models import (
+    Channel,
+    DeviceState,
+    Event,
+    EventContent,
+    EventStatus,
+    Outcome,
+    Platform,
+    SenderKey,
+    TypeSpec,
+)
 from clarion.policy.killswitch import KillSwitch
 from clarion.types import EventId, JSONObject, Seq, UserId
 
@@ -31,6 +41,70 @@ class UserProfile:
     timezone: str | None = None
     locale: str | None = None
     updated_at: float = 0.0
+    email_verified: bool = False
+    phone_verified: bool = False
+    email_bounced_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    user_id: UserId
+    device_id: str
+    platform: Platform
+    token: str
+    """The push token, the web-push endpoint, or the webhook URL."""
+    meta: JSONObject = field(default_factory=dict)
+    """Web push: {"keys": {"p256dh", "auth"}}; webhook: {"secrets": [...]}."""
+    app_version: str | None = None
+    state: DeviceState = DeviceState.ACTIVE
+    registered_at: float = 0.0
+    last_seen: float = 0.0
+    invalidated_at: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where one channel reaches one person: a device, or their email / phone."""
+
+    ref: str
+    """The device id, or "email" / "sms"."""
+    provider: str
+    """The provider kind that speaks to it (apns, fcm, webpush, smtp, sms_twilio, webhook)."""
+    value: str
+    meta: JSONObject = field(default_factory=dict)
+    registered_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    """Provider feedback: an address stopped working."""
+
+    user_id: UserId
+    ref: str
+    reason: str
+    since: float | None = None
+    """A device registered after this moment is a new registration and is kept (APNs 410)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateVersion:
+    template_id: str
+    version: int
+    doc: JSONObject
+    created_at: float
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusHook:
+    id: str
+    sender: str
+    url: str
+    events: frozenset[str]
+    secrets: tuple[str, ...]
+    created_at: float
+    disabled_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +191,7 @@ class DeliveryOutcome:
     outcome: Outcome
     reason: str | None = None
     attempt: int = 1
+    provider_ref: str | None = None
 
 
 @dataclass(slots=True)
@@ -139,6 +214,11 @@ class BatchResult:
     """False for re-evaluations of held recipients, which do not count as a new batch."""
     counted: list[UserId] = field(default_factory=list)
     """Delivered recipients with frequency caps: their counts go up in the same commit."""
+    delivered: int = 0
+    """Channel deliveries (in-app entries are counted from ``inbox``)."""
+    failed: int = 0
+    invalidated: list[Invalidation] = field(default_factory=list)
+    """Provider feedback applied in the same commit: dead tokens, bounced addresses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +281,10 @@ class UserStore(Protocol):
     async def put(self, profile: UserProfile) -> None: ...
     async def get(self, user_id: UserId) -> UserProfile | None: ...
 
+    async def locales(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
+        """Locales of those of ``user_ids`` that have one."""
+        ...
+
     async def timezones(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
         """Profile time zones of those of ``user_ids`` that have one."""
         ...
@@ -244,6 +328,11 @@ class EventStore(Protocol):
 
     async def status(self, event_id: EventId) -> EventStatus | None: ...
     async def count(self) -> int: ...
+
+    async def contents(self, seqs: Sequence[Seq]) -> dict[Seq, EventContent]:
+        """Title, body, payload and template of each event (for rendering)."""
+        ...
+
     async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]: ...
     async def advance(self, advances: Sequence[FanoutAdvance], now: float) -> None: ...
     async def fail(self, seq: Seq, error: str, *, state: str = "failed") -> None:
@@ -288,6 +377,72 @@ class KillSwitchStore(Protocol):
     async def create(self, switch: KillSwitch) -> None: ...
     async def lift(self, switch_id: str, at: float, actor: str) -> KillSwitch | None: ...
     async def list(self, *, include_lifted: bool) -> list[KillSwitch]: ...
+
+
+class DeviceStore(Protocol):
+    async def register(self, device: Device, *, max_per_user: int) -> list[str]:
+        """Add or refresh a device (a token moves to whoever registers it last); returns
+        the ids of devices dropped to stay within ``max_per_user`` (least recently seen)."""
+        ...
+
+    async def remove(self, user_id: UserId, device_id: str) -> bool: ...
+    async def of_user(self, user_id: UserId) -> list[Device]: ...
+
+    async def addresses(
+        self, channel: Channel, user_ids: Sequence[UserId]
+    ) -> dict[UserId, list[Address]]:
+        """Where ``channel`` reaches each person right now (active devices, a verified
+        unbounced email, a verified phone); people it cannot reach are left out."""
+        ...
+
+    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, frozenset[Channel]]:
+        """Which of push, email, sms and webhook can reach each person (in-app always can)."""
+        ...
+
+    async def prune(
+        self, now: float, *, stale_after_s: float, expire_after_s: float
+    ) -> tuple[int, int]:
+        """Mark devices unseen for a while stale, and expire the long-gone; (stale, expired)."""
+        ...
+
+
+class TemplateStore(Protocol):
+    async def put(self, template_id: str, doc: JSONObject, at: float, actor: str) -> int:
+        """Store a new version; returns its number (1, 2, …)."""
+        ...
+
+    async def get(self, template_id: str, version: int | None = None) -> TemplateVersion | None: ...
+    async def versions(self, template_id: str) -> list[int]: ...
+
+
+class ProviderStore(Protocol):
+    async def put(self, name: str, doc: JSONObject, at: float) -> None: ...
+    async def get(self, name: str) -> JSONObject | None: ...
+    async def all(self) -> dict[str, JSONObject]: ...
+    async def delete(self, name: str) -> bool: ...
+
+
+class ProviderTokenStore(Protocol):
+    """A credential every worker shares (the APNs provider token)."""
+
+    async def current(self, name: str) -> tuple[str, float] | None: ...
+
+    async def replace(
+        self, name: str, token: str, issued_at: float, *, expected: float | None
+    ) -> bool:
+        """Store ``token`` if the current one was issued at ``expected`` (compare-and-set)."""
+        ...
+
+
+class StatusHookStore(Protocol):
+    async def create(self, hook: StatusHook) -> None: ...
+    async def list(self, sender: str | None) -> list[StatusHook]: ...
+    async def delete(self, hook_id: str, sender: str | None) -> bool: ...
+    async def disable(self, hook_id: str, at: float) -> None: ...
+
+
+class SecretStore(Protocol):
+    async def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
 
 
 class StatsStore(Protocol):

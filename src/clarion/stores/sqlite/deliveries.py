@@ -17,15 +17,17 @@ import orjson
 from clarion.models import Channel, Outcome
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import BatchResult, DeliveryRecord
+from clarion.stores.sqlite.devices import apply_invalidations
 from clarion.types import EventId, Seq, UserId
 
 # All batches' progress in one statement: json_each yields [seq, batches, delivered,
-# suppressed, held, released] rows, summed per event first (a pack may hold two batches of
+# suppressed, held, released, failed] rows, summed per event first (a pack may hold two batches of
 # one event). An event is complete once every batch is done and nobody is still held.
 _PROGRESS = """
 WITH p AS (
     SELECT value ->> 0 AS seq, sum(value ->> 1) AS batches, sum(value ->> 2) AS delivered,
-           sum(value ->> 3) AS suppressed, sum(value ->> 4) - sum(value ->> 5) AS held
+           sum(value ->> 3) AS suppressed, sum(value ->> 4) - sum(value ->> 5) AS held,
+           sum(value ->> 6) AS failed
     FROM json_each(:rows) GROUP BY 1
 ), n AS (
     SELECT e.seq, e.batches_done + p.batches AS done, e.held + p.held AS held,
@@ -38,6 +40,7 @@ UPDATE events SET
     held = n.held,
     delivered = events.delivered + p.delivered,
     suppressed = events.suppressed + p.suppressed,
+    failed = events.failed + p.failed,
     first_delivery_at = CASE WHEN p.delivered > 0 THEN coalesce(events.first_delivery_at, :now)
         ELSE events.first_delivery_at END,
     state = CASE WHEN n.complete AND events.state NOT IN ('failed', 'killed') THEN 'completed'
@@ -83,8 +86,8 @@ _INBOX_LOG = (
     " :now FROM b, json_each(b.users) u"
 )
 _LOG = (
-    "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, provider_ref)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -136,7 +139,7 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
     c.executemany(
         _LOG,
         [
-            (o.user_id, r.seq, o.channel, o.attempt, o.outcome.value, o.reason, now)
+            (o.user_id, r.seq, o.channel, o.attempt, o.outcome.value, o.reason, now, o.provider_ref)
             for r in fresh
             for o in r.outcomes
         ],
@@ -144,8 +147,19 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
     counted = [u for r in fresh for u in r.counted]
     if counted:
         c.execute(_COUNT, {"users": orjson.dumps(counted), "now": now, "cutoff": now - 86_400})
+    invalidated = [i for r in fresh for i in r.invalidated]
+    if invalidated:
+        apply_invalidations(c, invalidated, now)
     progress = [
-        [r.seq, int(r.completes_batch), len(r.inbox), r.suppressed, r.held, r.released]
+        [
+            r.seq,
+            int(r.completes_batch),
+            len(r.inbox) + r.delivered,
+            r.suppressed,
+            r.held,
+            r.released,
+            r.failed,
+        ]
         for r in fresh
     ]
     c.execute(_PROGRESS, {"rows": orjson.dumps(progress), "now": now})

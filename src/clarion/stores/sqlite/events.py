@@ -17,7 +17,7 @@ import orjson
 
 from clarion.broker.sqlite import SqliteBroker
 from clarion.ingest.ratelimit import Bucket, take
-from clarion.models import Event, EventState, EventStatus, Priority
+from clarion.models import Event, EventContent, EventState, EventStatus, Priority
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import (
     Accepted,
@@ -32,9 +32,10 @@ from clarion.types import EventId, Seq
 
 _INSERT_EVENT = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
-                    campaign, title, body, payload, created_at, expires_at, state,
+                    campaign, template, template_version, collapse_key, title, body,
+                    payload, created_at, expires_at, state,
                     fanout_next_batch, batches_total, recipients)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
 """
 
 _ADVANCE = """
@@ -54,7 +55,7 @@ WHERE seq = :seq AND fanout_next_batch = :from_batch
 
 _STATUS_COLUMNS = (
     "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
-    " suppressed, held, created_at, first_delivery_at, completed_at, sender, error"
+    " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error"
 )
 
 
@@ -78,6 +79,22 @@ class SqliteEventStore:
     async def count(self) -> int:
         row = await self._db.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone())
         return int(row[0])
+
+    async def contents(self, seqs: Sequence[Seq]) -> dict[Seq, EventContent]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT e.seq, e.type, e.actor, e.object, e.title, e.body, e.payload, e.template,"
+                " e.template_version, e.collapse_key, e.sender FROM json_each(?) j"
+                " JOIN events e ON e.seq = j.value",
+                (orjson.dumps(list(seqs)),),
+            ).fetchall()
+        )
+        return {
+            Seq(r[0]): EventContent(
+                r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6]), r[7], r[8], r[9], r[10]
+            )
+            for r in rows
+        }
 
     async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]:
         ids = orjson.dumps(list(seqs))
@@ -125,11 +142,12 @@ def _status(row: Any) -> EventStatus:
         delivered=row[7],
         suppressed=row[8],
         held=row[9],
-        created_at=row[10],
-        first_delivery_at=row[11],
-        completed_at=row[12],
-        sender=row[13],
-        error=row[14],
+        failed=row[10],
+        created_at=row[11],
+        first_delivery_at=row[12],
+        completed_at=row[13],
+        sender=row[14],
+        error=row[15],
     )
 
 
@@ -221,6 +239,9 @@ def _insert(
                 e.target,
                 e.object,
                 e.campaign,
+                e.template,
+                e.template_version,
+                e.collapse_key,
                 e.title,
                 e.body,
                 orjson.dumps(e.payload).decode(),

@@ -34,12 +34,34 @@ class SqliteUserStore:
     async def get(self, user_id: UserId) -> UserProfile | None:
         row = await self._db.read(
             lambda c: c.execute(
-                "SELECT user_id, email, phone, timezone, locale, updated_at FROM users"
-                " WHERE user_id = ?",
+                "SELECT user_id, email, phone, timezone, locale, updated_at, email_verified,"
+                " phone_verified, email_bounced_at FROM users WHERE user_id = ?",
                 (user_id,),
             ).fetchone()
         )
-        return None if row is None else UserProfile(UserId(row[0]), *row[1:])
+        if row is None:
+            return None
+        return UserProfile(
+            UserId(row[0]),
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            bool(row[6]),
+            bool(row[7]),
+            row[8],
+        )
+
+    async def locales(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT u.user_id, u.locale FROM json_each(?) j"
+                " JOIN users u ON u.user_id = j.value WHERE u.locale IS NOT NULL",
+                (orjson.dumps(list(user_ids)),),
+            ).fetchall()
+        )
+        return {UserId(r[0]): r[1] for r in rows}
 
     async def timezones(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
         rows = await self._db.read(

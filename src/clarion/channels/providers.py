@@ -1,0 +1,109 @@
+"""The providers a worker sends through: built from configuration, rebuilt when it changes.
+
+Configuration comes from the config file (``CLARION_PROVIDERS_FILE``, TOML or JSON, one
+table per provider) overlaid by what operators stored with ``PUT /v1/providers/{name}``.
+Each provider keeps its long-lived connections for as long as its configuration stays the
+same; a change closes the old instance and builds a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clarion import channels
+from clarion.channels.base import Provider
+from clarion.channels.config import ProviderConfig, ProviderDeps
+from clarion.errors import ConfigError
+from clarion.stores.base import ProviderStore
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 5.0
+
+
+def read_file(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None:
+        return {}
+    try:
+        raw = path.read_bytes()
+        docs = tomllib.loads(raw.decode()) if path.suffix == ".toml" else orjson.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read providers file {path}: {exc}") from exc
+    if not isinstance(docs, dict) or not all(isinstance(v, dict) for v in docs.values()):
+        raise ConfigError(f"{path}: expected one table (object) per provider")
+    return docs
+
+
+class ProviderSet:
+    def __init__(
+        self,
+        store: ProviderStore,
+        deps: ProviderDeps,
+        *,
+        file_docs: dict[str, dict[str, Any]] | None = None,
+        refresh_s: float = REFRESH_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._deps = deps
+        self._file_docs = file_docs or {}
+        self._refresh_s = refresh_s
+        self._monotonic = monotonic
+        self._read_at: float | None = None
+        self._docs: dict[str, bytes] = {}
+        self._configs: dict[str, ProviderConfig] = {}
+        self._live: dict[str, Provider] = {}
+
+    async def configs(self) -> dict[str, ProviderConfig]:
+        await self._refresh()
+        return dict(self._configs)
+
+    async def choose(self, kind: str, *, role: str = "primary") -> Provider | None:
+        """The enabled provider of ``kind`` in ``role`` (one of each is expected)."""
+        await self._refresh()
+        for name, config in sorted(self._configs.items()):
+            if (config.kind or name) == kind and config.role == role and config.enabled:
+                return self._provider(name, config)
+        return None
+
+    def _provider(self, name: str, config: ProviderConfig) -> Provider:
+        provider = self._live.get(name)
+        if provider is None:
+            provider = self._live[name] = channels.build(name, config, self._deps)
+        return provider
+
+    async def _refresh(self) -> None:
+        now = self._monotonic()
+        if self._read_at is not None and now - self._read_at < self._refresh_s:
+            return
+        self._read_at = now
+        docs = {**self._file_docs, **await self._store.all()}
+        for name in [n for n in self._live if n not in docs]:
+            await self._live.pop(name).close()
+            self._configs.pop(name, None)
+        for name, doc in docs.items():
+            raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+            if self._docs.get(name) == raw:
+                continue
+            try:
+                config = channels.parse(name, doc)
+            except Exception as exc:  # a broken config must not stop the other providers
+                log.error("provider %s: configuration refused: %s", name, exc)
+                continue
+            old = self._live.pop(name, None)
+            if old is not None:
+                await old.close()
+            self._docs[name] = raw
+            self._configs[name] = config
+
+    async def close(self) -> None:
+        for provider in self._live.values():
+            await provider.close()
+        self._live.clear()

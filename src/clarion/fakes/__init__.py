@@ -1,0 +1,2 @@
+"""Look-alikes of the providers Clarion talks to, speaking the same protocols, for tests,
+benchmarks and staging: ``clarion fake-providers``."""

@@ -1,0 +1,202 @@
+"""The device registry and the address book channels deliver to.
+
+A token belongs to whoever registered it last (a phone changing hands moves its token), each
+person keeps at most ``max_per_user`` devices (the least recently seen is dropped), and
+provider feedback marks devices invalid — except a token registered again after the moment
+the provider said it died, which is a new registration.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from clarion.models import Channel, DeviceState, Platform
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.base import Address, Device
+from clarion.types import UserId
+
+_COLUMNS = (
+    "user_id, device_id, platform, token, meta, app_version, state, registered_at, last_seen,"
+    " invalidated_at, reason"
+)
+_DELIVERABLE = "('active', 'stale')"
+_PUSH_PLATFORMS = "('ios', 'android', 'web')"
+
+
+def _device(row: Any) -> Device:
+    return Device(
+        UserId(row[0]),
+        row[1],
+        Platform(row[2]),
+        row[3],
+        orjson.loads(row[4]),
+        row[5],
+        DeviceState(row[6]),
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+    )
+
+
+class SqliteDeviceStore:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def register(self, device: Device, *, max_per_user: int) -> list[str]:
+        return await self._db.write(lambda c: _register(c, device, max_per_user))
+
+    async def remove(self, user_id: UserId, device_id: str) -> bool:
+        return await self._db.write(
+            lambda c: (
+                c.execute(
+                    "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def of_user(self, user_id: UserId) -> list[Device]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM devices WHERE user_id = ? ORDER BY last_seen DESC",
+                (user_id,),
+            ).fetchall()
+        )
+        return [_device(r) for r in rows]
+
+    async def addresses(
+        self, channel: Channel, user_ids: Sequence[UserId]
+    ) -> dict[UserId, list[Address]]:
+        ids = orjson.dumps(list(user_ids))
+        if channel is Channel.EMAIL:
+            sql = (
+                "SELECT u.user_id, 'email', 'smtp', u.email, '{}', 0 FROM json_each(?) j"
+                " JOIN users u ON u.user_id = j.value WHERE u.email IS NOT NULL"
+                " AND u.email_verified AND u.email_bounced_at IS NULL"
+            )
+        elif channel is Channel.SMS:
+            sql = (
+                "SELECT u.user_id, 'sms', 'sms_twilio', u.phone, '{}', 0 FROM json_each(?) j"
+                " JOIN users u ON u.user_id = j.value WHERE u.phone IS NOT NULL"
+                " AND u.phone_verified"
+            )
+        else:
+            platforms = "('webhook')" if channel is Channel.WEBHOOK else _PUSH_PLATFORMS
+            sql = (
+                "SELECT d.user_id, d.device_id, d.platform, d.token, d.meta, d.registered_at"
+                " FROM json_each(?) j JOIN devices d ON d.user_id = j.value"
+                f" WHERE d.state IN {_DELIVERABLE} AND d.platform IN {platforms}"
+            )
+        rows = await self._db.read(lambda c: c.execute(sql, (ids,)).fetchall())
+        found: dict[UserId, list[Address]] = {}
+        for user, ref, kind, value, meta, registered in rows:
+            provider = Platform(kind).provider if kind in Platform.__members__.values() else kind
+            found.setdefault(UserId(user), []).append(
+                Address(ref, provider, value, orjson.loads(meta), registered)
+            )
+        return found
+
+    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, frozenset[Channel]]:
+        rows = await self._db.read(
+            lambda c: c.execute(_REACHABLE, (orjson.dumps(list(user_ids)),)).fetchall()
+        )
+        return {
+            UserId(r[0]): frozenset(
+                channel
+                for channel, ok in zip(
+                    (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS), r[1:], strict=True
+                )
+                if ok
+            )
+            for r in rows
+        }
+
+    async def prune(
+        self, now: float, *, stale_after_s: float, expire_after_s: float
+    ) -> tuple[int, int]:
+        def _prune(c: sqlite3.Connection) -> tuple[int, int]:
+            expired = c.execute(
+                f"UPDATE devices SET state = 'expired' WHERE state IN {_DELIVERABLE}"
+                " AND last_seen < ?",
+                (now - expire_after_s,),
+            ).rowcount
+            stale = c.execute(
+                "UPDATE devices SET state = 'stale' WHERE state = 'active' AND last_seen < ?",
+                (now - stale_after_s,),
+            ).rowcount
+            return stale, expired
+
+        return await self._db.write(_prune)
+
+
+_REACHABLE = f"""
+SELECT j.value,
+    EXISTS (SELECT 1 FROM devices d WHERE d.user_id = j.value
+            AND d.state IN {_DELIVERABLE} AND d.platform IN {_PUSH_PLATFORMS}),
+    EXISTS (SELECT 1 FROM devices d WHERE d.user_id = j.value
+            AND d.state IN {_DELIVERABLE} AND d.platform = 'webhook'),
+    coalesce(u.email IS NOT NULL AND u.email_verified AND u.email_bounced_at IS NULL, 0),
+    coalesce(u.phone IS NOT NULL AND u.phone_verified, 0)
+FROM json_each(?) j LEFT JOIN users u ON u.user_id = j.value
+"""
+
+
+def _register(c: sqlite3.Connection, device: Device, max_per_user: int) -> list[str]:
+    d = device
+    c.execute(  # a token is one device: it moves to whoever registers it now
+        "DELETE FROM devices WHERE platform = ? AND token = ?"
+        " AND NOT (user_id = ? AND device_id = ?)",
+        (d.platform.value, d.token, d.user_id, d.device_id),
+    )
+    c.execute(
+        f"INSERT INTO devices ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, NULL, NULL)"
+        " ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform,"
+        " token = excluded.token, meta = excluded.meta, app_version = excluded.app_version,"
+        " state = 'active', registered_at = excluded.registered_at,"
+        " last_seen = excluded.last_seen, invalidated_at = NULL, reason = NULL",
+        (
+            d.user_id,
+            d.device_id,
+            d.platform.value,
+            d.token,
+            orjson.dumps(d.meta).decode(),
+            d.app_version,
+            d.registered_at,
+            d.last_seen,
+        ),
+    )
+    dropped = [
+        r[0]
+        for r in c.execute(
+            "SELECT device_id FROM devices WHERE user_id = ?"
+            " ORDER BY last_seen DESC, registered_at DESC LIMIT -1 OFFSET ?",
+            (d.user_id, max_per_user),
+        ).fetchall()
+    ]
+    c.executemany(
+        "DELETE FROM devices WHERE user_id = ? AND device_id = ?",
+        [(d.user_id, device_id) for device_id in dropped],
+    )
+    return dropped
+
+
+def apply_invalidations(c: sqlite3.Connection, invalidations: list[Any], now: float) -> None:
+    """Provider feedback, applied inside the commit that records the sends."""
+    for item in invalidations:
+        if item.ref == "email":
+            c.execute(
+                "UPDATE users SET email_bounced_at = ? WHERE user_id = ?", (now, item.user_id)
+            )
+        elif item.ref == "sms":
+            c.execute("UPDATE users SET phone_verified = 0 WHERE user_id = ?", (item.user_id,))
+        else:
+            c.execute(
+                "UPDATE devices SET state = 'invalid', invalidated_at = ?, reason = ?"
+                " WHERE user_id = ? AND device_id = ? AND (? IS NULL OR registered_at < ?)",
+                (now, item.reason, item.user_id, item.ref, item.since, item.since),
+            )

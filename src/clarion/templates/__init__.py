@@ -1,0 +1,1 @@
+"""Message templates: per channel and per locale, versioned, rendered in a sandbox."""
