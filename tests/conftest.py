@@ -4,6 +4,7 @@ server on loopback (a thread running uvicorn) whose pipeline the test drains in-
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 import time
@@ -19,6 +20,7 @@ import uvicorn
 from clarion.api.app import create_app
 from clarion.clock import ManualClock
 from clarion.config import Settings
+from clarion.fakes.suite import FakeProviders, FakeProvidersThread
 from clarion.keys import create_key
 from clarion.launch import free_port
 from clarion.runtime import Runtime, open_runtime
@@ -31,6 +33,27 @@ _names = itertools.count(1)
 def unique(prefix: str) -> str:
     """A name no other test in this session uses (servers are shared per module)."""
     return f"{prefix}{next(_names)}"
+
+
+@pytest.fixture(scope="session")
+def fake_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProviders]:
+    """Every provider look-alike, started once per session on its own thread."""
+    runner = FakeProvidersThread(tmp_path_factory.mktemp("fakes"))
+    suite = runner.start()
+    try:
+        yield suite
+    finally:
+        runner.stop()
+
+
+@pytest.fixture
+def fakes(fake_suite: FakeProviders) -> Iterator[FakeProviders]:
+    """The look-alikes with nothing received and no failure rules, before and after."""
+    fake_suite.reset()
+    try:
+        yield fake_suite
+    finally:
+        fake_suite.reset()
 
 
 @pytest.fixture
@@ -104,17 +127,34 @@ class Api:
 
     def drain(self) -> int:
         """Run every pipeline stage in this process until no message is ready."""
-        return self.run(build_runner(self.runtime, name="test-worker").drain())
+
+        async def drain() -> int:
+            runner = build_runner(self.runtime, name="test-worker")
+            try:
+                return await runner.drain()
+            finally:
+                await runner.close()
+
+        return self.run(drain())
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api_settings() -> dict[str, Any]:
+    """Settings for a module's API server; a test module redefines this fixture to change them."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, api_settings: dict[str, Any]) -> Iterator[Api]:
     folder = tmp_path_factory.mktemp("api")
-    settings = Settings(db=folder / "clarion.db", batch_size=100)
+    port = free_port()
+    settings = dataclasses.replace(
+        Settings(db=folder / "clarion.db", batch_size=100, public_url=f"http://127.0.0.1:{port}"),
+        **api_settings,
+    )
     clock = ManualClock(start=time.time())
     rt = open_runtime(settings, clock=clock, durable_commits=True)
     _, admin = asyncio.run(create_key(rt.stores.keys, clock, sender="admin", admin=True))
-    port = free_port()
     server = _ServerThread(create_app(rt), port)
     server.start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)

@@ -65,6 +65,10 @@ class ConflictError(ClarionError):
     """The request contradicts the current state (e.g. disabling a mandatory type)."""
 
 
+class StaleVersionError(ConflictError):
+    """Someone else changed the record since it was read; read it again and retry."""
+
+
 class RateLimitedError(ClarionError):
     """Over a rate limit; try again after ``retry_after_s`` seconds."""
 

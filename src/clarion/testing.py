@@ -13,7 +13,7 @@ from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.messages import plan_first_steps
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.runtime import Runtime
-from clarion.stores.base import Accepted, IngestOutcome, IngestRequest
+from clarion.stores.records import Accepted, IngestOutcome, IngestRequest
 from clarion.types import EventId, UserId
 
 TEST_LIMITS = Limits(

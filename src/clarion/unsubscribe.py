@@ -26,6 +26,8 @@ class UnsubscribeScope:
     user_id: UserId
     type: str | None = None
     channel: Channel | None = None
+    sender: str | None = None
+    """Who sent the message carrying the link: their status webhooks hear about it."""
 
     def describe(self) -> str:
         if self.type is not None:
@@ -68,6 +70,8 @@ def make_token(scope: UnsubscribeScope, keys: SigningKeys) -> str:
         doc["t"] = scope.type
     if scope.channel is not None:
         doc["c"] = scope.channel.value
+    if scope.sender is not None:
+        doc["s"] = scope.sender
     payload = _b64(orjson.dumps(doc))
     signature = hmac.new(keys.keys[keys.current], payload.encode(), hashlib.sha256).digest()
     return f"{payload}.{_b64(signature)}"
@@ -84,7 +88,7 @@ def read_token(token: str, keys: SigningKeys) -> UnsubscribeScope:
         if not hmac.compare_digest(expected, _unb64(signature)):
             raise refused
         channel = Channel(doc["c"]) if "c" in doc else None
-        scope = UnsubscribeScope(UserId(doc["u"]), doc.get("t"), channel)
+        scope = UnsubscribeScope(UserId(doc["u"]), doc.get("t"), channel, doc.get("s"))
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise refused from None
     if (scope.type is None) == (scope.channel is None):

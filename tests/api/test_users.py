@@ -19,9 +19,20 @@ def test_put_and_get_a_user_profile(api: Api) -> None:
         "phone": "+14155550100",
         "timezone": "Europe/Paris",
         "locale": "fr-FR",
+        "email_verified": True,
+        "phone_verified": False,
     }
     assert api.call("PUT", f"/v1/users/{user}", json=body).status_code == 200
-    assert api.call("GET", f"/v1/users/{user}").json() == {"user_id": user} | body
+    shown = api.call("GET", f"/v1/users/{user}").json()
+    assert shown == {"user_id": user, "email_bounced": False} | body
+    # Verification belongs to an address: dropping the address drops the flag.
+    api.call("PUT", f"/v1/users/{user}", json={"phone_verified": True})
+    shown = api.call("GET", f"/v1/users/{user}").json()
+    assert (shown["email"], shown["email_verified"], shown["phone_verified"]) == (
+        None,
+        False,
+        False,
+    )
     assert api.call("GET", f"/v1/users/{unique('ghost')}").status_code == 404
 
 

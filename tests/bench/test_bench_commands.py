@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def bench(*args: str) -> dict[str, object]:
+def bench(*args: str) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "clarion", "bench", *args, "--json"],
         capture_output=True,
@@ -20,7 +21,7 @@ def bench(*args: str) -> dict[str, object]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -50,3 +51,37 @@ def test_bench_evaluate_json() -> None:
     result = bench("evaluate", "--batch", "1000", "--others", "200")
     assert {"batch_size", "cpu_ms"} <= result.keys()
     assert result["batch_size"] == 1000
+
+
+def test_bench_push_json() -> None:
+    result = bench("push", "--pushes", "400", "--workers", "2")
+    assert {"sends_per_s", "raw_h2_requests_per_s", "workers"} <= result.keys()
+    assert result["workers"] == 2
+    assert result["received_by_lookalike"] == 400  # every push really reached the look-alike
+    assert set(result["sends_per_s_by_workers"]) == {"1", "2"}
+
+
+def test_bench_email_json() -> None:
+    result = bench("email", "--messages", "50")
+    assert result["messages"] == 50
+    assert result["connections"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("email", "--messages", "30"), "messages / s"),
+        (("evaluate", "--batch", "300", "--others", "100"), "Evaluating one batch"),
+        (("fanout", "--followers", "500", "--batch-size", "250"), "recipients / s"),
+    ],
+)
+def test_bench_tables_for_people(args: tuple[str, ...], shown: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clarion", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout

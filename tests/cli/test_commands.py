@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -141,3 +143,74 @@ def test_kill_needs_exactly_one_target(db: Path) -> None:
     done = clarion(db, "kill", "create", "--type", "a", "--sender", "b")
     assert done.returncode == 2
     assert "exactly one" in done.stderr
+
+
+def test_devices_prune_marks_stale_then_expired(db: Path) -> None:
+    from clarion.config import Settings
+    from clarion.models import Channel, Platform
+    from clarion.runtime import open_runtime
+    from clarion.stores.records import Device
+    from clarion.types import UserId
+
+    async def register() -> None:
+        runtime = open_runtime(Settings(db=db))
+        now = runtime.clock.now()
+        for name, age_days in (("fresh", 1), ("quiet", 40), ("gone", 100)):
+            seen = now - age_days * 86_400
+            device = Device(
+                UserId(name), "phone", Platform.ANDROID, f"token-{name}", last_seen=seen
+            )
+            await runtime.stores.devices.register(device, max_per_user=10)
+        await runtime.close()
+
+    asyncio.run(register())
+    done = clarion(db, "devices", "prune", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"expired": 1, "stale": 1}
+
+    async def reachable() -> dict[str, list[str]]:
+        runtime = open_runtime(Settings(db=db))
+        found = await runtime.stores.devices.addresses(
+            Channel.PUSH, [UserId(n) for n in ("fresh", "quiet", "gone")]
+        )
+        await runtime.close()
+        return {user: [a.value for a in addresses] for user, addresses in found.items()}
+
+    assert asyncio.run(reachable()) == {"fresh": ["token-fresh"], "quiet": ["token-quiet"]}
+    refused = clarion(db, "devices", "prune", "--stale-days", "30", "--expire-days", "7")
+    assert refused.returncode == 2
+    assert "--stale-days" in refused.stderr
+
+
+def test_fake_providers_store_their_config_and_stop_on_sigterm(db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "providers.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "clarion",
+            "fake-providers",
+            "--configure",
+            "--db",
+            str(db),
+            "--write-config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    with process.stdout:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C to stop" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    assert "APNs (HTTP/2)" in "".join(lines)
+    written = json.loads(config.read_text())
+    stored = dict(sqlite3.connect(db).execute("SELECT name, doc FROM providers").fetchall())
+    assert (
+        set(stored) == set(written) == {"apns", "fcm", "webpush", "smtp", "sms_twilio", "webhook"}
+    )

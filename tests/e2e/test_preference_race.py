@@ -35,7 +35,10 @@ def test_a_preference_change_racing_delivery_across_two_workers(tmp_path: Path) 
     with LocalClarion(settings, standard_workers(2, 0)) as local:
         api = httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {key}"})
         api.put("/v1/types/like", json={"priority": "P1"})
-        sent: list[tuple[float, str]] = []  # (when the 202 arrived, event id)
+        # (when the POST was sent, event id): a request already in flight when the PUT
+        # returned may have been accepted — and evaluated — before it, so only requests
+        # started afterwards must see the new settings.
+        sent: list[tuple[float, str]] = []
         stop = threading.Event()
 
         def producer() -> None:
@@ -45,12 +48,13 @@ def test_a_preference_change_racing_delivery_across_two_workers(tmp_path: Path) 
                 n = 0
                 while not stop.is_set():
                     n += 1
+                    started = time.time()
                     reply = client.post(
                         "/v1/notifications",
                         json={"type": "like", "target": "ann", "object": f"p{n}"},
                     )
                     assert reply.status_code == 202
-                    sent.append((time.time(), reply.json()["event_id"]))
+                    sent.append((started, reply.json()["event_id"]))
 
         thread = threading.Thread(target=producer)
         thread.start()

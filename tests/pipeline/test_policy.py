@@ -11,7 +11,7 @@ from clarion.config import Settings
 from clarion.models import EventState, FanOut, Priority, TypeSpec
 from clarion.policy.killswitch import KillKind, KillSwitch
 from clarion.runtime import Runtime, open_runtime
-from clarion.stores.base import DeliveryRecord
+from clarion.stores.records import DeliveryRecord
 from clarion.testing import accept_ids, event, type_spec, users
 from clarion.types import EventId, UserId
 from clarion.worker import build_runner
@@ -104,7 +104,7 @@ async def test_quiet_hours_are_checked_when_delivered_not_when_enqueued(
 async def test_quiet_hours_in_the_profile_zone_across_a_dst_change(
     runtime: Runtime, clock: ManualClock
 ) -> None:
-    from clarion.stores.base import UserProfile
+    from clarion.stores.records import UserProfile
 
     await runtime.stores.users.put(UserProfile(BOB, timezone="America/New_York"))
     await prefs(runtime, BOB, quiet_hours={"start": "22:00", "end": "08:00"})

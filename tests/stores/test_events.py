@@ -7,7 +7,7 @@ import math
 from clarion.clock import ManualClock
 from clarion.models import EventState
 from clarion.runtime import Runtime
-from clarion.stores.base import Accepted, RateLimited
+from clarion.stores.records import Accepted, RateLimited
 from clarion.testing import accept, event, type_spec
 from clarion.types import EventId
 

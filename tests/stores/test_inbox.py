@@ -8,7 +8,7 @@ from __future__ import annotations
 from clarion.clock import ManualClock
 from clarion.models import Channel, EventState, Outcome
 from clarion.runtime import Runtime
-from clarion.stores.base import BatchResult, DeliveryOutcome, FanoutAdvance
+from clarion.stores.records import BatchResult, DeliveryOutcome, FanoutAdvance
 from clarion.testing import accept_ids, event, type_spec
 from clarion.types import EventId, Seq, UserId
 

@@ -13,12 +13,17 @@ from clarion.api.errors import install_error_handlers
 from clarion.api.ingest import IngestFront
 from clarion.api.openapi import install_openapi
 from clarion.api.routes import (
+    devices,
     followers,
     killswitches,
     notifications,
     preferences,
+    providers,
+    templates,
     types,
+    unsubscribe,
     users,
+    webhooks,
 )
 from clarion.api.services import ApiServices
 from clarion.config import Settings
@@ -60,7 +65,20 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (notifications, types, users, preferences, followers, killswitches):
+    modules = (
+        notifications,
+        types,
+        users,
+        preferences,
+        devices,
+        followers,
+        templates,
+        providers,
+        webhooks,
+        killswitches,
+        unsubscribe,
+    )
+    for module in modules:
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")

@@ -26,7 +26,7 @@ from clarion.api.services import ApiServices
 from clarion.errors import ClarionError, InputError, RateLimitedError
 from clarion.ingest.validation import EventRequest, build_event
 from clarion.models import Event, SenderKey
-from clarion.stores.base import Accepted, IngestRequest, RateLimited
+from clarion.stores.records import Accepted, IngestRequest, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,13 @@ def _refused(exc: ClarionError) -> dict[str, Any]:
 
 async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
     spec = await svc.types.get(body.type)
+    template = body.template or (spec.template if spec else None)
+    version = None
+    if template is not None:
+        version = await svc.template_version(template, body.template_version)
+        if version is None:
+            wanted = f" version {body.template_version}" if body.template_version else ""
+            raise InputError.single("template", f"no template {template!r}{wanted}")
     request = EventRequest(
         type=body.type,
         actor=body.actor,
@@ -205,6 +212,9 @@ async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
         ttl_seconds=body.ttl_seconds,
         idempotency_key=body.idempotency_key,
         campaign=body.campaign,
+        template=template,
+        template_version=version,
+        collapse_key=body.collapse_key,
     )
     return build_event(request, spec, key, limits=svc.limits, now=svc.runtime.clock.now())
 

@@ -52,6 +52,13 @@ class EventIn(Strict):
     campaign: NameField | None = Field(
         None, description="Campaign id, so a kill switch can stop the whole campaign."
     )
+    template: NameField | None = Field(None, description="A template; default: the type's.")
+    template_version: int | None = Field(
+        None, ge=1, description="Pin a version; default: the newest when the event is sent."
+    )
+    collapse_key: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="Newer pushes with the same key replace older ones on the device."
+    )
 
 
 class BatchIn(Strict):
@@ -97,9 +104,10 @@ class EventStatusOut(BaseModel):
     recipients: int
     batches_total: int | None
     batches_done: int
-    delivered: int
+    delivered: int = Field(description="Deliveries that reached a channel (per channel).")
     suppressed: int
     held: int
+    failed: int = Field(description="Deliveries a provider refused or that ran out of retries.")
     created_at: str
     first_delivery_at: str | None
     completed_at: str | None
@@ -118,6 +126,7 @@ class TypeIn(Strict):
         None, description="For users who never chose; absent: on for P0/P1, off for P2."
     )
     description: Annotated[str, StringConstraints(max_length=200)] = ""
+    template: NameField | None = Field(None, description="The template its events use.")
 
 
 class TypeOut(BaseModel):
@@ -128,6 +137,7 @@ class TypeOut(BaseModel):
     mandatory: bool
     default_enabled: bool | None
     description: str
+    template: str | None
 
 
 class TypeList(BaseModel):
@@ -148,6 +158,8 @@ class UserIn(Strict):
     locale: (
         Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None
     ) = None
+    email_verified: bool = Field(False, description="Email is only sent to verified addresses.")
+    phone_verified: bool = Field(False, description="SMS is only sent to verified numbers.")
 
 
 class UserOut(BaseModel):
@@ -156,6 +168,9 @@ class UserOut(BaseModel):
     phone: str | None
     timezone: str | None
     locale: str | None
+    email_verified: bool
+    phone_verified: bool
+    email_bounced: bool
 
 
 class FollowersIn(Strict):

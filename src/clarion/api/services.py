@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from clarion.api.limiter import ClientLimiter
 from clarion.cache import TTLCache
 from clarion.errors import ForbiddenError, UnauthenticatedError
 from clarion.ingest.validation import Limits
@@ -12,6 +15,8 @@ from clarion.runtime import Runtime
 
 KEY_CACHE_S = 5.0
 """A revoked key stops working everywhere within this long."""
+UNSUBSCRIBES_PER_S = 2.0
+"""Per client address, with a burst of five seconds' worth (a person clicks a few links)."""
 TYPE_CACHE_S = 1.0
 """A changed type applies to new events within this long."""
 
@@ -34,6 +39,13 @@ class ApiServices:
         self.types: TTLCache[str, TypeSpec | None] = TTLCache(
             self._load_type, runtime.clock, ttl_s=TYPE_CACHE_S
         )
+        self._templates: TTLCache[tuple[str, int | None], int | None] = TTLCache(
+            self._load_template_version, runtime.clock, ttl_s=TYPE_CACHE_S
+        )
+        self._template_docs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.unsubscribe_limiter = ClientLimiter(
+            runtime.clock, rate_per_s=UNSUBSCRIBES_PER_S, burst_s=5
+        )
 
     async def _load_type(self, name: str) -> TypeSpec | None:
         spec = await self.runtime.stores.types.get(name)
@@ -41,6 +53,24 @@ class ApiServices:
         if spec is None and fallback is not None and fallback != name:
             spec = await self.runtime.stores.types.get(fallback)
         return spec
+
+    async def _load_template_version(self, key: tuple[str, int | None]) -> int | None:
+        found = await self.runtime.stores.templates.get(*key)
+        return None if found is None else found.version
+
+    async def template_version(self, template: str, version: int | None) -> int | None:
+        """The version an event will render with: the one asked for, else the newest."""
+        return await self._templates.get((template, version))
+
+    async def template_doc(self, template: str, version: int) -> dict[str, Any] | None:
+        """A stored version (versions never change, so they are kept for good)."""
+        key = (template, version)
+        if key not in self._template_docs:
+            found = await self.runtime.stores.templates.get(template, version)
+            if found is None:
+                return None
+            self._template_docs[key] = found.doc
+        return self._template_docs[key]
 
     async def authenticate(self, secret: str | None) -> SenderKey:
         if not secret:

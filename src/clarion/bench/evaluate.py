@@ -25,7 +25,7 @@ from clarion.ids import new_event_id
 from clarion.models import Channel, Priority
 from clarion.pipeline.messages import EventHeader, RecipientBatch
 from clarion.runtime import Runtime, open_runtime
-from clarion.stores.base import UserProfile
+from clarion.stores.records import UserProfile
 from clarion.testing import evaluate_stage
 from clarion.types import EventId, Seq, UserId
 

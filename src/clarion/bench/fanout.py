@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from clarion.bench.driver import Progress, send_event, wait_until_done
 from clarion.bench.raw import sqlite_insert_rows_per_s
 from clarion.config import Settings
-from clarion.errors import BackendError
 from clarion.keys import create_key
 from clarion.launch import LocalClarion, peak_rss_mb
 from clarion.models import Channel, Priority, TypeSpec
@@ -31,8 +28,7 @@ from clarion.types import EventId, UserId
 CREATOR = UserId("celebrity")
 _LOAD_CHUNK = 100_000
 
-Progress = Callable[[str, int, int | None], None]
-"""``(phase, done, total)``: called as the benchmark advances."""
+_EVENT = {"type": "new_post", "actor": CREATOR, "fan_out": "followers", "object": "post_1"}
 
 
 @dataclass
@@ -65,8 +61,8 @@ def run_fanout(
         settings = Settings(db=Path(scratch) / "bench.db", batch_size=batch_size)
         key = asyncio.run(_prepare(settings, followers, report))
         with LocalClarion(settings, standard_workers(workers, 0)) as local:
-            accepted_at, event_id = _send(local.url, key)
-            _wait(local.url, key, event_id, followers, report)
+            accepted_at, event_id = send_event(local.url, key, _EVENT)
+            wait_until_done(local.url, key, event_id, followers, report, "delivering")
             rss = peak_rss_mb(list(local.pids().values()))
         status, delivered, stages = asyncio.run(_results(settings, event_id))
     report("raw sqlite insert rate", 0, None)
@@ -106,30 +102,6 @@ async def _prepare(settings: Settings, followers: int, report: Progress) -> str:
         return secret
     finally:
         await runtime.close()
-
-
-def _send(url: str, key: str) -> tuple[float, EventId]:
-    response = httpx.post(
-        f"{url}/v1/notifications",
-        headers={"Authorization": f"Bearer {key}"},
-        json={"type": "new_post", "actor": CREATOR, "fan_out": "followers", "object": "post_1"},
-        timeout=30,
-    )
-    accepted_at = time.time()
-    if response.status_code != 202:
-        raise BackendError(f"event refused: {response.status_code} {response.text}")
-    return accepted_at, EventId(response.json()["event_id"])
-
-
-def _wait(url: str, key: str, event_id: EventId, followers: int, report: Progress) -> None:
-    headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as api:
-        while True:
-            status = api.get(f"/v1/notifications/{event_id}").json()
-            report("delivering", status["delivered"] + status["suppressed"], followers)
-            if status["state"] in ("completed", "failed"):
-                return
-            time.sleep(0.02)
 
 
 async def _results(settings: Settings, event_id: EventId) -> tuple[Any, int, dict[str, Any]]:

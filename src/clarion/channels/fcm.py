@@ -151,6 +151,9 @@ class AccessToken:
 
         session = requests.Session()
         if self._ca_file:
+            # requests lets REQUESTS_CA_BUNDLE from the environment override a session's own
+            # verify setting; a configured ca_file must win.
+            session.trust_env = False
             session.verify = self._ca_file
         self._credentials.refresh(google.auth.transport.requests.Request(session))
         expiry = self._credentials.expiry

@@ -153,7 +153,8 @@ class TwilioSMSProvider:
         self.name = name
         self._config = config
         self._callback = f"{deps.public_url.rstrip('/')}/v1/providers/{name}/status"
-        self._auth = aiohttp.BasicAuth(config.account_sid, config.auth_token.get_secret_value())
+        credentials = f"{config.account_sid}:{config.auth_token.get_secret_value()}"
+        self._auth = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
@@ -165,7 +166,7 @@ class TwilioSMSProvider:
         assert self._session is not None
         url, form = build_request(message, self._config, self._callback)
         try:
-            async with self._session.post(url, data=form, auth=self._auth) as response:
+            async with self._session.post(url, data=form, headers=self._auth) as response:
                 body = await response.read()
                 return classify_response(
                     response.status, {k.lower(): v for k, v in response.headers.items()}, body

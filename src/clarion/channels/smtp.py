@@ -11,8 +11,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
 
 import aiosmtplib
 from pydantic import Field, SecretStr
@@ -48,11 +54,32 @@ def one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def build_message(message: OutboundMessage, config: Config) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = config.sender
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in a raw mail dump, unlike base64
+
+
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
+"""CRLF as SMTP wants, and long headers (the unsubscribe URL) kept on one line."""
+
+
+def _header(value: str) -> Any:
+    """ASCII as is; anything else as an RFC 2047 encoded word."""
+    return value if value.isascii() else Header(value, _UTF8)
+
+
+def build_message(message: OutboundMessage, config: Config) -> Message:
+    """The mail as a MIME tree (the classic ``email.mime`` API: a quarter of the CPU of
+    ``EmailMessage`` with the modern policy, which showed as the top cost of sending)."""
+    # The docs allow a Charset for _charset; typeshed only knows str.
+    text = MIMEText(message.content.text or message.content.body, "plain", _UTF8)  # type: ignore[arg-type]
+    email: Message = text
+    if message.content.html:
+        email = MIMEMultipart("alternative")
+        email.attach(text)
+        email.attach(MIMEText(message.content.html, "html", _UTF8))  # type: ignore[arg-type]
+    email["From"] = _header(config.sender)
     email["To"] = message.address
-    email["Subject"] = one_line(message.content.subject or message.content.title)
+    email["Subject"] = _header(one_line(message.content.subject or message.content.title))
     email["Date"] = formatdate(localtime=False)
     domain = config.sender.rsplit("@", 1)[-1].rstrip(">") or "clarion.local"
     email["Message-ID"] = make_msgid(idstring=message.id[:40], domain=domain)
@@ -60,9 +87,6 @@ def build_message(message: OutboundMessage, config: Config) -> EmailMessage:
     if message.unsubscribe_url:
         email["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email.set_content(message.content.text or message.content.body)
-    if message.content.html:
-        email.add_alternative(message.content.html, subtype="html")
     return email
 
 
@@ -129,6 +153,7 @@ class SMTPProvider:
         self._config = config
         self._connections = [_Connection(config) for _ in range(config.connections)]
         self._next = 0
+        self._envelope_from = parseaddr(config.sender)[1]
 
     async def send(self, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         """Messages are spread over the connections; each connection sends in turn
@@ -153,7 +178,9 @@ class SMTPProvider:
         try:
             client = await connection.client()
             email = build_message(message, self._config)
-            errors, _ = await client.send_message(email)
+            errors, _ = await client.sendmail(
+                self._envelope_from, [message.address], email.as_bytes(policy=_WIRE)
+            )
         except aiosmtplib.SMTPException as exc:
             if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError):
                 await connection.close()

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from clarion.cli import bench, demo, followers, keys, kill, registry, serve
+from clarion.cli import bench, demo, devices, fakes, followers, keys, kill, registry, serve
 from clarion.errors import ClarionError, InputError
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(followers.app, name="followers")
 app.add_typer(registry.app, name="types")
 app.add_typer(kill.app, name="kill")
+app.add_typer(devices.app, name="devices")
+fakes.register(app)
 demo.register(app)
 app.add_typer(bench.app, name="bench")
 

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from clarion.bench.email import run_email
 from clarion.bench.evaluate import run_evaluate
 from clarion.bench.fanout import run_fanout
 from clarion.bench.ingest import run_ingest
+from clarion.bench.push import run_push
 
-app = typer.Typer(help="Benchmarks: fan-out and ingest throughput.", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmarks: fan-out, ingest, evaluation, push and email throughput.",
+    no_args_is_help=True,
+)
 _err = Console(stderr=True)
 
 
@@ -28,6 +41,17 @@ def _progress() -> Progress:
     )
 
 
+def _advance(bar: Progress) -> Callable[[str, int, int | None], None]:
+    tasks: dict[str, TaskID] = {}
+
+    def advance(phase: str, done: int, total: int | None) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(phase, total=total)
+        bar.update(tasks[phase], completed=done, total=total)
+
+    return advance
+
+
 @app.command("fanout")
 def fanout(
     followers: Annotated[int, typer.Option(help="Followers of the celebrity.")] = 1_000_000,
@@ -37,14 +61,9 @@ def fanout(
 ) -> None:
     """A celebrity fan-out on the embedded backend: 202 → every follower's inbox."""
     with _progress() as bar:
-        tasks: dict[str, object] = {}
-
-        def advance(phase: str, done: int, total: int | None) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
-
-        result = run_fanout(followers, workers=workers, batch_size=batch_size, progress=advance)
+        result = run_fanout(
+            followers, workers=workers, batch_size=batch_size, progress=_advance(bar)
+        )
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -115,3 +134,44 @@ def evaluate(
         f"{result.with_preferences:,} of {result.batch_size:,} had a preference "
         f"record; outcomes: {result.outcomes}"
     )
+
+
+@app.command("push")
+def push(
+    pushes: Annotated[int, typer.Option(help="Pushes per run (one device per person).")] = 20_000,
+    workers: Annotated[int, typer.Option(help="Worker processes (also measured with 1).")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Pushes/s through the whole pipeline to the APNs look-alike over HTTP/2, beside the
+    rate of bare HTTP/2 clients against the same server in the same run."""
+    with _progress() as bar:
+        result = run_push(pushes, workers=workers, progress=_advance(bar))
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("processes", "pipeline sends / s", "bare HTTP/2 requests / s", "ratio")
+    table.title = f"{result.pushes:,} pushes to the APNs look-alike"
+    for count, rate in result.sends_per_s_by_workers.items():
+        raw = result.raw_h2_requests_per_s_by_processes[count]
+        table.add_row(str(count), f"{rate:,.0f}", f"{raw:,.0f}", f"{rate / raw:.0%}")
+    Console().print(table)
+
+
+@app.command("email")
+def email(
+    messages: Annotated[int, typer.Option(help="Messages to send.")] = 2000,
+    connections: Annotated[int, typer.Option(help="SMTP connections, each reused.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Messages/s from the SMTP provider to the local SMTP server (STARTTLS), multipart
+    text + HTML with one-click unsubscribe headers, over connections opened once."""
+    with _progress() as bar:
+        result = run_email(messages, connections=connections, progress=_advance(bar))
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("measure", "value", title=f"{result.messages:,} emails")
+    table.add_row("messages / s", f"{result.messages_per_s:,.0f}")
+    table.add_row("per message", f"{result.milliseconds_per_message:.2f} ms")
+    table.add_row("connections", str(result.connections))
+    Console().print(table)

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+
+from clarion.channels.h2client import lean_connection
 
 
 @dataclass(slots=True)
@@ -40,6 +41,11 @@ class _ConnectionState:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     served: int = 0
     last_stream: int = 0
+    flush_pending: bool = False
+
+
+class DropConnection(Exception):  # noqa: N818 - a signal to the server, not an error
+    """Raised by a handler: close the connection without answering (a dead provider edge)."""
 
 
 Handler = Callable[[H2Request], Awaitable[tuple[int, dict[str, str], bytes]]]
@@ -87,7 +93,7 @@ class H2Server:
             self._connections.discard(task)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn = lean_connection(client_side=False)
         conn.initiate_connection()
         writer.write(conn.data_to_send())
         state = _ConnectionState()
@@ -131,7 +137,9 @@ class H2Server:
             if request is not None:
                 state.served += 1
                 state.last_stream = event.stream_id
-                task = asyncio.create_task(self._answer(conn, writer, event.stream_id, request))
+                task = asyncio.create_task(
+                    self._answer(conn, writer, state, event.stream_id, request)
+                )
                 state.tasks.add(task)
                 task.add_done_callback(state.tasks.discard)
                 limit = self.max_requests_per_connection
@@ -142,6 +150,7 @@ class H2Server:
         self,
         conn: h2.connection.H2Connection,
         writer: asyncio.StreamWriter,
+        state: _ConnectionState,
         stream_id: int,
         pending: _Pending,
     ) -> None:
@@ -151,6 +160,9 @@ class H2Server:
         )
         try:
             status, extra, body = await self._handler(request)
+        except DropConnection:
+            writer.close()
+            return
         except Exception:  # a broken fake must not take the connection down with it
             status, extra, body = 500, {}, b""
         try:
@@ -162,10 +174,20 @@ class H2Server:
             conn.send_headers(stream_id, response, end_stream=not body)
             if body:
                 conn.send_data(stream_id, body, end_stream=True)
-            if not writer.is_closing():
-                writer.write(conn.data_to_send())
         except (h2.exceptions.ProtocolError, OSError):
-            pass
+            return
+        if not state.flush_pending:  # one write per loop turn for all answers ready
+            state.flush_pending = True
+            asyncio.get_running_loop().call_soon(_flush, conn, writer, state)
+
+
+def _flush(
+    conn: h2.connection.H2Connection, writer: asyncio.StreamWriter, state: _ConnectionState
+) -> None:
+    state.flush_pending = False
+    data = conn.data_to_send()
+    if data and not writer.is_closing():
+        writer.write(data)
 
 
 def _text_headers(raw: Iterable[tuple[Any, Any]]) -> dict[str, str]:

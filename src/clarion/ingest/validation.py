@@ -37,6 +37,10 @@ class EventRequest:
     ttl_seconds: int | None = None
     idempotency_key: str | None = None
     campaign: str | None = None
+    template: str | None = None
+    template_version: int | None = None
+    """Resolved before validation: the version this event will render with."""
+    collapse_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,9 @@ def build_event(
         mandatory=spec.mandatory,
         default_enabled=spec.enabled_by_default,
         campaign=request.campaign,
+        template=request.template,
+        template_version=request.template_version,
+        collapse_key=request.collapse_key,
         actor=request.actor,
         target=UserId(request.target) if request.target is not None else None,
         recipients=recipients,

@@ -17,7 +17,8 @@ import logging
 from clarion.clock import Clock
 from clarion.errors import BackendError
 from clarion.pipeline.messages import plan_first_steps
-from clarion.stores.base import EventStore, IngestOutcome, IngestRequest
+from clarion.stores.base import EventStore
+from clarion.stores.records import IngestOutcome, IngestRequest
 
 log = logging.getLogger(__name__)
 

@@ -31,17 +31,8 @@ from clarion.models import Channel, EventContent, Outcome, Priority
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import DeliveryBatch, message_id
 from clarion.pipeline.statuses import StatusOutbox
-from clarion.stores.base import (
-    Address,
-    BatchResult,
-    DeliveryOutcome,
-    DeliveryStore,
-    DeviceStore,
-    EventStore,
-    Invalidation,
-    TemplateStore,
-    UserStore,
-)
+from clarion.stores.base import DeliveryStore, DeviceStore, EventStore, TemplateStore, UserStore
+from clarion.stores.records import Address, BatchResult, DeliveryOutcome, Invalidation
 from clarion.templates.render import RenderError, content, render
 from clarion.types import Seq, UserId
 from clarion.unsubscribe import SigningKeys, UnsubscribeScope, make_token
@@ -203,7 +194,8 @@ class DeliverStage:
             and header.priority is not Priority.P0
             and not header.mandatory
         ):
-            token = make_token(UnsubscribeScope(user, type=header.type), self._keys)
+            scope = UnsubscribeScope(user, type=header.type, sender=header.sender)
+            token = make_token(scope, self._keys)
             unsubscribe = f"{self._public_url}/v1/unsubscribe/{token}"
         event = self._contents[header.seq]
         return OutboundMessage(

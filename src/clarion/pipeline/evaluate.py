@@ -34,16 +34,13 @@ from clarion.policy.frequency import DAY_S
 from clarion.policy.killswitch import KillSet
 from clarion.policy.preferences import DEFAULT, Preferences
 from clarion.stores.base import (
-    ALL_CHANNELS,
-    BatchResult,
-    DeliveryOutcome,
     DeliveryStore,
     DeviceStore,
     FrequencyStore,
     PreferenceStore,
-    StoredPreferences,
     UserStore,
 )
+from clarion.stores.records import ALL_CHANNELS, BatchResult, DeliveryOutcome, StoredPreferences
 from clarion.topics import EVALUATE
 from clarion.types import UserId
 

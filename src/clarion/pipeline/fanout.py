@@ -22,7 +22,8 @@ from clarion.models import FanOut
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import FanoutTask, RecipientBatch, encode_batches
 from clarion.pipeline.switches import KillSwitchCache
-from clarion.stores.base import EventStore, FanoutAdvance, FanoutPosition, FollowerStore
+from clarion.stores.base import EventStore, FollowerStore
+from clarion.stores.records import FanoutAdvance, FanoutPosition
 from clarion.topics import FANOUT
 from clarion.types import UserId
 

@@ -28,7 +28,8 @@ from clarion.clock import Clock
 from clarion.models import Priority
 from clarion.pipeline.base import Stage, StageResult
 from clarion.pipeline.messages import MessageError
-from clarion.stores.base import StageStats, StatsStore
+from clarion.stores.base import StatsStore
+from clarion.stores.records import StageStats
 from clarion.topics import consumption_order
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from clarion.clock import Clock
 from clarion.models import Outcome, Priority
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import DeliveryBatch, MessageError
-from clarion.stores.base import BatchResult, StatusHook, StatusHookStore
+from clarion.stores.base import StatusHookStore
+from clarion.stores.records import BatchResult, StatusHook
 from clarion.topics import STATUS, topic
 
 EVENTS = frozenset({"delivered", "failed", "bounced", "unsubscribed"})
@@ -114,7 +115,10 @@ def _records(batch: DeliveryBatch, result: BatchResult, now: float) -> list[dict
 
 class StatusStage:
     name = STATUS
-    claim_limit = 8
+    claim_limit = 1
+    """One status batch per claim: when an endpoint fails, only its own batch is retried,
+    never a neighbour that was already delivered (a message already carries a whole
+    delivery batch's records)."""
 
     def __init__(self, hooks: StatusHookStore, clock: Clock, *, allow_private: bool) -> None:
         self._hooks = hooks

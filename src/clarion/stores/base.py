@@ -8,258 +8,29 @@ per batch instead of one per user.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-import orjson
-
-from clarion.models import (
-    Channel,
-    DeviceState,
-    Event,
-    EventContent,
-    EventStatus,
-    Outcome,
-    Platform,
-    SenderKey,
-    TypeSpec,
-)
+from clarion.models import Channel, EventContent, EventStatus, SenderKey, TypeSpec
 from clarion.policy.killswitch import KillSwitch
+from clarion.stores.records import (
+    Address,
+    AuditEntry,
+    BatchResult,
+    DeliveryRecord,
+    Device,
+    FanoutAdvance,
+    FanoutPosition,
+    InboxPage,
+    IngestOutcome,
+    IngestRequest,
+    PlanFirstSteps,
+    StageStats,
+    StatusHook,
+    StoredPreferences,
+    TemplateVersion,
+    UserProfile,
+)
 from clarion.types import EventId, JSONObject, Seq, UserId
-
-if TYPE_CHECKING:
-    from clarion.pipeline.messages import FirstSteps
-
-# ── values crossing the seams ─────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True, slots=True)
-class UserProfile:
-    user_id: UserId
-    email: str | None = None
-    phone: str | None = None
-    timezone: str | None = None
-    locale: str | None = None
-    updated_at: float = 0.0
-    email_verified: bool = False
-    phone_verified: bool = False
-    email_bounced_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    user_id: UserId
-    device_id: str
-    platform: Platform
-    token: str
-    """The push token, the web-push endpoint, or the webhook URL."""
-    meta: JSONObject = field(default_factory=dict)
-    """Web push: {"keys": {"p256dh", "auth"}}; webhook: {"secrets": [...]}."""
-    app_version: str | None = None
-    state: DeviceState = DeviceState.ACTIVE
-    registered_at: float = 0.0
-    last_seen: float = 0.0
-    invalidated_at: float | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    """Where one channel reaches one person: a device, or their email / phone."""
-
-    ref: str
-    """The device id, or "email" / "sms"."""
-    provider: str
-    """The provider kind that speaks to it (apns, fcm, webpush, smtp, sms_twilio, webhook)."""
-    value: str
-    meta: JSONObject = field(default_factory=dict)
-    registered_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Invalidation:
-    """Provider feedback: an address stopped working."""
-
-    user_id: UserId
-    ref: str
-    reason: str
-    since: float | None = None
-    """A device registered after this moment is a new registration and is kept (APNs 410)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateVersion:
-    template_id: str
-    version: int
-    doc: JSONObject
-    created_at: float
-    created_by: str
-
-
-@dataclass(frozen=True, slots=True)
-class StatusHook:
-    id: str
-    sender: str
-    url: str
-    events: frozenset[str]
-    secrets: tuple[str, ...]
-    created_at: float
-    disabled_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPreferences:
-    user_id: UserId
-    raw: bytes | str
-    """The document as stored (JSON); ``doc`` decodes it on demand, so a reader that
-    already knows this version (a parsed-record cache) never pays for decoding."""
-    version: int
-    updated_at: float
-
-    @property
-    def doc(self) -> JSONObject:
-        decoded: JSONObject = orjson.loads(self.raw)
-        return decoded
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One change: who made it, when, and the state before and after."""
-
-    kind: str
-    subject: str
-    actor: str
-    at: float
-    before: JSONObject | None
-    after: JSONObject | None
-
-
-@dataclass(frozen=True, slots=True)
-class IngestRequest:
-    """Events from one API call, accepted or refused together for rate limiting."""
-
-    sender: str
-    rate_per_s: float | None
-    burst: float
-    events: Sequence[Event]
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    event_id: EventId
-    duplicate: bool = False
-    """True when the idempotency key was seen inside its window: ``event_id`` is the original."""
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimited:
-    retry_after_s: float
-    """``inf`` when the request can never fit (larger than the sender's burst)."""
-
-
-IngestOutcome = list[Accepted] | RateLimited
-PlanFirstSteps = Callable[[Sequence[tuple[Event, Seq]]], "FirstSteps"]
-
-
-@dataclass(frozen=True, slots=True)
-class FanoutAdvance:
-    """Move an event's fan-out checkpoint from ``from_batch`` to ``to_batch`` (compare-and-set)."""
-
-    seq: Seq
-    from_batch: int
-    to_batch: int
-    recipients: int
-    finished: bool
-
-
-@dataclass(frozen=True, slots=True)
-class FanoutPosition:
-    next_batch: int
-    finished: bool
-    failed: bool
-
-
-ALL_CHANNELS = "all"
-"""The channel of a decision about the person rather than one channel (a suppression)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    user_id: UserId
-    channel: str
-    """A Channel value, or ``ALL_CHANNELS``."""
-    outcome: Outcome
-    reason: str | None = None
-    attempt: int = 1
-    provider_ref: str | None = None
-
-
-@dataclass(slots=True)
-class BatchResult:
-    """What evaluating one recipient batch decided; recorded atomically, at most once."""
-
-    seq: Seq
-    batch_key: str
-    recipients: int
-    inbox: list[UserId] = field(default_factory=list)
-    """Users who get an in-app entry now (logged as in_app/delivered in bulk)."""
-    outcomes: list[DeliveryOutcome] = field(default_factory=list)
-    """Every other decision (suppressions with their reason, other channels)."""
-    suppressed: int = 0
-    held: int = 0
-    """Recipients put off until later (quiet hours, an hourly cap)."""
-    released: int = 0
-    """For a held batch coming back: how many recipients it takes off the held count."""
-    completes_batch: bool = True
-    """False for re-evaluations of held recipients, which do not count as a new batch."""
-    counted: list[UserId] = field(default_factory=list)
-    """Delivered recipients with frequency caps: their counts go up in the same commit."""
-    delivered: int = 0
-    """Channel deliveries (in-app entries are counted from ``inbox``)."""
-    failed: int = 0
-    invalidated: list[Invalidation] = field(default_factory=list)
-    """Provider feedback applied in the same commit: dead tokens, bounced addresses."""
-
-
-@dataclass(frozen=True, slots=True)
-class InboxItem:
-    seq: Seq
-    event_id: EventId
-    type: str
-    actor: str | None
-    object: str | None
-    title: str
-    body: str
-    created_at: float
-    read: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InboxPage:
-    items: list[InboxItem]
-    next_before: Seq | None
-    unread_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    event_id: EventId
-    user_id: UserId
-    channel: str
-    attempt: int
-    outcome: str
-    reason: str | None
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class StageStats:
-    worker: str
-    stage: str
-    messages: int
-    items: int
-    busy_s: float
-
 
 # ── the seams ─────────────────────────────────────────────────────────────────────────
 
@@ -307,9 +78,17 @@ class PreferenceStore(Protocol):
     async def get(self, user_id: UserId) -> StoredPreferences | None: ...
 
     async def put(
-        self, user_id: UserId, doc: JSONObject, at: float, actor: str
+        self,
+        user_id: UserId,
+        doc: JSONObject,
+        at: float,
+        actor: str,
+        *,
+        expected_version: int | None = None,
     ) -> StoredPreferences:
-        """Replace the document (version + 1) and log the change, in one transaction."""
+        """Replace the document (version + 1) and log the change, in one transaction.
+        With ``expected_version`` (0: no document yet) it is a compare-and-set for
+        read-modify-write callers; a mismatch raises :class:`StaleVersionError`."""
         ...
 
     async def history(self, user_id: UserId, *, limit: int) -> list[AuditEntry]: ...
@@ -353,6 +132,10 @@ class DeliveryStore(Protocol):
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]: ...
+
+    async def receipt(self, provider_ref: str, outcome: str, reason: str, at: float) -> bool:
+        """Log what a provider reported later about a message it took (SMS receipts)."""
+        ...
 
 
 class InboxStore(Protocol):

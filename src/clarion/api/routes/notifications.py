@@ -34,6 +34,7 @@ async def status(event_id: str, key: Caller, svc: Services) -> EventStatusOut:
         delivered=found.delivered,
         suppressed=found.suppressed,
         held=found.held,
+        failed=found.failed,
         created_at=iso(found.created_at),
         first_delivery_at=iso_or_none(found.first_delivery_at),
         completed_at=iso_or_none(found.completed_at),

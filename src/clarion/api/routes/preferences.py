@@ -8,6 +8,7 @@ evaluated after a write returns uses the new settings.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -27,13 +28,14 @@ from clarion.api.schemas import (
     PreferencesOut,
 )
 from clarion.api.services import ApiServices
-from clarion.errors import ConflictError, InputError
+from clarion.errors import ConflictError, InputError, StaleVersionError
 from clarion.models import SenderKey
 from clarion.policy.preferences import Preferences
-from clarion.stores.base import StoredPreferences
+from clarion.stores.records import StoredPreferences
 from clarion.types import JSONObject, UserId
 
 router = APIRouter(prefix="/v1/users", tags=["preferences"])
+_UPDATE_ATTEMPTS = 8
 
 _BODY: dict[str, Any] = {
     "requestBody": {
@@ -78,13 +80,41 @@ async def patch_preferences(
         raise InputError.single("body", f"not valid JSON ({exc})") from None
     if not isinstance(patch, dict):
         raise InputError.single("body", "a merge patch is a JSON object")
-    current = await svc.runtime.stores.preferences.get(uid)
-    merged = merge_patch(current.doc if current else {}, patch)
-    try:
-        body = PreferencesIn.model_validate(merged)
-    except ValidationError as exc:
-        raise InputError(problems_from_pydantic(exc.errors())) from None
-    return await _store(svc, uid, body, key)
+
+    async def apply(doc: JSONObject) -> JSONObject:
+        try:
+            body = PreferencesIn.model_validate(merge_patch(doc, patch))
+        except ValidationError as exc:
+            raise InputError(problems_from_pydantic(exc.errors())) from None
+        return await _checked(svc, body)
+
+    stored = await update_preferences(svc, uid, apply, actor=f"{key.sender} (key {key.key_id})")
+    return await _out(svc, uid, stored)
+
+
+async def update_preferences(
+    svc: ApiServices,
+    user_id: UserId,
+    change: Callable[[JSONObject], Awaitable[JSONObject]],
+    actor: str,
+) -> StoredPreferences:
+    """Read, change, write back — again from the top when another writer got in between,
+    so two concurrent partial changes both land instead of one erasing the other."""
+    store = svc.runtime.stores.preferences
+    for _ in range(_UPDATE_ATTEMPTS):
+        current = await store.get(user_id)
+        doc = await change(current.doc if current else {})
+        try:
+            return await store.put(
+                user_id,
+                doc,
+                svc.runtime.clock.now(),
+                actor,
+                expected_version=current.version if current else 0,
+            )
+        except StaleVersionError:
+            continue
+    raise ConflictError("these preferences are being changed by others right now; try again")
 
 
 @router.get("/{user_id}/preferences/history", response_model=HistoryOut)
@@ -118,15 +148,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
 async def _store(
     svc: ApiServices, user_id: UserId, body: PreferencesIn, key: SenderKey
 ) -> PreferencesOut:
-    doc: JSONObject = body.model_dump(mode="json", exclude_none=True)
-    await _refuse_disabling_mandatory(svc, doc)
     stored = await svc.runtime.stores.preferences.put(
-        user_id, doc, svc.runtime.clock.now(), actor=f"{key.sender} (key {key.key_id})"
+        user_id,
+        await _checked(svc, body),
+        svc.runtime.clock.now(),
+        actor=f"{key.sender} (key {key.key_id})",
     )
     return await _out(svc, user_id, stored)
 
 
-async def _refuse_disabling_mandatory(svc: ApiServices, doc: JSONObject) -> None:
+async def _checked(svc: ApiServices, body: PreferencesIn) -> JSONObject:
+    """The document to store; refused (409) if it would switch off a mandatory type."""
+    doc: JSONObject = body.model_dump(mode="json", exclude_none=True)
     for name, setting in doc.get("types", {}).items():
         if setting.get("enabled") is False:
             spec = await svc.runtime.stores.types.get(name)
@@ -135,6 +168,7 @@ async def _refuse_disabling_mandatory(svc: ApiServices, doc: JSONObject) -> None
                     f"type {name!r} is mandatory (security and account notices) and cannot"
                     " be disabled"
                 )
+    return doc
 
 
 async def _out(

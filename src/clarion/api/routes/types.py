@@ -22,6 +22,7 @@ def _out(spec: TypeSpec) -> TypeOut:
         mandatory=spec.mandatory,
         default_enabled=spec.default_enabled,
         description=spec.description,
+        template=spec.template,
     )
 
 
@@ -36,6 +37,7 @@ async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> Typ
         mandatory=body.mandatory,
         description=body.description,
         default_enabled=body.default_enabled,
+        template=body.template,
     )
     await svc.runtime.stores.types.put(spec, svc.runtime.clock.now())
     svc.types.forget(type_name)

@@ -23,8 +23,11 @@ from clarion.api.schemas import (
     UserIn,
     UserOut,
 )
+from clarion.api.services import ApiServices
 from clarion.errors import InputError, NotFoundError
-from clarion.stores.base import UserProfile
+from clarion.models import Channel
+from clarion.stores.records import InboxItem, UserProfile
+from clarion.templates.render import RenderError, render
 from clarion.types import EventId, Seq, UserId
 from clarion.validation import check_user_id, is_time_zone
 
@@ -48,9 +51,13 @@ async def put_user(user_id: str, body: UserIn, _: Admin, svc: Services) -> UserO
         body.timezone,
         body.locale,
         svc.runtime.clock.now(),
+        email_verified=body.email_verified and body.email is not None,
+        phone_verified=body.phone_verified and body.phone is not None,
     )
     await svc.runtime.stores.users.put(profile)
-    return _user_out(profile)
+    stored = await svc.runtime.stores.users.get(profile.user_id)
+    assert stored is not None
+    return _user_out(stored)
 
 
 @router.get("/{user_id}", response_model=UserOut, responses={404: {"model": ErrorOut}})
@@ -70,7 +77,14 @@ def _check_zone(name: str) -> None:
 
 def _user_out(p: UserProfile) -> UserOut:
     return UserOut(
-        user_id=p.user_id, email=p.email, phone=p.phone, timezone=p.timezone, locale=p.locale
+        user_id=p.user_id,
+        email=p.email,
+        phone=p.phone,
+        timezone=p.timezone,
+        locale=p.locale,
+        email_verified=p.email_verified,
+        phone_verified=p.phone_verified,
+        email_bounced=p.email_bounced_at is not None,
     )
 
 
@@ -90,25 +104,58 @@ async def inbox(
         if not cursor.isdigit():
             raise InputError.single("cursor", "use the next_cursor of a previous page")
         before = Seq(int(cursor))
-    page = await svc.runtime.stores.inbox.page(user_id_of(user_id), before=before, limit=limit)
-    return InboxOut(
-        items=[
+    uid = user_id_of(user_id)
+    page = await svc.runtime.stores.inbox.page(uid, before=before, limit=limit)
+    locale = None
+    if any(i.template for i in page.items):
+        profile = await svc.runtime.stores.users.get(uid)
+        locale = profile.locale if profile else None
+    items = []
+    for i in page.items:
+        title, body = await _in_app_text(svc, i, uid, locale)
+        items.append(
             InboxItemOut(
                 id=f"{_ITEM_PREFIX}{i.seq}",
                 event_id=i.event_id,
                 type=i.type,
                 actor=i.actor,
                 object=i.object,
-                title=i.title,
-                body=i.body,
+                title=title,
+                body=body,
                 created_at=iso(i.created_at),
                 read=i.read,
             )
-            for i in page.items
-        ],
+        )
+    return InboxOut(
+        items=items,
         next_cursor=None if page.next_before is None else str(page.next_before),
         unread_count=page.unread_count,
     )
+
+
+async def _in_app_text(
+    svc: ApiServices, item: InboxItem, user: UserId, locale: str | None
+) -> tuple[str, str]:
+    """The in-app variant of the event's template, in the reader's locale (rendered when
+    read, cached per locale), or the event's own title and body."""
+    if item.template is None or item.template_version is None:
+        return item.title, item.body
+    doc = await svc.template_doc(item.template, item.template_version)
+    if doc is None:
+        return item.title, item.body
+    params = {
+        **item.payload,
+        "payload": item.payload,
+        "actor": item.actor,
+        "object": item.object,
+        "type": item.type,
+        "user": {"id": user},
+    }
+    try:
+        fields = render(doc, Channel.IN_APP, locale, params)
+    except RenderError:
+        return item.title, item.body
+    return fields.get("title") or item.title, fields.get("body") or item.body
 
 
 @router.post("/{user_id}/inbox/read", response_model=ReadOut, summary="Mark entries read")

@@ -8,7 +8,7 @@ import sqlite3
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import AuditEntry
+from clarion.stores.records import AuditEntry
 
 
 def record_audit(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import StatusHook, TemplateVersion
+from clarion.stores.records import StatusHook, TemplateVersion
 from clarion.types import JSONObject
 
 

@@ -16,7 +16,7 @@ import orjson
 
 from clarion.models import Channel, Outcome
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import BatchResult, DeliveryRecord
+from clarion.stores.records import BatchResult, DeliveryRecord
 from clarion.stores.sqlite.devices import apply_invalidations
 from clarion.types import EventId, Seq, UserId
 
@@ -106,12 +106,25 @@ class SqliteDeliveryStore:
         wanted = orjson.dumps([[seq, key] for seq, key in keys])
         rows = await self._db.read(
             lambda c: c.execute(
-                "SELECT b.seq, b.batch_key FROM json_each(?) j JOIN batches b"
+                "SELECT b.seq, b.batch_key FROM json_each(?) j CROSS JOIN batches b"
                 " ON b.seq = j.value ->> 0 AND b.batch_key = j.value ->> 1",
                 (wanted,),
             ).fetchall()
         )
         return {(Seq(r[0]), r[1]) for r in rows}
+
+    async def receipt(self, provider_ref: str, outcome: str, reason: str, at: float) -> bool:
+        return await self._db.write(
+            lambda c: (
+                c.execute(
+                    "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at,"
+                    " provider_ref) SELECT user_id, seq, channel, attempt, ?, ?, ?, provider_ref"
+                    " FROM deliveries WHERE provider_ref = ? ORDER BY id LIMIT 1",
+                    (outcome, reason, at, provider_ref),
+                ).rowcount
+                > 0
+            )
+        )
 
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int

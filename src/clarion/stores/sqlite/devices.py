@@ -4,6 +4,10 @@ A token belongs to whoever registered it last (a phone changing hands moves its 
 person keeps at most ``max_per_user`` devices (the least recently seen is dropped), and
 provider feedback marks devices invalid — except a token registered again after the moment
 the provider said it died, which is a new registration.
+
+Lookups for a batch are driven from its id list with ``CROSS JOIN``, which SQLite never
+reorders: left to itself the planner may walk every device through the platform index and
+probe the list for each one (measured: 2.3 s per 1,000-person batch at 20,000 devices).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import orjson
 
 from clarion.models import Channel, DeviceState, Platform
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import Address, Device
+from clarion.stores.records import Address, Device
 from clarion.types import UserId
 
 _COLUMNS = (
@@ -76,20 +80,20 @@ class SqliteDeviceStore:
         if channel is Channel.EMAIL:
             sql = (
                 "SELECT u.user_id, 'email', 'smtp', u.email, '{}', 0 FROM json_each(?) j"
-                " JOIN users u ON u.user_id = j.value WHERE u.email IS NOT NULL"
+                " CROSS JOIN users u ON u.user_id = j.value WHERE u.email IS NOT NULL"
                 " AND u.email_verified AND u.email_bounced_at IS NULL"
             )
         elif channel is Channel.SMS:
             sql = (
                 "SELECT u.user_id, 'sms', 'sms_twilio', u.phone, '{}', 0 FROM json_each(?) j"
-                " JOIN users u ON u.user_id = j.value WHERE u.phone IS NOT NULL"
+                " CROSS JOIN users u ON u.user_id = j.value WHERE u.phone IS NOT NULL"
                 " AND u.phone_verified"
             )
         else:
             platforms = "('webhook')" if channel is Channel.WEBHOOK else _PUSH_PLATFORMS
             sql = (
                 "SELECT d.user_id, d.device_id, d.platform, d.token, d.meta, d.registered_at"
-                " FROM json_each(?) j JOIN devices d ON d.user_id = j.value"
+                " FROM json_each(?) j CROSS JOIN devices d ON d.user_id = j.value"
                 f" WHERE d.state IN {_DELIVERABLE} AND d.platform IN {platforms}"
             )
         rows = await self._db.read(lambda c: c.execute(sql, (ids,)).fetchall())

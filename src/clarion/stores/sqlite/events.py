@@ -19,7 +19,7 @@ from clarion.broker.sqlite import SqliteBroker
 from clarion.ingest.ratelimit import Bucket, take
 from clarion.models import Event, EventContent, EventState, EventStatus, Priority
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import (
+from clarion.stores.records import (
     Accepted,
     FanoutAdvance,
     FanoutPosition,
@@ -85,7 +85,7 @@ class SqliteEventStore:
             lambda c: c.execute(
                 "SELECT e.seq, e.type, e.actor, e.object, e.title, e.body, e.payload, e.template,"
                 " e.template_version, e.collapse_key, e.sender FROM json_each(?) j"
-                " JOIN events e ON e.seq = j.value",
+                " CROSS JOIN events e ON e.seq = j.value",
                 (orjson.dumps(list(seqs)),),
             ).fetchall()
         )

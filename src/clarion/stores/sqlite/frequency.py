@@ -23,7 +23,7 @@ class SqliteFrequencyStore:
         rows = await self._db.read(
             lambda c: c.execute(
                 "SELECT f.user_id, f.stamps FROM json_each(?) j"
-                " JOIN frequency f ON f.user_id = j.value",
+                " CROSS JOIN frequency f ON f.user_id = j.value",
                 (orjson.dumps(list(user_ids)),),
             ).fetchall()
         )

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import InboxItem, InboxPage
+from clarion.stores.records import InboxItem, InboxPage
 from clarion.types import EventId, Seq, UserId
 
 _PAGE = """
 SELECT i.seq, e.event_id, e.type, e.actor, e.object, e.title, e.body, e.created_at,
-       i.read_at IS NOT NULL
+       i.read_at IS NOT NULL, e.template, e.template_version,
+       CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END
 FROM inbox i JOIN events e ON e.seq = i.seq
 WHERE i.user_id = ? AND i.seq < ?
 ORDER BY i.seq DESC LIMIT ?
@@ -41,6 +42,9 @@ class SqliteInboxStore:
                     body=r[6],
                     created_at=r[7],
                     read=bool(r[8]),
+                    template=r[9],
+                    template_version=r[10],
+                    payload=orjson.loads(r[11]),
                 )
                 for r in rows[:limit]
             ]

@@ -5,8 +5,9 @@ from collections.abc import Sequence
 
 import orjson
 
+from clarion.errors import StaleVersionError
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import AuditEntry, StoredPreferences
+from clarion.stores.records import AuditEntry, StoredPreferences
 from clarion.stores.sqlite.audit import read_audit, record_audit
 from clarion.types import JSONObject, UserId
 
@@ -24,14 +25,22 @@ class SqlitePreferenceStore:
         return None if row is None else StoredPreferences(user_id, row[0], row[1], row[2])
 
     async def put(
-        self, user_id: UserId, doc: JSONObject, at: float, actor: str
+        self,
+        user_id: UserId,
+        doc: JSONObject,
+        at: float,
+        actor: str,
+        *,
+        expected_version: int | None = None,
     ) -> StoredPreferences:
         raw = orjson.dumps(doc).decode()
 
         def _put(c: sqlite3.Connection) -> int:
             before = c.execute(
-                "SELECT doc FROM preferences WHERE user_id = ?", (user_id,)
+                "SELECT doc, version FROM preferences WHERE user_id = ?", (user_id,)
             ).fetchone()
+            if expected_version is not None and expected_version != (before[1] if before else 0):
+                raise StaleVersionError(f"preferences of {user_id!r} changed meanwhile")
             row = c.execute(
                 "INSERT INTO preferences (user_id, doc, version, updated_at) VALUES (?, ?, 1, ?)"
                 " ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc,"
@@ -53,7 +62,7 @@ class SqlitePreferenceStore:
             lambda c: c.execute(
                 # Driven from the id list: one key lookup per id, no temporary IN-list.
                 "SELECT p.user_id, p.doc, p.version, p.updated_at"
-                " FROM json_each(?) j JOIN preferences p ON p.user_id = j.value",
+                " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value",
                 (ids,),
             ).fetchall()
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import StageStats
+from clarion.stores.records import StageStats
 
 
 class SqliteStatsStore:

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.base import UserProfile
+from clarion.stores.records import UserProfile
 from clarion.types import UserId
 
 
@@ -14,12 +14,19 @@ class SqliteUserStore:
         self._db = db
 
     async def put(self, profile: UserProfile) -> None:
+        # A bounce sticks to the address that bounced: changing the email clears it, re-sending
+        # the same address does not.
         await self._db.write(
             lambda c: c.execute(
-                "INSERT INTO users (user_id, email, phone, timezone, locale, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+                "INSERT INTO users (user_id, email, phone, timezone, locale, updated_at,"
+                " email_verified, phone_verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET"
+                " email_bounced_at = CASE WHEN users.email IS excluded.email"
+                " THEN users.email_bounced_at END,"
                 " email = excluded.email, phone = excluded.phone, timezone = excluded.timezone,"
-                " locale = excluded.locale, updated_at = excluded.updated_at",
+                " locale = excluded.locale, updated_at = excluded.updated_at,"
+                " email_verified = excluded.email_verified,"
+                " phone_verified = excluded.phone_verified",
                 (
                     profile.user_id,
                     profile.email,
@@ -27,6 +34,8 @@ class SqliteUserStore:
                     profile.timezone,
                     profile.locale,
                     profile.updated_at,
+                    profile.email_verified,
+                    profile.phone_verified,
                 ),
             )
         )
@@ -57,7 +66,7 @@ class SqliteUserStore:
         rows = await self._db.read(
             lambda c: c.execute(
                 "SELECT u.user_id, u.locale FROM json_each(?) j"
-                " JOIN users u ON u.user_id = j.value WHERE u.locale IS NOT NULL",
+                " CROSS JOIN users u ON u.user_id = j.value WHERE u.locale IS NOT NULL",
                 (orjson.dumps(list(user_ids)),),
             ).fetchall()
         )
@@ -67,7 +76,7 @@ class SqliteUserStore:
         rows = await self._db.read(
             lambda c: c.execute(
                 "SELECT u.user_id, u.timezone FROM json_each(?) j"
-                " JOIN users u ON u.user_id = j.value WHERE u.timezone IS NOT NULL",
+                " CROSS JOIN users u ON u.user_id = j.value WHERE u.timezone IS NOT NULL",
                 (orjson.dumps(list(user_ids)),),
             ).fetchall()
         )

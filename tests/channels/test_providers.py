@@ -1,0 +1,98 @@
+"""Which provider serves a kind: the providers file, overlaid by what the API stored,
+re-read on an interval, with a broken entry skipped rather than stopping the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clarion.channels.config import ProviderDeps
+from clarion.channels.providers import ProviderSet, read_file
+from clarion.clock import SystemClock
+from clarion.errors import ConfigError
+from clarion.sqlite import SqliteDatabase
+from clarion.stores.sqlite.config import SqliteProviderStore, SqliteProviderTokenStore
+
+SMS = {"account_sid": "AC" + "0" * 32, "auth_token": "secret", "sender": "+15550000000"}
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tokens_db: SqliteDatabase) -> SqliteProviderStore:
+    return SqliteProviderStore(tokens_db)
+
+
+def providers(store: SqliteProviderStore, db: SqliteDatabase, **kw: object) -> ProviderSet:
+    deps = ProviderDeps(SystemClock(), SqliteProviderTokenStore(db))
+    return ProviderSet(store, deps, **kw)  # type: ignore[arg-type]
+
+
+async def _sender(chosen: ProviderSet) -> str:
+    sender: str = (await chosen.configs())["sms_twilio"].model_dump()["sender"]
+    return sender
+
+
+def test_the_providers_file_is_toml_or_json_and_must_be_tables(tmp_path: Path) -> None:
+    toml = tmp_path / "providers.toml"
+    toml.write_text('[smtp]\nhost = "mail.example.com"\nsender = "a@example.com"\n')
+    assert read_file(toml) == {"smtp": {"host": "mail.example.com", "sender": "a@example.com"}}
+    flat = tmp_path / "providers.json"
+    flat.write_text('{"smtp": "mail.example.com"}')
+    with pytest.raises(ConfigError, match="one table"):
+        read_file(flat)
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_file(tmp_path / "missing.toml")
+    assert read_file(None) == {}
+
+
+async def test_stored_configs_overlay_the_file_and_changes_are_picked_up(
+    store: SqliteProviderStore, tokens_db: SqliteDatabase
+) -> None:
+    tick = Ticker()
+    file_docs = {"sms_twilio": SMS | {"sender": "+15551111111"}}
+    chosen = providers(store, tokens_db, file_docs=file_docs, refresh_s=5.0, monotonic=tick)
+    first = await chosen.choose("sms_twilio")
+    assert first is not None
+    assert await _sender(chosen) == "+15551111111"
+    await store.put("sms_twilio", SMS, 0.0)
+    assert await _sender(chosen) == "+15551111111"  # not re-read yet
+    tick.now = 6.0
+    assert await _sender(chosen) == "+15550000000"
+    assert await chosen.choose("sms_twilio") is not first  # rebuilt with the new config
+    await chosen.close()
+
+
+async def test_a_secondary_is_only_chosen_as_the_secondary(
+    store: SqliteProviderStore, tokens_db: SqliteDatabase
+) -> None:
+    await store.put("twilio_backup", SMS | {"kind": "sms_twilio", "role": "secondary"}, 0.0)
+    chosen = providers(store, tokens_db)
+    assert await chosen.choose("sms_twilio") is None
+    backup = await chosen.choose("sms_twilio", role="secondary")
+    assert backup is not None
+    assert backup.name == "twilio_backup"
+    await chosen.close()
+
+
+async def test_a_broken_entry_is_skipped_and_a_removed_one_is_closed(
+    store: SqliteProviderStore, tokens_db: SqliteDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    tick = Ticker()
+    await store.put("smtp", {"host": "mail.example.com"}, 0.0)  # no sender
+    await store.put("sms_twilio", SMS, 0.0)
+    chosen = providers(store, tokens_db, monotonic=tick)
+    assert set(await chosen.configs()) == {"sms_twilio"}
+    assert "provider smtp: configuration refused" in caplog.text
+    assert await chosen.choose("sms_twilio") is not None
+    await store.delete("sms_twilio")
+    tick.now = 60.0
+    assert await chosen.choose("sms_twilio") is None
+    await chosen.close()

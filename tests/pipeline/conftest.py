@@ -1,0 +1,33 @@
+"""Pipeline tests that reach the outside world get a runtime wired to the look-alikes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from clarion import channels
+from clarion.channels.config import stored
+from clarion.clock import ManualClock
+from clarion.config import Settings
+from clarion.fakes.suite import FakeProviders
+from clarion.runtime import Runtime, open_runtime
+
+
+@pytest.fixture
+async def rt(tmp_path: Path, clock: ManualClock, fakes: FakeProviders) -> AsyncIterator[Runtime]:
+    settings = Settings(
+        db=tmp_path / "c.db",
+        batch_size=100,
+        allow_private_targets=True,
+        public_url="https://clarion.example",
+        signing_keys="k1:" + "k" * 32,
+    )
+    runtime = open_runtime(settings, clock=clock)
+    for name, doc in fakes.clarion_config().items():
+        await runtime.stores.providers.put(name, stored(channels.parse(name, doc)), clock.now())
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
