@@ -120,3 +120,19 @@ async def test_broker_dead_letter_records_the_error(broker: Broker) -> None:
     (dead,) = await broker.dead_letters()
     assert (dead.body, dead.error, dead.topic) == (b"bad", "ValueError: nope", "t.p1")
     assert await broker.depth("t.p1") == 0
+
+
+async def test_renew_restarts_a_held_lease_and_ignores_a_lost_one(
+    broker: Broker, clock: ManualClock
+) -> None:
+    await broker.publish([out(b"a")])
+    (held,) = await broker.consume("t.p1", limit=1)
+    clock.advance(LEASE_S - 1)
+    await broker.renew([held])
+    clock.advance(LEASE_S - 1)  # past the first lease, within the renewed one
+    assert await broker.consume("t.p1", limit=1) == []
+    clock.advance(2)
+    (taken_over,) = await broker.consume("t.p1", limit=1)
+    await broker.renew([held])  # the old holder's lease is gone: this changes nothing
+    await broker.ack([taken_over])
+    assert await broker.depth("t.p1") == 0

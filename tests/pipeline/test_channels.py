@@ -13,6 +13,7 @@ from clarion.runtime import Runtime
 from clarion.stores.records import StatusHook, UserProfile
 from clarion.types import UserId
 from clarion.unsubscribe import read_token
+from clarion.worker import build_runner
 from tests.pipeline.channel_steps import ANN, IOS, KEYS, deliver, device, send, trail
 
 
@@ -115,14 +116,33 @@ async def test_apns_410_keeps_a_token_registered_again_since(
     assert phone.state == "active"
 
 
-async def test_credential_errors_never_touch_tokens(rt: Runtime, fakes: FakeProviders) -> None:
+async def test_credential_errors_never_touch_tokens_and_pause_the_provider(
+    rt: Runtime, fakes: FakeProviders, clock: ManualClock
+) -> None:
     await device(rt, ANN, "phone", Platform.IOS, IOS)
-    fakes.apns.behaviour.add(Rule(status=403, body={"reason": "InvalidProviderToken"}))
-    event_id = await send(rt, (Channel.PUSH,))
-    await deliver(rt)
-    (phone,) = await rt.stores.devices.of_user(ANN)
-    assert phone.state == "active"
-    assert await trail(rt, event_id, "push") == [(1, "failed", "credentials: InvalidProviderToken")]
+    fakes.apns.behaviour.add(Rule(status=403, body={"reason": "InvalidProviderToken"}, times=1))
+    runner = build_runner(rt, keys=KEYS)
+    try:
+        event_id = await send(rt, (Channel.PUSH,))
+        await runner.drain()
+        (phone,) = await rt.stores.devices.of_user(ANN)
+        assert phone.state == "active"
+        assert len(fakes.apns.received) == 0
+        later = await send(rt, (Channel.PUSH,), priority=Priority.P0)
+        await runner.drain()
+        assert await trail(rt, later, "push") == [
+            (1, "failed", "retrying: provider paused: credentials refused")
+        ]
+        assert len(fakes.apns.received) == 0  # paused: not even tried
+        clock.advance(61)  # the operator fixed the key; the pause is over
+        await runner.drain()
+    finally:
+        await runner.close()
+    assert await trail(rt, event_id, "push") == [
+        (1, "failed", "retrying: credentials: InvalidProviderToken"),
+        (2, "delivered", None),
+    ]
+    assert len(fakes.apns.received) == 2
 
 
 async def test_retry_after_is_honoured_then_the_push_goes_out(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -111,3 +112,41 @@ def test_runner_looks_at_priorities_then_downstream_stages_first(clock: ManualCl
 
     order = [t for _, t in consumption_order(["fanout", "evaluate"], [Priority.P2, Priority.P0])]
     assert order == ["evaluate.p0", "fanout.p0", "evaluate.p2", "fanout.p2"]
+
+
+@dataclass
+class Slow:
+    """Holds its batch until ``release`` is set, like a stage waiting on a slow provider."""
+
+    name: str = "slow"
+    claim_limit: int = 1
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def decode(self, body: bytes) -> bytes:
+        return body
+
+    async def handle(self, items: Sequence[bytes]) -> StageResult:
+        self.started.set()
+        await self.release.wait()
+        return StageResult()
+
+    async def on_dead_letter(self, item: bytes | None, message: Message, error: str) -> None:
+        raise AssertionError("not expected")
+
+
+async def test_a_slow_batch_keeps_its_lease_so_no_second_worker_takes_it(
+    clock: ManualClock,
+) -> None:
+    broker = MemoryBroker(clock, lease_s=0.03)  # renewed every 10 ms of real time
+    stage = Slow()
+    runner = Runner(broker, [stage], clock, max_attempts=3, priorities=[Priority.P1])
+    await broker.publish([Outbound("slow.p1", b"batch")])
+    working = asyncio.create_task(runner.run_once())
+    await stage.started.wait()
+    clock.advance(60)  # far past the original lease …
+    await asyncio.sleep(0.05)  # … but the runner has renewed it since
+    assert await broker.consume("slow.p1", limit=1) == []
+    stage.release.set()
+    assert await working == 1
+    assert await broker.depth("slow.p1") == 0  # acked under the renewed lease

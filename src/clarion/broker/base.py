@@ -6,6 +6,8 @@ Delivery semantics, identical on every backend:
   invisible until then.
 * ``consume`` hands out up to ``limit`` visible messages of one topic, oldest first, each under
   a lease of ``lease_s`` seconds. While the lease runs no other consumer sees the message.
+* ``renew`` restarts the lease of messages still held (a slow provider must not let a batch
+  be handed to a second worker while the first is still sending it).
 * ``ack`` removes a message for good. ``nack`` makes it visible again after ``delay_s``.
   A lease that ran out without an ack (the holder died or stalled) makes the message
   visible to everyone again: that is how a SIGKILLed worker's batch is redelivered.
@@ -58,9 +60,13 @@ class DeadLetter:
 
 
 class Broker(Protocol):
+    lease_s: float
+
     async def publish(self, messages: Sequence[Outbound]) -> None: ...
 
     async def consume(self, topic: str, *, limit: int) -> list[Message]: ...
+
+    async def renew(self, messages: Sequence[Message]) -> None: ...
 
     async def ack(self, messages: Sequence[Message]) -> None: ...
 

@@ -26,7 +26,7 @@ class _Entry:
 class MemoryBroker:
     def __init__(self, clock: Clock, *, lease_s: float = 30.0, max_attempts: int = 5) -> None:
         self._clock = clock
-        self._lease_s = lease_s
+        self.lease_s = lease_s
         self._max_attempts = max_attempts
         self._entries: dict[int, _Entry] = {}
         self._dead: list[DeadLetter] = []
@@ -66,7 +66,7 @@ class MemoryBroker:
                     )
                 )
                 continue
-            entry.available_at = now + self._lease_s
+            entry.available_at = now + self.lease_s
             entry.lease = lease
             claimed.append(
                 Message(
@@ -80,6 +80,12 @@ class MemoryBroker:
         if entry is None or entry.lease != int(message.lease):
             return None
         return entry
+
+    async def renew(self, messages: Sequence[Message]) -> None:
+        for m in messages:
+            entry = self._held(m)
+            if entry is not None:
+                entry.available_at = self._clock.now() + self.lease_s
 
     async def ack(self, messages: Sequence[Message]) -> None:
         for m in messages:

@@ -38,7 +38,7 @@ class SqliteBroker:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._lease_s = lease_s
+        self.lease_s = lease_s
         self._max_attempts = max_attempts
 
     @staticmethod
@@ -72,7 +72,7 @@ class SqliteBroker:
     def _claim(
         self, conn: sqlite3.Connection, topic: str, limit: int, now: float, lease: int
     ) -> list[Message]:
-        rows = conn.execute(_CLAIM, (now + self._lease_s, lease, topic, now, limit)).fetchall()
+        rows = conn.execute(_CLAIM, (now + self.lease_s, lease, topic, now, limit)).fetchall()
         rows.sort(key=lambda r: r[0])
         spent = [r for r in rows if r[1] > self._max_attempts]
         if spent:
@@ -95,6 +95,17 @@ class SqliteBroker:
             for r in rows
             if r[1] <= self._max_attempts
         ]
+
+    async def renew(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        until = self._clock.now() + self.lease_s
+        params = [(until, int(m.id), int(m.lease)) for m in messages]
+        await self._db.write(
+            lambda c: c.executemany(
+                "UPDATE queue SET available_at = ? WHERE id = ? AND lease = ?", params
+            )
+        )
 
     async def ack(self, messages: Sequence[Message]) -> None:
         if not messages:

@@ -24,6 +24,7 @@ from clarion.channels.base import (
     SendResult,
     SendStatus,
     permanent,
+    transient,
 )
 from clarion.channels.providers import ProviderSet
 from clarion.clock import Clock
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 4
 _CONTENT_CACHE = 10_000
+CREDENTIALS_PAUSE_S = 60.0
+"""After a provider refuses our credentials, stop sending to it for this long (per worker):
+the fault is ours, every further request would be refused too, and the affected messages
+wait and retry rather than fail — an operator fixing the key gets them out."""
 
 
 @dataclass(slots=True)
@@ -92,6 +97,7 @@ class DeliverStage:
         self._worker = worker
         self._public_url = public_url.rstrip("/")
         self._contents: dict[Seq, EventContent] = {}
+        self._paused_until: dict[str, float] = {}
         self._template_docs: dict[tuple[str, int | None], dict[str, Any] | None] = {}
 
     def decode(self, body: bytes) -> DeliveryBatch:
@@ -217,18 +223,35 @@ class DeliverStage:
             if send.result is None:
                 by_provider.setdefault(send.address.provider, []).append(send)
         for kind, group in by_provider.items():
-            provider = await self._providers.choose(kind)
-            if provider is None:
-                for send in group:
-                    send.result = permanent(f"no_provider: configure {kind!r}")
-                continue
-            results = await provider.send([s.message for s in group if s.message is not None])
-            for send, result in zip(group, results, strict=True):
-                send.result = result
-                if result.status is SendStatus.CREDENTIALS:
-                    log.error(
-                        "provider %s refuses our credentials: %s", provider.name, result.reason
-                    )
+            await self._send_group(kind, group)
+
+    async def _send_group(self, kind: str, group: list[_Send]) -> None:
+        paused = self._paused_until.get(kind, 0.0) - self._clock.now()
+        if paused > 0:
+            for send in group:
+                send.result = transient("provider paused: credentials refused", paused)
+            return
+        provider = await self._providers.choose(kind)
+        if provider is None:
+            for send in group:
+                send.result = permanent(f"no_provider: configure {kind!r}")
+            return
+        results = await provider.send([s.message for s in group if s.message is not None])
+        refused = [r for r in results if r.status is SendStatus.CREDENTIALS]
+        if refused:
+            log.error(
+                "provider %s refuses our credentials (%s): pausing it for %.0fs; fix the"
+                " configuration (PUT /v1/providers/%s)",
+                provider.name,
+                refused[0].reason,
+                CREDENTIALS_PAUSE_S,
+                provider.name,
+            )
+            self._paused_until[kind] = self._clock.now() + CREDENTIALS_PAUSE_S
+        for send, result in zip(group, results, strict=True):
+            if result.status is SendStatus.CREDENTIALS:
+                result = transient(f"credentials: {result.reason}", CREDENTIALS_PAUSE_S)
+            send.result = result
 
     # ── what happened ────────────────────────────────────────────────────────────────
 

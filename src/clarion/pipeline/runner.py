@@ -16,9 +16,10 @@ Everything cross-cutting about running a stage lives here, once, above the broke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,7 +128,8 @@ class Runner:
                 await self._give_up(stage, message, None, f"undecodable: {exc}")
         if decoded:
             try:
-                result = await stage.handle([item for _, item in decoded])
+                async with self._holding(messages):
+                    result = await stage.handle([item for _, item in decoded])
             except Exception as exc:
                 if len(decoded) == 1:
                     await self._failed(stage, *decoded[0], exc)
@@ -139,10 +141,30 @@ class Runner:
         counter.messages += len(messages)
         counter.busy_s += time.perf_counter() - started
 
+    @contextlib.asynccontextmanager
+    async def _holding(self, messages: list[Message]) -> AsyncIterator[None]:
+        """Renew the leases every third of their length while the stage works, so a batch
+        that takes long (a slow provider) is never handed to a second worker meanwhile."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._broker.lease_s / 3)
+                with contextlib.suppress(Exception):  # the next round tries again
+                    await self._broker.renew(messages)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def _one_by_one(self, stage: Stage[Any], decoded: list[tuple[Message, Any]]) -> None:
         for message, item in decoded:
             try:
-                result = await stage.handle([item])
+                async with self._holding([message]):
+                    result = await stage.handle([item])
             except Exception as exc:
                 await self._failed(stage, message, item, exc)
             else:
