@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clarion.errors import ConfigError
+from clarion.resilience.breaker import BreakerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,38 @@ class Settings:
     """Unsubscribe-link keys, "k2:secret,k1:old" (first signs); absent: one is generated."""
     max_devices_per_user: int = 10
 
+    breaker_error_rate: float = 0.3
+    """Share of a provider's sends failing (5xx, timeouts) over the window that opens its
+    breaker: sends stop, traffic moves to a secondary provider or the next channel."""
+    breaker_window_s: float = 30.0
+    breaker_min_requests: int = 20
+    breaker_probe_s: float = 30.0
+    """While a breaker is open, one probe send this often decides whether to try again."""
+    retry_share: float = 0.5
+    """Retries may use at most this share of a provider's ``rate_per_s``."""
+
+    load_shed_p2: int = 2000
+    """Queued batches (awaiting evaluation or delivery) at which ingest answers 429 to P2
+    and workers leave P2 waiting while anything more urgent is queued."""
+    load_shed_p1: int = 10_000
+    """… and at which P1 is refused too. P0 is never refused."""
+    fanout_pause_depth: int = 200
+    """A fan-out pauses while this many of its priority's batches wait for evaluation."""
+
+    sender_strikes: int = 3
+    sender_strike_window_s: float = 60.0
+    """A sender with this many events dead-lettered within the window is cut off until an
+    admin lets it back (``clarion senders unblock``)."""
+
+    def breaker(self) -> BreakerSettings:
+        return BreakerSettings(
+            window_s=self.breaker_window_s,
+            error_rate=self.breaker_error_rate,
+            min_requests=self.breaker_min_requests,
+            probe_every_s=self.breaker_probe_s,
+            retry_share=self.retry_share,
+        )
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values mean "keep the current one"."""
         kept = {k: v for k, v in changes.items() if v is not None}
@@ -75,6 +108,16 @@ class Settings:
         _check_range("workers", self.workers, 0, 256)
         _check_range("p0_workers", self.p0_workers, 0, 256)
         _check_range("max_devices_per_user", self.max_devices_per_user, 1, 1000)
+        _check_range("breaker_error_rate", self.breaker_error_rate, 0.01, 1.0)
+        _check_range("breaker_window_s", self.breaker_window_s, 1, 3600)
+        _check_range("breaker_min_requests", self.breaker_min_requests, 1, 1_000_000)
+        _check_range("breaker_probe_s", self.breaker_probe_s, 0.1, 3600)
+        _check_range("retry_share", self.retry_share, 0.01, 1.0)
+        _check_range("load_shed_p2", self.load_shed_p2, 1, 10_000_000)
+        _check_range("load_shed_p1", self.load_shed_p1, self.load_shed_p2, 10_000_000)
+        _check_range("fanout_pause_depth", self.fanout_pause_depth, 1, 10_000_000)
+        _check_range("sender_strikes", self.sender_strikes, 1, 1000)
+        _check_range("sender_strike_window_s", self.sender_strike_window_s, 1, 86_400)
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError(f"public_url must be an http(s) URL, got {self.public_url!r}")
         return self
@@ -127,6 +170,16 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "allow_private_targets": lambda v: _flag(v),
     "providers_file": Path,
     "max_devices_per_user": int,
+    "breaker_error_rate": float,
+    "breaker_window_s": float,
+    "breaker_min_requests": int,
+    "breaker_probe_s": float,
+    "retry_share": float,
+    "load_shed_p2": int,
+    "load_shed_p1": int,
+    "fanout_pause_depth": int,
+    "sender_strikes": int,
+    "sender_strike_window_s": float,
 }
 
 

@@ -67,6 +67,8 @@ class EventState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     KILLED = "killed"
+    DEAD_LETTERED = "dead_lettered"
+    """Fan-out stopped in the dead-letter queue; replaying the letter resumes it."""
 
 
 class Outcome(StrEnum):
@@ -74,6 +76,37 @@ class Outcome(StrEnum):
     SUPPRESSED = "suppressed"
     HELD = "held"
     FAILED = "failed"
+
+
+class Routing(StrEnum):
+    """How a type uses the outside channels it lists (in-app, if listed, is always written)."""
+
+    FIRST = "first"
+    """The first listed channel that can reach the person; the others, in order, are its
+    fallbacks when that one cannot deliver. Push is free, SMS is not: send one."""
+    ALL = "all"
+    """Every listed channel that can reach the person, at once — the dual-send for P0
+    codes (push + SMS), where a second copy is cheaper than a missed one."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudget:
+    """How hard a delivery is retried: at most ``retries`` more attempts, all within
+    ``within_s`` of the first — past that, the next channel or a recorded failure."""
+
+    retries: int
+    within_s: float
+
+    def allows(self, attempt: int, first_at: float, retry_at: float) -> bool:
+        """May delivery attempt ``attempt + 1`` happen at ``retry_at``?"""
+        return attempt <= self.retries and retry_at - first_at <= self.within_s
+
+
+DEFAULT_BUDGETS = {
+    Priority.P0: RetryBudget(3, 60.0),
+    Priority.P1: RetryBudget(2, 120.0),
+    Priority.P2: RetryBudget(1, 300.0),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +122,17 @@ class TypeSpec:
     default_enabled: bool | None = None
     template: str | None = None
     """A template every event of the type uses unless it names its own."""
-    """Whether people who never chose get it; None: yes for P0/P1, no for P2 (marketing)."""
+    routing: Routing = Routing.FIRST
+    retry: RetryBudget | None = None
+    """None: the priority's default budget."""
+
+    @property
+    def budget(self) -> RetryBudget:
+        return self.retry or DEFAULT_BUDGETS[self.priority]
 
     @property
     def enabled_by_default(self) -> bool:
+        """Whether people who never chose get it; unset: yes for P0/P1, no for P2."""
         if self.default_enabled is not None:
             return self.default_enabled
         return self.priority is not Priority.P2
@@ -107,10 +147,15 @@ class TypeSpec:
             "description": self.description,
             "default_enabled": self.default_enabled,
             "template": self.template,
+            "routing": self.routing.value,
+            "retry": None
+            if self.retry is None
+            else {"retries": self.retry.retries, "within_s": self.retry.within_s},
         }
 
     @classmethod
     def from_json(cls, doc: JSONObject) -> TypeSpec:
+        retry = doc.get("retry")
         return cls(
             name=doc["name"],
             priority=Priority(doc["priority"]),
@@ -120,6 +165,8 @@ class TypeSpec:
             description=str(doc.get("description", "")),
             default_enabled=doc.get("default_enabled"),
             template=doc.get("template"),
+            routing=Routing(doc.get("routing", "first")),
+            retry=None if not retry else RetryBudget(int(retry["retries"]), retry["within_s"]),
         )
 
 
@@ -157,6 +204,8 @@ class Event:
     body: str
     mandatory: bool = False
     default_enabled: bool = True
+    routing: Routing = Routing.FIRST
+    retry: RetryBudget | None = None
     campaign: str | None = None
     template: str | None = None
     template_version: int | None = None

@@ -12,6 +12,7 @@ from clarion.broker import Broker
 from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
+from clarion.resilience.load import LoadMonitor
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import (
     DeliveryStore,
@@ -23,9 +24,11 @@ from clarion.stores.base import (
     KeyStore,
     KillSwitchStore,
     PreferenceStore,
+    ProviderHealthStore,
     ProviderStore,
     ProviderTokenStore,
     SecretStore,
+    SenderGuardStore,
     StatsStore,
     StatusHookStore,
     TemplateStore,
@@ -53,6 +56,8 @@ from clarion.stores.sqlite.config import (
     SqliteTemplateStore,
 )
 from clarion.stores.sqlite.devices import SqliteDeviceStore
+from clarion.stores.sqlite.health import SqliteProviderHealthStore
+from clarion.stores.sqlite.senders import SqliteSenderGuardStore
 from clarion.unsubscribe import SigningKeys, new_key_spec
 
 
@@ -75,6 +80,8 @@ class Stores:
     provider_tokens: ProviderTokenStore
     status_hooks: StatusHookStore
     secrets: SecretStore
+    provider_health: ProviderHealthStore
+    senders: SenderGuardStore
 
 
 @dataclass(slots=True)
@@ -120,6 +127,8 @@ def open_runtime(
         provider_tokens=SqliteProviderTokenStore(db),
         status_hooks=SqliteStatusHookStore(db),
         secrets=SqliteSecretStore(db),
+        provider_health=SqliteProviderHealthStore(db),
+        senders=SqliteSenderGuardStore(db),
     )
     return Runtime(settings, clock, broker, stores, db)
 
@@ -130,3 +139,13 @@ async def signing_keys(runtime: Runtime) -> SigningKeys:
         "unsubscribe_keys", new_key_spec
     )
     return SigningKeys.parse(spec)
+
+
+def load_monitor(runtime: Runtime) -> LoadMonitor:
+    """This process's view of the load level (``resilience.load``)."""
+    return LoadMonitor(
+        runtime.broker.depths,
+        runtime.clock.now,
+        shed_p2=runtime.settings.load_shed_p2,
+        shed_p1=runtime.settings.load_shed_p1,
+    )

@@ -27,6 +27,11 @@ def topic(stage: str, priority: Priority) -> str:
     return f"{stage}.{priority.value.lower()}"
 
 
+def priority_of(name: str) -> Priority:
+    """``push.p1`` → P1."""
+    return Priority(name.rpartition(".")[2].upper())
+
+
 def consumption_order(
     stages: Sequence[str], priorities: Iterable[Priority]
 ) -> list[tuple[str, str]]:

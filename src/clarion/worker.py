@@ -19,12 +19,15 @@ from clarion.config import Settings
 from clarion.models import Channel, Priority
 from clarion.pipeline.base import Stage
 from clarion.pipeline.deliver import DeliverStage
+from clarion.pipeline.dispatch import Dispatcher
 from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.fanout import FanoutStage
 from clarion.pipeline.runner import Runner
 from clarion.pipeline.statuses import StatusOutbox, StatusStage
 from clarion.pipeline.switches import KillSwitchCache
-from clarion.runtime import Runtime, open_runtime, signing_keys
+from clarion.resilience.health import ProviderHealth
+from clarion.resilience.senders import SenderGuard
+from clarion.runtime import Runtime, load_monitor, open_runtime, signing_keys
 from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS
 from clarion.unsubscribe import SigningKeys
 
@@ -47,6 +50,8 @@ def build_stages(
                     clock,
                     batch_size=settings.batch_size,
                     slice_batches=settings.fanout_slice_batches,
+                    load=load_monitor(runtime),
+                    pause_depth=settings.fanout_pause_depth,
                 )
             )
         elif name == EVALUATE:
@@ -86,6 +91,7 @@ def deliver_stage(
         public_url=settings.public_url,
     )
     providers = ProviderSet(stores.providers, deps, file_docs=read_file(settings.providers_file))
+    health = ProviderHealth(stores.provider_health, runtime.clock.now, settings.breaker())
     return DeliverStage(
         channel,
         devices=stores.devices,
@@ -93,7 +99,7 @@ def deliver_stage(
         events=stores.events,
         templates=stores.templates,
         deliveries=stores.deliveries,
-        providers=providers,
+        dispatcher=Dispatcher(providers, health, runtime.clock.now),
         statuses=StatusOutbox(stores.status_hooks),
         signing_keys=keys,
         clock=runtime.clock,
@@ -119,6 +125,13 @@ def build_runner(
         name=name,
         max_attempts=runtime.settings.max_attempts,
         stats=runtime.stores.stats,
+        guard=SenderGuard(
+            runtime.stores.senders,
+            runtime.clock.now,
+            limit=runtime.settings.sender_strikes,
+            window_s=runtime.settings.sender_strike_window_s,
+        ),
+        load=load_monitor(runtime),
     )
 
 

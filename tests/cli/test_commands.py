@@ -96,6 +96,8 @@ def test_types_put_and_list(db: Path) -> None:
         "--ttl",
         "300",
         "--mandatory",
+        "--routing",
+        "all",
     )
     assert done.returncode == 0, done.stderr
     listed = json.loads(clarion(db, "types", "list", "--json").stdout)
@@ -109,6 +111,8 @@ def test_types_put_and_list(db: Path) -> None:
             "description": "",
             "default_enabled": None,
             "template": None,
+            "routing": "all",
+            "retry": None,
         }
     ]
     bad = clarion(db, "types", "put", "x", "--priority", "P1", "--channels", "pigeon")

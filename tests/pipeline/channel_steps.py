@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from clarion.models import Channel, Platform, Priority, TypeSpec
+from clarion.models import Channel, Platform, Priority, Routing, TypeSpec
 from clarion.runtime import Runtime
 from clarion.stores.records import Device
 from clarion.testing import accept_ids, event
@@ -31,9 +31,11 @@ async def send(
     runtime: Runtime,
     channels_: tuple[Channel, ...],
     priority: Priority = Priority.P1,
+    routing: Routing = Routing.FIRST,
+    ttl: int = 86_400,
     **fields: Any,
 ) -> EventId:
-    spec = TypeSpec("comment", priority, channels_)
+    spec = TypeSpec("comment", priority, channels_, ttl, routing=routing)
     fields.setdefault("target", ANN)
     fields.setdefault("object", secrets.token_hex(3))
     (event_id,) = await accept_ids(runtime, event(spec, now=runtime.clock.now(), **fields))

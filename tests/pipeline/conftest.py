@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,14 +17,22 @@ from clarion.runtime import Runtime, open_runtime
 
 
 @pytest.fixture
-async def rt(tmp_path: Path, clock: ManualClock, fakes: FakeProviders) -> AsyncIterator[Runtime]:
+def rt_settings() -> dict[str, Any]:
+    """Setting overrides for ``rt``; a test module redefines this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+async def rt(
+    tmp_path: Path, clock: ManualClock, fakes: FakeProviders, rt_settings: dict[str, Any]
+) -> AsyncIterator[Runtime]:
     settings = Settings(
         db=tmp_path / "c.db",
         batch_size=100,
         allow_private_targets=True,
         public_url="https://clarion.example",
         signing_keys="k1:" + "k" * 32,
-    )
+    ).replace(**rt_settings)
     runtime = open_runtime(settings, clock=clock)
     for name, doc in fakes.clarion_config().items():
         await runtime.stores.providers.put(name, stored(channels.parse(name, doc)), clock.now())

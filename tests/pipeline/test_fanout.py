@@ -7,9 +7,10 @@ import orjson
 from clarion.broker import Outbound
 from clarion.clock import ManualClock
 from clarion.models import EventState
-from clarion.pipeline.fanout import FanoutStage
+from clarion.pipeline.fanout import PAUSE_S, FanoutStage
 from clarion.pipeline.messages import FanoutTask, RecipientBatch, decode_batches
-from clarion.runtime import Runtime
+from clarion.pipeline.switches import KillSwitchCache
+from clarion.runtime import Runtime, load_monitor
 from clarion.testing import accept_ids, event, fanout_stage, type_spec, users
 from clarion.types import UserId
 from clarion.worker import build_runner
@@ -127,3 +128,30 @@ async def test_fanout_messages_carry_the_event_header(runtime: Runtime) -> None:
     (batch,) = body["batches"]  # a fan-out batch travels alone
     assert batch["header"]["type"] == "new_post"
     assert batch["header"]["priority"] == "P1"
+
+
+async def test_fanout_hands_its_turn_back_while_evaluation_is_backed_up(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    task = await _followers_event(runtime, 250)
+    paced = FanoutStage(
+        runtime.stores.events,
+        runtime.stores.followers,
+        KillSwitchCache(runtime.stores.kill_switches, refresh_s=0),
+        runtime.clock,
+        batch_size=100,
+        slice_batches=2,
+        load=load_monitor(runtime),
+        pause_depth=2,
+    )
+    await runtime.broker.publish([Outbound("evaluate.p1", b"{}") for _ in range(2)])
+    held = await paced.handle([task])
+    (again,) = held.outbound  # no batches: the same turn, later
+    assert (again.topic, again.delay_s) == ("fanout.p1", PAUSE_S)
+    assert FanoutTask.decode(again.body) == task
+    assert held.after_publish is None  # the checkpoint does not move
+
+    await runtime.broker.ack(await runtime.broker.consume("evaluate.p1", limit=2))  # drained
+    clock.advance(2)  # past the cached load reading
+    resumed = await paced.handle([task])
+    assert [b.batch_key for b in batches(resumed.outbound)] == ["0", "1"]

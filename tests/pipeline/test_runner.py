@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
 from clarion.broker import Message, Outbound
 from clarion.broker.memory import MemoryBroker
 from clarion.clock import ManualClock
@@ -13,8 +15,10 @@ from clarion.models import EventState, Priority
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import MessageError
 from clarion.pipeline.runner import Runner
+from clarion.resilience.senders import SenderGuard
 from clarion.runtime import Runtime
-from clarion.testing import accept_ids, event, fanout_stage, type_spec
+from clarion.testing import accept_ids, event, type_spec
+from clarion.types import UserId
 from clarion.worker import build_runner
 
 
@@ -93,18 +97,57 @@ async def test_runner_takes_p0_before_anything_else(runtime: Runtime) -> None:
     assert await runtime.broker.depth("evaluate.p2") == 1  # the five, packed, still waiting
 
 
-async def test_failed_fanout_marks_the_event_failed(runtime: Runtime, clock: ManualClock) -> None:
-    (event_id,) = await accept_ids(
-        runtime, event(type_spec(), now=clock.now(), actor="star", fan_out="followers")
-    )
-    (message,) = await runtime.broker.consume("fanout.p1", limit=1)
-    await runtime.broker.dead_letter(message, error="gave up")
-    fanout = fanout_stage(runtime)
-    await fanout.on_dead_letter(fanout.decode(message.body), message, "gave up")
-    status = await runtime.stores.events.status(event_id)
+async def test_a_poison_event_is_dead_lettered_the_queue_moves_on_and_replay_delivers(
+    runtime: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await runtime.stores.followers.add(UserId("broken"), [UserId("f1"), UserId("f2")])
+    real_page = runtime.stores.followers.page
+
+    async def buggy(actor: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
+        if actor == "broken":  # the bug: this actor's events make fan-out raise
+            raise ValueError("follower lookup blew up")
+        return await real_page(actor, after=after, limit=limit)
+
+    monkeypatch.setattr(runtime.stores.followers, "page", buggy)
+    now = clock.now()
+    spec = type_spec()
+    (poison,) = await accept_ids(runtime, event(spec, now=now, actor="broken", fan_out="followers"))
+    (fine,) = await accept_ids(runtime, event(spec, now=now, target="bob", object="ok"))
+    runner = build_runner(runtime)
+    for _ in range(runtime.settings.max_attempts):
+        await runner.drain()
+        clock.advance(120)  # past each retry's backoff
+    assert await runtime.stores.inbox.count_for_event(fine) == 1  # the queue kept moving
+    (dead,) = await runtime.broker.dead_letters()
+    assert "follower lookup blew up" in dead.error
+    status = await runtime.stores.events.status(poison)
     assert status is not None
-    assert status.state is EventState.FAILED
-    assert "gave up" in (status.error or "")
+    assert status.state is EventState.DEAD_LETTERED
+    assert "replay" in (status.error or "")
+    monkeypatch.setattr(runtime.stores.followers, "page", real_page)  # the fix ships
+    assert await runtime.broker.replay(dead.id)
+    await runner.drain()
+    status = await runtime.stores.events.status(poison)
+    assert status is not None
+    assert (status.state, status.error) == (EventState.COMPLETED, None)
+    assert await runtime.stores.inbox.count_for_event(poison) == 2
+
+
+async def test_a_sender_whose_events_keep_dying_is_blocked(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    guard = SenderGuard(runtime.stores.senders, clock.now, limit=3, window_s=60)
+    for n in range(2):
+        await guard.strike({"buggy"}, f"boom {n}")
+    assert await runtime.stores.senders.blocked() == {}
+    clock.advance(61)  # old strikes fall out of the window
+    for n in range(3):
+        await guard.strike({"buggy", "other"} if n == 0 else {"buggy"}, f"boom {n}")
+    blocked = await runtime.stores.senders.blocked()
+    assert list(blocked) == ["buggy"]
+    assert "3 events dead-lettered within 60s" in blocked["buggy"][1]
+    assert await runtime.stores.senders.unblock("buggy")
+    assert await runtime.stores.senders.blocked() == {}
 
 
 def test_runner_looks_at_priorities_then_downstream_stages_first(clock: ManualClock) -> None:

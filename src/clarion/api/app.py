@@ -17,6 +17,7 @@ from clarion.api.routes import (
     followers,
     killswitches,
     notifications,
+    operations,
     preferences,
     providers,
     templates,
@@ -42,9 +43,6 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import sys
-
-        sys.setswitchinterval(float(__import__("os").environ.get("SWI", "0.005")))
         own = runtime is None
         active = runtime or open_runtime(settings or Settings.from_env(), durable_commits=True)
         services = ApiServices(active)
@@ -77,6 +75,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         webhooks,
         killswitches,
         unsubscribe,
+        operations,
     )
     for module in modules:
         app.include_router(module.router)

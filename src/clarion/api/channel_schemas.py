@@ -128,6 +128,7 @@ class ProviderOut(BaseModel):
     kind: str
     channel: Channel
     config: dict[str, Any] = Field(description="Secrets show as **********.")
+    health: ProviderHealthOut
 
 
 class ProviderList(BaseModel):
@@ -151,3 +152,13 @@ class StatusHookOut(BaseModel):
 
 class StatusHookList(BaseModel):
     items: list[StatusHookOut]
+
+
+class ProviderHealthOut(BaseModel):
+    state: Literal["closed", "open", "half_open"]
+    since: str | None = Field(description="When the breaker last changed state.")
+    window_sent: int
+    window_failed: int
+    error_rate: float
+    next_probe_at: str | None = Field(description="While open: when one probe send goes.")
+    throttled_until: str | None = Field(description="After a 429: the rate is halved until.")

@@ -123,6 +123,7 @@ def _parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
 
 
 async def send_one(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
+    await svc.check_sender(key)
     event = await _prepare(svc, key, _parse(_EVENT, body))
     (accepted,) = await _submit(svc, key, [event])
     answer = {"event_id": accepted.event_id, "duplicate": accepted.duplicate}
@@ -130,6 +131,7 @@ async def send_one(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
 
 
 async def send_batch(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
+    await svc.check_sender(key)
     batch: BatchIn = _parse(_BATCH, body)
     limit = svc.runtime.settings.max_batch_events
     if len(batch.events) > limit:
@@ -216,7 +218,9 @@ async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
         template_version=version,
         collapse_key=body.collapse_key,
     )
-    return build_event(request, spec, key, limits=svc.limits, now=svc.runtime.clock.now())
+    event = build_event(request, spec, key, limits=svc.limits, now=svc.runtime.clock.now())
+    await svc.check_load(event.priority)
+    return event
 
 
 async def _submit(svc: ApiServices, key: SenderKey, events: list[Event]) -> list[Accepted]:

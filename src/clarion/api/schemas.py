@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from clarion.models import Channel, EventState, FanOut, Priority
+from clarion.models import Channel, EventState, FanOut, Priority, Routing
 from clarion.validation import NAME_PATTERN, USER_ID_PATTERN, is_time_zone
 
 UserIdField = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
@@ -117,6 +117,11 @@ class EventStatusOut(BaseModel):
 # ── types ────────────────────────────────────────────────────────────────────────────
 
 
+class RetryIn(Strict):
+    retries: int = Field(ge=0, le=10, description="Attempts after the first.")
+    within_seconds: int = Field(ge=1, le=86_400, description="All of them within this long.")
+
+
 class TypeIn(Strict):
     priority: Priority
     channels: list[Channel] = Field(default_factory=lambda: [Channel.IN_APP], min_length=1)
@@ -127,6 +132,15 @@ class TypeIn(Strict):
     )
     description: Annotated[str, StringConstraints(max_length=200)] = ""
     template: NameField | None = Field(None, description="The template its events use.")
+    routing: Routing = Field(
+        Routing.FIRST,
+        description="first: the first listed channel that reaches the person, the next ones"
+        " as fallbacks; all: every one at once (dual-send, e.g. push + SMS for P0 codes).",
+    )
+    retry: RetryIn | None = Field(
+        None,
+        description="Retry budget; default P0 3 within 60 s, P1 2 within 120 s, P2 1 in 300 s.",
+    )
 
 
 class TypeOut(BaseModel):
@@ -138,6 +152,8 @@ class TypeOut(BaseModel):
     default_enabled: bool | None
     description: str
     template: str | None
+    routing: Routing
+    retry: RetryIn = Field(description="The budget in force (the priority's when not set).")
 
 
 class TypeList(BaseModel):

@@ -6,15 +6,18 @@ from typing import Any
 
 from clarion.api.limiter import ClientLimiter
 from clarion.cache import TTLCache
-from clarion.errors import ForbiddenError, UnauthenticatedError
+from clarion.errors import ForbiddenError, RateLimitedError, UnauthenticatedError
 from clarion.ingest.validation import Limits
 from clarion.ingest.writer import IngestWriter
 from clarion.keys import hash_key
-from clarion.models import SenderKey, TypeSpec
-from clarion.runtime import Runtime
+from clarion.models import Priority, SenderKey, TypeSpec
+from clarion.runtime import Runtime, load_monitor
 
 KEY_CACHE_S = 5.0
 """A revoked key stops working everywhere within this long."""
+BLOCKED_CACHE_S = 1.0
+"""A blocked sender is refused everywhere within this long."""
+SHED_RETRY_S = 5.0
 UNSUBSCRIBES_PER_S = 2.0
 """Per client address, with a burst of five seconds' worth (a person clicks a few links)."""
 TYPE_CACHE_S = 1.0
@@ -43,6 +46,10 @@ class ApiServices:
             self._load_template_version, runtime.clock, ttl_s=TYPE_CACHE_S
         )
         self._template_docs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.load = load_monitor(runtime)
+        self._blocked: TTLCache[str, dict[str, tuple[float, str]]] = TTLCache(
+            lambda _: runtime.stores.senders.blocked(), runtime.clock, ttl_s=BLOCKED_CACHE_S
+        )
         self.unsubscribe_limiter = ClientLimiter(
             runtime.clock, rate_per_s=UNSUBSCRIBES_PER_S, burst_s=5
         )
@@ -79,6 +86,25 @@ class ApiServices:
         if key is None or key.revoked_at is not None:
             raise UnauthenticatedError("unknown or revoked API key")
         return key
+
+    async def check_sender(self, key: SenderKey) -> None:
+        """Refuse a sender the dead-letter guard has cut off (``resilience.senders``)."""
+        blocked = (await self._blocked.get("")).get(key.sender)
+        if blocked is not None:
+            raise ForbiddenError(
+                f"sender {key.sender!r} is blocked: {blocked[1]}. Fix the producer, then ask"
+                f" an admin to unblock it (POST /v1/senders/{key.sender}/unblock)"
+            )
+
+    async def check_load(self, priority: Priority) -> None:
+        """Backpressure: refuse what the load level sheds (never P0)."""
+        load = await self.load.current()
+        if load.refuses(priority):
+            raise RateLimitedError(
+                f"Clarion is shedding load ({load.level.value}, {load.backlog:,} batches"
+                f" queued): {priority.value} events are refused for now; retry later",
+                SHED_RETRY_S,
+            )
 
     @staticmethod
     def require_admin(key: SenderKey) -> SenderKey:

@@ -1,5 +1,5 @@
 """Durable queues between pipeline stages."""
 
-from clarion.broker.base import Broker, Message, Outbound
+from clarion.broker.base import Broker, DeadLetter, Message, Outbound
 
-__all__ = ["Broker", "Message", "Outbound"]
+__all__ = ["Broker", "DeadLetter", "Message", "Outbound"]

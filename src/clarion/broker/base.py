@@ -34,6 +34,12 @@ class Outbound:
     topic: str
     body: bytes
     delay_s: float = 0.0
+    dead_letter: str | None = None
+    """Set: file the message straight in the dead-letter queue with this error (work given
+    up on that an operator may replay), in the same commit as everything else published."""
+
+    def as_dead_letter(self, error: str) -> Outbound:
+        return Outbound(self.topic, self.body, 0.0, error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,23 @@ class Broker(Protocol):
 
     async def dead_letter(self, message: Message, *, error: str) -> None: ...
 
-    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Newest first."""
+        ...
+
+    async def dead_letter_by_id(self, dead_id: str) -> DeadLetter | None: ...
+
+    async def replay(self, dead_id: str) -> bool:
+        """Put a dead letter back on its topic as a fresh message; False if there is none."""
+        ...
+
+    async def purge(self, dead_id: str | None = None) -> int:
+        """Delete one dead letter, or all of them; returns how many went."""
+        ...
+
+    async def depths(self) -> dict[str, int]:
+        """Every non-empty topic's depth, in one read (for the load level)."""
+        ...
 
     async def depth(self, topic: str) -> int:
         """Messages waiting or in flight on ``topic`` (delayed ones included)."""

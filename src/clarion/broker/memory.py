@@ -38,6 +38,11 @@ class MemoryBroker:
         now = self._clock.now()
         for m in messages:
             entry_id = next(self._ids)
+            if m.dead_letter is not None:
+                self._dead.append(
+                    DeadLetter(str(entry_id), m.topic, m.body, 0, m.dead_letter, now, now)
+                )
+                continue
             self._entries[entry_id] = _Entry(entry_id, m.topic, m.body, now + m.delay_s, now)
         if messages:
             self._news.set()
@@ -117,8 +122,30 @@ class MemoryBroker:
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         return list(reversed(self._dead))[:limit]
 
+    async def dead_letter_by_id(self, dead_id: str) -> DeadLetter | None:
+        return next((d for d in self._dead if d.id == dead_id), None)
+
+    async def replay(self, dead_id: str) -> bool:
+        found = await self.dead_letter_by_id(dead_id)
+        if found is None:
+            return False
+        self._dead.remove(found)
+        await self.publish([Outbound(found.topic, found.body)])
+        return True
+
+    async def purge(self, dead_id: str | None = None) -> int:
+        gone = [d for d in self._dead if dead_id is None or d.id == dead_id]
+        self._dead = [d for d in self._dead if d not in gone]
+        return len(gone)
+
     async def depth(self, topic: str) -> int:
         return sum(1 for e in self._entries.values() if e.topic == topic)
+
+    async def depths(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for entry in self._entries.values():
+            found[entry.topic] = found.get(entry.topic, 0) + 1
+        return found
 
     async def wait(self, timeout_s: float) -> None:
         self._news.clear()

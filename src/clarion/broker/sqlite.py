@@ -15,6 +15,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from clarion.broker.base import DeadLetter, Message, Outbound
 from clarion.clock import Clock
@@ -30,6 +31,16 @@ RETURNING id, attempts, enqueued_at, body
 """
 
 _WAIT_POLL_S = 0.002
+_DEAD_COLUMNS = "id, topic, body, attempts, error, enqueued_at, failed_at"
+
+
+def _dead(row: tuple[Any, ...]) -> DeadLetter:
+    return DeadLetter(str(row[0]), row[1], bytes(row[2]), row[3], row[4], row[5], row[6])
+
+
+def _int(dead_id: str) -> int:
+    """Dead-letter ids are integers here; anything else names no letter."""
+    return int(dead_id) if dead_id.isdigit() else -1
 
 
 class SqliteBroker:
@@ -46,8 +57,15 @@ class SqliteBroker:
         """Insert ``messages`` inside the caller's open transaction."""
         conn.executemany(
             "INSERT INTO queue (topic, available_at, enqueued_at, body) VALUES (?, ?, ?, ?)",
-            [(m.topic, now + m.delay_s, now, m.body) for m in messages],
+            [(m.topic, now + m.delay_s, now, m.body) for m in messages if m.dead_letter is None],
         )
+        buried = [m for m in messages if m.dead_letter is not None]
+        if buried:
+            conn.executemany(
+                "INSERT INTO dead_letters (topic, body, attempts, error, enqueued_at,"
+                " failed_at) VALUES (?, ?, 0, ?, ?, ?)",
+                [(m.topic, m.body, m.dead_letter, now, now) for m in buried],
+            )
 
     async def publish(self, messages: Sequence[Outbound]) -> None:
         if not messages:
@@ -151,18 +169,50 @@ class SqliteBroker:
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         rows = await self._db.read(
             lambda c: c.execute(
-                "SELECT id, topic, body, attempts, error, enqueued_at, failed_at"
-                " FROM dead_letters ORDER BY id DESC LIMIT ?",
-                (limit,),
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         )
-        return [DeadLetter(str(r[0]), r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return [_dead(r) for r in rows]
+
+    async def dead_letter_by_id(self, dead_id: str) -> DeadLetter | None:
+        row = await self._db.read(
+            lambda c: c.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead_letters WHERE id = ?", (_int(dead_id),)
+            ).fetchone()
+        )
+        return None if row is None else _dead(row)
+
+    async def replay(self, dead_id: str) -> bool:
+        now = self._clock.now()
+
+        def _replay(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "DELETE FROM dead_letters WHERE id = ? RETURNING topic, body", (_int(dead_id),)
+            ).fetchone()
+            if row is not None:
+                self.enqueue(conn, [Outbound(row[0], row[1])], now)
+            return row is not None
+
+        return await self._db.write(_replay)
+
+    async def purge(self, dead_id: str | None = None) -> int:
+        if dead_id is None:
+            return await self._db.write(lambda c: c.execute("DELETE FROM dead_letters").rowcount)
+        return await self._db.write(
+            lambda c: c.execute("DELETE FROM dead_letters WHERE id = ?", (_int(dead_id),)).rowcount
+        )
 
     async def depth(self, topic: str) -> int:
         row = await self._db.read(
             lambda c: c.execute("SELECT count(*) FROM queue WHERE topic = ?", (topic,)).fetchone()
         )
         return int(row[0])
+
+    async def depths(self) -> dict[str, int]:
+        rows = await self._db.read(
+            lambda c: c.execute("SELECT topic, count(*) FROM queue GROUP BY topic").fetchall()
+        )
+        return {topic: int(count) for topic, count in rows}
 
     async def wait(self, timeout_s: float) -> None:
         # Another process's commit changes PRAGMA data_version; polling it costs microseconds.

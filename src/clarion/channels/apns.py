@@ -26,6 +26,7 @@ from clarion.channels.base import (
     credentials,
     invalid,
     permanent,
+    retry_later,
     transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
@@ -100,7 +101,7 @@ def classify_response(status: int, headers: dict[str, str], body: bytes) -> Send
     if status == 403:
         return credentials(reason or "Forbidden")
     if status == 429 or status >= 500:
-        return transient(reason or f"HTTP {status}", _retry_after(headers))
+        return retry_later(reason or f"HTTP {status}", headers, throttled=status == 429)
     return permanent(reason or f"HTTP {status}")
 
 
@@ -110,14 +111,6 @@ def _reason(body: bytes) -> tuple[str, float | None]:
     except orjson.JSONDecodeError:
         return "", None
     return str(doc.get("reason", "")), doc.get("timestamp")
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 @dataclass(slots=True)

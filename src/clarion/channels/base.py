@@ -15,8 +15,10 @@ at that one boundary. Results are values, never a bare ``bool``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -30,6 +32,11 @@ class SendStatus(StrEnum):
     PERMANENT = "permanent"
     INVALID_ADDRESS = "invalid_address"
     CREDENTIALS = "credentials"
+    # Not answers from a provider: what the pipeline decided instead of sending.
+    DEFERRED = "deferred"
+    """Held back by the provider's send rate: comes back later, not counted as an attempt."""
+    UNAVAILABLE = "unavailable"
+    """The provider's breaker is open (and no secondary could take it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,8 @@ class SendResult:
     """The provider's id for the message (APNs apns-id, FCM name, Twilio sid)."""
     invalid_since: float | None = None
     """APNs 410: when the token stopped being valid (tokens registered later are kept)."""
+    throttled: bool = False
+    """The provider asked us to slow down (429): tighten the rate, do not count an error."""
 
 
 DELIVERED = SendResult(SendStatus.DELIVERED)
@@ -48,6 +57,26 @@ DELIVERED = SendResult(SendStatus.DELIVERED)
 
 def transient(reason: str, retry_after_s: float | None = None) -> SendResult:
     return SendResult(SendStatus.TRANSIENT, reason, retry_after_s)
+
+
+def retry_later(reason: str, headers: Mapping[str, str], *, throttled: bool) -> SendResult:
+    """A transient answer with the provider's ``Retry-After`` (seconds or an HTTP date)."""
+    return SendResult(SendStatus.TRANSIENT, reason, retry_after(headers), throttled=throttled)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def permanent(reason: str) -> SendResult:

@@ -24,6 +24,7 @@ from clarion.channels.base import (
     credentials,
     invalid,
     permanent,
+    retry_later,
     transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
@@ -95,9 +96,9 @@ def classify_response(status: int, headers: dict[str, str], body: bytes) -> Send
         return invalid(reason)
     if code == "THIRD_PARTY_AUTH_ERROR" or status in (401, 403):
         return credentials(reason)
-    if code in ("QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL") or status == 429 or status >= 500:
-        retry = headers.get("retry-after")
-        return transient(reason, float(retry) if retry and retry.isdigit() else None)
+    throttled = code == "QUOTA_EXCEEDED" or status == 429
+    if throttled or code in ("UNAVAILABLE", "INTERNAL") or status >= 500:
+        return retry_later(reason, headers, throttled=throttled)
     return permanent(reason)
 
 

@@ -73,6 +73,17 @@ class ProviderSet:
                 return self._provider(name, config)
         return None
 
+    async def candidates(self, kind: str) -> list[tuple[Provider, ProviderConfig]]:
+        """The enabled providers of ``kind``: the primary first, then the secondary."""
+        await self._refresh()
+        found = [
+            (name, config)
+            for name, config in sorted(self._configs.items())
+            if (config.kind or name) == kind and config.enabled
+        ]
+        found.sort(key=lambda item: item[1].role != "primary")
+        return [(self._provider(name, config), config) for name, config in found]
+
     def _provider(self, name: str, config: ProviderConfig) -> Provider:
         provider = self._live.get(name)
         if provider is None:

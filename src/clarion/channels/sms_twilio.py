@@ -27,6 +27,7 @@ from clarion.channels.base import (
     credentials,
     invalid,
     permanent,
+    retry_later,
     transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
@@ -129,9 +130,9 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes) -> S
         return permanent(f"unsubscribed by STOP: {reason}")
     if status in (401, 403) or code == 20003:
         return credentials(reason)
-    if status == 429 or code == 20429 or status >= 500:
-        retry = headers.get("retry-after")
-        return transient(reason, float(retry) if retry and retry.isdigit() else None)
+    throttled = status == 429 or code == 20429
+    if throttled or status >= 500:
+        return retry_later(reason, headers, throttled=throttled)
     return permanent(reason)
 
 

@@ -22,6 +22,7 @@ from clarion.channels.base import (
     SendStatus,
     invalid,
     permanent,
+    retry_later,
     transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
@@ -61,8 +62,7 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes) -> S
     if status == 410:
         return invalid("endpoint gone (410)")
     if status == 429 or status >= 500 or status == 408:
-        retry = headers.get("retry-after")
-        return transient(f"HTTP {status}", float(retry) if retry and retry.isdigit() else None)
+        return retry_later(f"HTTP {status}", headers, throttled=status == 429)
     return permanent(f"HTTP {status}")
 
 

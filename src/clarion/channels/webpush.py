@@ -26,6 +26,7 @@ from clarion.channels.base import (
     credentials,
     invalid,
     permanent,
+    retry_later,
     transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
@@ -97,8 +98,7 @@ def classify_response(status: int, headers: dict[str, str], body: bytes) -> Send
     if status in (401, 403):
         return credentials(f"VAPID refused ({status})")
     if status == 429 or status >= 500:
-        retry = headers.get("retry-after")
-        return transient(f"HTTP {status}", float(retry) if retry and retry.isdigit() else None)
+        return retry_later(f"HTTP {status}", headers, throttled=status == 429)
     return permanent(f"HTTP {status}")
 
 

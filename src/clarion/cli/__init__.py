@@ -7,7 +7,18 @@ import sys
 import typer
 from rich.console import Console
 
-from clarion.cli import bench, demo, devices, fakes, followers, keys, kill, registry, serve
+from clarion.cli import (
+    bench,
+    demo,
+    devices,
+    fakes,
+    followers,
+    keys,
+    kill,
+    operations,
+    registry,
+    serve,
+)
 from clarion.errors import ClarionError, InputError
 
 app = typer.Typer(
@@ -23,6 +34,8 @@ app.add_typer(followers.app, name="followers")
 app.add_typer(registry.app, name="types")
 app.add_typer(kill.app, name="kill")
 app.add_typer(devices.app, name="devices")
+app.add_typer(operations.dlq, name="dlq")
+app.add_typer(operations.senders, name="senders")
 fakes.register(app)
 demo.register(app)
 app.add_typer(bench.app, name="bench")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from clarion.cli.common import DbOption, JsonOption, settings_for, with_runtime
 from clarion.errors import InputError
-from clarion.models import Channel, Priority, TypeSpec
+from clarion.models import Channel, Priority, Routing, TypeSpec
 from clarion.validation import check_name
 
 app = typer.Typer(help="Register and list notification types.", no_args_is_help=True)
@@ -30,6 +30,10 @@ def put(
         False
     ),
     description: Annotated[str, typer.Option(help="Shown as the default title.")] = "",
+    routing: Annotated[
+        Routing,
+        typer.Option(help="first: one channel, the rest as fallbacks; all: dual-send."),
+    ] = Routing.FIRST,
     db: DbOption = None,
 ) -> None:
     """Register a type, or change one."""
@@ -41,7 +45,7 @@ def put(
         raise InputError.single("channels", f"choose from: {valid}") from None
     if not chosen or not 0 < ttl <= 30 * 86_400:
         raise InputError.single("channels/ttl", "need at least one channel and 0 < ttl <= 30 days")
-    spec = TypeSpec(name, priority, chosen, ttl, mandatory, description)
+    spec = TypeSpec(name, priority, chosen, ttl, mandatory, description, routing=routing)
     with_runtime(settings_for(db), lambda rt: rt.stores.types.put(spec, rt.clock.now()))
     _out.print(f"Type {name}: {priority.value}, channels {', '.join(chosen)}, ttl {ttl}s.")
 
@@ -53,12 +57,14 @@ def list_types(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps([s.to_json() for s in specs], indent=2))
         return
-    table = Table("type", "priority", "channels", "ttl (s)", "mandatory")
+    table = Table("type", "priority", "channels", "routing", "retries", "ttl (s)", "mandatory")
     for s in specs:
         table.add_row(
             s.name,
             s.priority.value,
             ", ".join(s.channels),
+            s.routing.value,
+            f"{s.budget.retries} within {s.budget.within_s:g}s",
             str(s.ttl_seconds),
             "yes" if s.mandatory else "",
         )

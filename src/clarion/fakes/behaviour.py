@@ -72,6 +72,8 @@ class Behaviour:
     def __init__(self) -> None:
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
+        self.misbehaved = 0
+        """Requests answered by a rule rather than with success (how hard we were hit)."""
 
     def add(self, rule: Rule) -> None:
         with self._lock:
@@ -80,6 +82,7 @@ class Behaviour:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+            self.misbehaved = 0
 
     def decide(self, address: str) -> Rule | None:
         """The rule that applies to this request, if any (its use is counted)."""
@@ -91,10 +94,12 @@ class Behaviour:
                     continue
                 if rule.rate_per_s is not None:
                     if rule.over_rate(now):
+                        self.misbehaved += 1
                         return Rule(status=429, retry_after_s=rule.retry_after_s, body=rule.body)
                     continue
                 if rule.times is not None:
                     rule.times -= 1
+                self.misbehaved += 1
                 return rule
         return None
 

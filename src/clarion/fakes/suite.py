@@ -44,6 +44,8 @@ class FakeProviders:
         self.tls = make_local_tls(folder / "tls")
         self.apns_private_key, public = new_signing_key()
         self.apns = FakeAPNs(team_id=TEAM_ID, key_id=KEY_ID, public_key=public, topic=TOPIC)
+        self.apns_backup = FakeAPNs(team_id=TEAM_ID, key_id=KEY_ID, public_key=public, topic=TOPIC)
+        """A second APNs endpoint, for failover (``secondary_apns_config``)."""
         self.fcm = FakeFCM()
         self.webpush = FakeWebPush()
         self.vapid_private_key, self.vapid_public_key = new_vapid_key()
@@ -58,6 +60,7 @@ class FakeProviders:
     def all(self) -> dict[str, Any]:
         return {
             "apns": self.apns,
+            "apns_backup": self.apns_backup,
             "fcm": self.fcm,
             "webpush": self.webpush,
             "sms_twilio": self.twilio,
@@ -67,7 +70,11 @@ class FakeProviders:
 
     async def start(self) -> FakeProviders:
         h2 = self.tls.server_context(["h2"])
-        for name, fake in (("apns", self.apns), ("fcm", self.fcm)):
+        for name, fake in (
+            ("apns", self.apns),
+            ("apns_backup", self.apns_backup),
+            ("fcm", self.fcm),
+        ):
             server = H2Server(fake.handle, ssl_context=h2)
             self.ports[name] = await server.start()
             self._servers.append(server)
@@ -107,6 +114,12 @@ class FakeProviders:
     def plain_url(self, path: str) -> str:
         """The same app over plain HTTP (for receivers that do not need TLS)."""
         return f"http://127.0.0.1:{self.ports['http']}{path}"
+
+    def secondary_apns_config(self) -> dict[str, Any]:
+        """Clarion's configuration for the backup APNs look-alike, as the secondary."""
+        primary = self.clarion_config()["apns"]
+        backup = f"https://127.0.0.1:{self.ports['apns_backup']}"
+        return primary | {"kind": "apns", "role": "secondary", "base_url": backup}
 
     def clarion_config(self) -> dict[str, dict[str, Any]]:
         """Provider configuration pointing Clarion at these look-alikes."""
@@ -157,9 +170,12 @@ class FakeProviders:
         return web.json_response(self.clarion_config())
 
     async def _control_received(self, request: web.Request) -> web.Response:
-        recorder: Recorder = self.fake(request.match_info["fake"]).received
+        fake = self.fake(request.match_info["fake"])
+        recorder: Recorder = fake.received
         if "count" in request.query:
-            return web.json_response({"count": len(recorder)})
+            return web.json_response(
+                {"count": len(recorder), "misbehaved": fake.behaviour.misbehaved}
+            )
         return web.json_response(recorder.all(), dumps=_dumps)
 
     async def _control_clear(self, request: web.Request) -> web.Response:
@@ -186,6 +202,7 @@ class FakeProviders:
             fake.received.clear()
             fake.behaviour.clear()
         self.apns.forget_tokens()
+        self.apns_backup.forget_tokens()
         self.fcm.revoke_tokens()
         self.twilio.callback_status = None
 

@@ -93,6 +93,8 @@ def build_event(
         body=body,
         mandatory=spec.mandatory,
         default_enabled=spec.enabled_by_default,
+        routing=spec.routing,
+        retry=spec.retry,
         campaign=request.campaign,
         template=request.template,
         template_version=request.template_version,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from clarion.broker import Message, Outbound
 from clarion.clock import Clock
-from clarion.models import Channel, Outcome
+from clarion.models import Channel, Outcome, Routing
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import (
     DeliveryBatch,
@@ -175,7 +175,8 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
     special = context.prefs.keys() & set(batch.recipients) if context.prefs else set()
     common = [u for u in batch.recipients if u not in special] if special else batch.recipients
     if common:
-        _apply(result, common, decide(DEFAULT, notice, now=context.now), context, routes, holds)
+        verdict = decide(DEFAULT, notice, now=context.now)
+        _apply(result, common, verdict, context, routes, holds, routing=header.routing)
     plain_in_app = not context.kills.channels
     for user in special:
         prefs = context.prefs[user]
@@ -191,7 +192,16 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
             if prefs.caps is not None:
                 result.counted.append(user)
             continue
-        _apply(result, [user], verdict, context, routes, holds, counts=prefs.caps is not None)
+        _apply(
+            result,
+            [user],
+            verdict,
+            context,
+            routes,
+            holds,
+            routing=header.routing,
+            counts=prefs.caps is not None,
+        )
     held = [
         encode_batches(
             [RecipientBatch(header, f"{batch.batch_key}~{_TAG[reason]}{int(until)}", users)],
@@ -200,7 +210,13 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
         for (reason, until), users in holds.items()
     ]
     deliveries = [
-        DeliveryBatch(header, channel, f"{batch.batch_key}/{channel.value}", users).encode()
+        DeliveryBatch(
+            header,
+            channel,
+            f"{batch.batch_key}/{channel.value}",
+            users,
+            fallbacks=routes.fallbacks.get(channel, {}),
+        ).encode()
         for channel, users in routes.by_channel.items()
     ]
     return result, held + deliveries
@@ -211,6 +227,8 @@ class _Routes:
     """Recipients leaving this batch for each channel other than in-app."""
 
     by_channel: dict[Channel, list[UserId]] = field(default_factory=dict)
+    fallbacks: dict[Channel, dict[UserId, tuple[Channel, ...]]] = field(default_factory=dict)
+    """Per first channel: the channels to try next for a person if it cannot deliver."""
 
 
 _TAG = {Reason.HELD_QUIET_HOURS: "q", Reason.FREQ_CAP: "c"}
@@ -237,6 +255,7 @@ def _apply(
     routes: _Routes,
     holds: dict[tuple[Reason, float], list[UserId]] | None = None,
     *,
+    routing: Routing = Routing.FIRST,
     counts: bool = False,
 ) -> None:
     """Record one verdict for ``users``: route those it delivers to, log the rest."""
@@ -244,7 +263,7 @@ def _apply(
         channels = verdict.channels
         if context.kills.channels:
             channels = tuple(c for c in channels if c not in context.kills.channels)
-        unreached = _route(result, users, channels, context, routes) if channels else users
+        unreached = _route(result, users, channels, context, routes, routing) if channels else users
         if counts:
             missed = set(unreached)
             result.counted += [u for u in users if u not in missed]
@@ -270,10 +289,12 @@ def _route(
     channels: tuple[Channel, ...],
     context: Context,
     routes: _Routes,
+    routing: Routing,
 ) -> list[UserId]:
     """In-app entries now, other channels to their delivery stage — each only where it can
-    reach the person (an active device, a verified unbounced email, a verified phone).
-    Returns those no channel reaches."""
+    reach the person (an active device, a verified unbounced email, a verified phone):
+    the first such channel in the type's order, its successors kept as the fallbacks, or
+    with ``Routing.ALL`` every one of them. Returns those no channel reaches."""
     in_app = Channel.IN_APP in channels
     others = [c for c in channels if c is not Channel.IN_APP]
     if not others:  # in-app only: the bulk path, no per-person work
@@ -283,8 +304,13 @@ def _route(
     for user in users:
         reach = context.reach.get(user, frozenset())
         found = [c for c in others if c in reach]
-        for channel in found:
-            routes.by_channel.setdefault(channel, []).append(user)
+        if routing is Routing.ALL:
+            for channel in found:
+                routes.by_channel.setdefault(channel, []).append(user)
+        elif found:
+            routes.by_channel.setdefault(found[0], []).append(user)
+            if len(found) > 1:
+                routes.fallbacks.setdefault(found[0], {})[user] = tuple(found[1:])
         if in_app:
             result.inbox.append(user)
         elif not found:

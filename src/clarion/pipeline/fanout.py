@@ -9,6 +9,10 @@ its task starts where the checkpoint says, and it moves the checkpoint only afte
 batches and its continuation are published. So a crash at any point resumes from the last
 checkpoint; a redelivered turn republishes the same batch keys (dropped downstream) and a
 stale duplicate turn is ignored.
+
+Backpressure: while its priority's evaluation queue holds ``pause_depth`` batches or more,
+a follower fan-out hands its turn back for later instead of producing more (the checkpoint
+does not move), so a celebrity post slows down rather than floods evaluation.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from clarion.models import FanOut
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import FanoutTask, RecipientBatch, encode_batches
 from clarion.pipeline.switches import KillSwitchCache
+from clarion.resilience.load import LoadMonitor, evaluation_depth
 from clarion.stores.base import EventStore, FollowerStore
 from clarion.stores.records import FanoutAdvance, FanoutPosition
 from clarion.topics import FANOUT
@@ -33,6 +38,9 @@ class _Turn:
     batches: list[list[UserId]]
     cursor: UserId | None
     finished: bool
+
+
+PAUSE_S = 0.5
 
 
 class FanoutStage:
@@ -48,7 +56,11 @@ class FanoutStage:
         *,
         batch_size: int,
         slice_batches: int,
+        load: LoadMonitor | None = None,
+        pause_depth: int = 200,
     ) -> None:
+        self._load = load
+        self._pause_depth = pause_depth
         self._events = events
         self._followers = followers
         self._switches = switches
@@ -66,10 +78,15 @@ class FanoutStage:
         advances: list[FanoutAdvance] = []
         stopped: list[tuple[FanoutTask, str]] = []
         recipients = 0
+        load = await self._load.current() if self._load is not None else None
         for task in items:
             if not _is_current(task, positions.get(task.header.seq)):
                 continue
             header = task.header
+            deep = load is not None and evaluation_depth(load, header.priority) >= self._pause_depth
+            if deep and task.fan_out is not FanOut.DIRECT:
+                outbound.append(task.encode(delay_s=PAUSE_S))  # the same turn, later
+                continue
             kill = kills.stopping(
                 type_name=header.type, sender=header.sender, campaign=header.campaign
             )
@@ -118,7 +135,12 @@ class FanoutStage:
 
     async def on_dead_letter(self, item: FanoutTask | None, message: Message, error: str) -> None:
         if item is not None:
-            await self._events.fail(item.header.seq, f"fan-out gave up: {error}")
+            await self._events.fail(
+                item.header.seq,
+                f"fan-out dead-lettered: {error}; fix the cause, then replay it"
+                " (clarion dlq replay ID)",
+                state="dead_lettered",
+            )
 
 
 def _is_current(task: FanoutTask, position: FanoutPosition | None) -> bool:

@@ -13,12 +13,21 @@ from typing import Any
 import orjson
 
 from clarion.broker import Outbound
-from clarion.models import Channel, Event, FanOut, Priority
+from clarion.models import (
+    DEFAULT_BUDGETS,
+    Channel,
+    Event,
+    FanOut,
+    Priority,
+    RetryBudget,
+    Routing,
+)
 from clarion.topics import EVALUATE, FANOUT, topic
 from clarion.types import EventId, Seq, UserId
 
 _PRIORITIES = {p.value: p for p in Priority}
 _CHANNELS = {c.value: c for c in Channel}
+_ROUTINGS = {r.value: r for r in Routing}
 _CHANNEL_SETS: dict[tuple[str, ...], tuple[Channel, ...]] = {}
 
 
@@ -49,6 +58,13 @@ class EventHeader:
     mandatory: bool
     default_enabled: bool = True
     campaign: str | None = None
+    routing: Routing = Routing.FIRST
+    retry: RetryBudget | None = None
+
+    @property
+    def budget(self) -> RetryBudget:
+        """The type's retry budget, else the event's priority's."""
+        return self.retry or DEFAULT_BUDGETS[self.priority]
 
     @classmethod
     def of(cls, event: Event, seq: Seq) -> EventHeader:
@@ -66,6 +82,8 @@ class EventHeader:
             mandatory=event.mandatory,
             default_enabled=event.default_enabled,
             campaign=event.campaign,
+            routing=event.routing,
+            retry=event.retry,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +101,8 @@ class EventHeader:
             "mandatory": self.mandatory,
             "default_enabled": self.default_enabled,
             "campaign": self.campaign,
+            "routing": self.routing.value,
+            "retry": None if self.retry is None else [self.retry.retries, self.retry.within_s],
         }
 
     @classmethod
@@ -103,6 +123,8 @@ class EventHeader:
             bool(doc["mandatory"]),
             bool(doc.get("default_enabled", True)),
             doc.get("campaign"),
+            _ROUTINGS[doc.get("routing", "first")],
+            None if not doc.get("retry") else RetryBudget(*doc["retry"]),
         )
 
 
@@ -120,7 +142,7 @@ class FanoutTask:
     cursor: UserId | None = None
     recipients: tuple[UserId, ...] = ()
 
-    def encode(self) -> Outbound:
+    def encode(self, *, delay_s: float = 0.0) -> Outbound:
         doc = {
             "header": self.header.to_json(),
             "fan_out": self.fan_out.value,
@@ -128,7 +150,7 @@ class FanoutTask:
             "cursor": self.cursor,
             "recipients": list(self.recipients),
         }
-        return Outbound(topic(FANOUT, self.header.priority), orjson.dumps(doc))
+        return Outbound(topic(FANOUT, self.header.priority), orjson.dumps(doc), delay_s)
 
     @classmethod
     def decode(cls, body: bytes) -> FanoutTask:
@@ -235,6 +257,12 @@ class DeliveryBatch:
     only: dict[str, list[str]] | None = None
     counted: list[UserId] = field(default_factory=list)
     """Recipients this event already counted as delivered on an earlier attempt."""
+    fallbacks: dict[UserId, tuple[Channel, ...]] = field(default_factory=dict)
+    """Per recipient, the channels to try next, in order, if this one cannot deliver."""
+    first_at: float | None = None
+    """When the first attempt was made: the retry budget's window starts there."""
+    deferrals: int = 0
+    """Times the batch was put back unsent (a provider's rate limit): not attempts."""
 
     def encode(self, *, delay_s: float = 0.0) -> Outbound:
         doc = {
@@ -245,6 +273,9 @@ class DeliveryBatch:
             "attempt": self.attempt,
             "only": self.only,
             "counted": self.counted,
+            "first_at": self.first_at,
+            "deferrals": self.deferrals,
+            "fallbacks": _group_chains(self.fallbacks),
         }
         return Outbound(topic(self.channel.value, self.header.priority), orjson.dumps(doc), delay_s)
 
@@ -260,11 +291,71 @@ class DeliveryBatch:
                 attempt=int(doc["attempt"]),
                 only=doc.get("only"),
                 counted=doc.get("counted") or [],
+                fallbacks=_ungroup_chains(doc.get("fallbacks") or {}),
+                first_at=doc.get("first_at"),
+                deferrals=int(doc.get("deferrals") or 0),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"not a delivery batch: {exc}") from exc
 
 
+def _group_chains(chains: dict[UserId, tuple[Channel, ...]]) -> dict[str, list[UserId]]:
+    """``{"email,sms": [users…]}``: most people of a batch share a chain, so it is written
+    once instead of once per person."""
+    grouped: dict[str, list[UserId]] = {}
+    for user, chain in chains.items():
+        if chain:
+            grouped.setdefault(",".join(chain), []).append(user)
+    return grouped
+
+
+def _ungroup_chains(grouped: dict[str, list[str]]) -> dict[UserId, tuple[Channel, ...]]:
+    return {
+        UserId(user): _channels(chain.split(","))
+        for chain, users in grouped.items()
+        for user in users
+    }
+
+
 def message_id(event_id: EventId, user: UserId, address_ref: str) -> str:
     """The same for every attempt at one (event, person, address): receivers dedup on it."""
     return f"{event_id}.{user}.{address_ref}"
+
+
+def senders_of(item: object) -> set[str]:
+    """Who sent the event(s) a decoded pipeline message carries (for the sender guard)."""
+    if isinstance(item, FanoutTask | DeliveryBatch):
+        return {item.header.sender}
+    if isinstance(item, list):
+        return {b.header.sender for b in item if isinstance(b, RecipientBatch)}
+    return set()
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a queued or dead message is about, for people looking at it."""
+
+    event_ids: list[str]
+    senders: list[str]
+    recipients: int
+
+
+def summarize(topic_name: str, body: bytes) -> Summary | None:
+    """The events, senders and recipient count a message carries; None if it is not one
+    of the pipeline's (or cannot be read)."""
+    stage = topic_name.partition(".")[0]
+    try:
+        if stage == FANOUT:
+            task = FanoutTask.decode(body)
+            return Summary([task.header.event_id], [task.header.sender], len(task.recipients))
+        if stage == EVALUATE:
+            batches = decode_batches(body)
+            return Summary(
+                sorted({b.header.event_id for b in batches}),
+                sorted({b.header.sender for b in batches}),
+                sum(len(b.recipients) for b in batches),
+            )
+        delivery = DeliveryBatch.decode(body)
+    except MessageError:
+        return None
+    return Summary([delivery.header.event_id], [delivery.header.sender], len(delivery.recipients))

@@ -28,10 +28,12 @@ from clarion.broker.retry import backoff_s
 from clarion.clock import Clock
 from clarion.models import Priority
 from clarion.pipeline.base import Stage, StageResult
-from clarion.pipeline.messages import MessageError
+from clarion.pipeline.messages import MessageError, senders_of
+from clarion.resilience.load import LoadMonitor
+from clarion.resilience.senders import SenderGuard
 from clarion.stores.base import StatsStore
 from clarion.stores.records import StageStats
-from clarion.topics import consumption_order
+from clarion.topics import consumption_order, priority_of
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,12 @@ class Runner:
         max_attempts: int = 5,
         stats: StatsStore | None = None,
         idle_wait_s: float = 0.25,
+        guard: SenderGuard | None = None,
+        load: LoadMonitor | None = None,
     ) -> None:
         self._broker = broker
+        self._guard = guard
+        self._load = load
         self._clock = clock
         self._name = name
         self._max_attempts = max_attempts
@@ -97,9 +103,20 @@ class Runner:
         for name, stage in self._order:
             messages = await self._broker.consume(name, limit=stage.claim_limit)
             if messages:
+                started = time.monotonic()
                 await self._process(stage, messages)
+                await self._keep_pace(name, time.monotonic() - started)
                 return len(messages)
         return 0
+
+    async def _keep_pace(self, name: str, busy_s: float) -> None:
+        """Under load, less urgent work gives way: after a batch of it, rest in proportion,
+        leaving the processor and the store to P0 (``resilience.load``)."""
+        if self._load is None:
+            return
+        pace = (await self._load.current()).pace(priority_of(name))
+        if pace < 1.0:
+            await asyncio.sleep(busy_s * (1.0 / pace - 1.0))
 
     async def close(self) -> None:
         """Let stages release what they hold (provider connections)."""
@@ -200,6 +217,8 @@ class Runner:
     async def _give_up(self, stage: Stage[Any], message: Message, item: Any, error: str) -> None:
         await self._broker.dead_letter(message, error=error)
         await stage.on_dead_letter(item, message, error)
+        if self._guard is not None:
+            await self._guard.strike(senders_of(item), error)
 
     async def _maybe_flush_stats(self, *, force: bool = False) -> None:
         if self._stats is None:

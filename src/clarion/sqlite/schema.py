@@ -249,7 +249,28 @@ CREATE TABLE worker_stats (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+CREATE TABLE provider_health (
+    provider    TEXT PRIMARY KEY,
+    doc         TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sender_strikes (
+    sender      TEXT NOT NULL,
+    at          REAL NOT NULL,
+    error       TEXT NOT NULL
+);
+CREATE INDEX sender_strikes_by_sender ON sender_strikes (sender, at);
+
+CREATE TABLE sender_blocks (
+    sender      TEXT PRIMARY KEY,
+    blocked_at  REAL NOT NULL,
+    reason      TEXT NOT NULL
+) WITHOUT ROWID
+"""
+"""Version 2: resilience — provider breakers, and the per-sender dead-letter guard."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -8,10 +8,11 @@ per batch instead of one per user.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from clarion.models import Channel, EventContent, EventStatus, SenderKey, TypeSpec
 from clarion.policy.killswitch import KillSwitch
+from clarion.resilience.breaker import Health
 from clarion.stores.records import (
     Address,
     AuditEntry,
@@ -31,6 +32,8 @@ from clarion.stores.records import (
     UserProfile,
 )
 from clarion.types import EventId, JSONObject, Seq, UserId
+
+T = TypeVar("T")
 
 # ── the seams ─────────────────────────────────────────────────────────────────────────
 
@@ -226,6 +229,34 @@ class StatusHookStore(Protocol):
 
 class SecretStore(Protocol):
     async def get_or_create(self, name: str, make: Callable[[], str]) -> str: ...
+
+
+class ProviderHealthStore(Protocol):
+    """Each provider's breaker and send buckets (``resilience.breaker``), shared by workers."""
+
+    async def update(self, provider: str, change: Callable[[Health], tuple[Health, T]]) -> T:
+        """Apply ``change`` to the provider's record atomically (a fresh record if none);
+        store what it returns first, return what it returns second."""
+        ...
+
+    async def all(self) -> dict[str, Health]: ...
+
+
+class SenderGuardStore(Protocol):
+    """Senders whose events keep dying in the pipeline: strikes, and the cut-off."""
+
+    async def strike(
+        self, sender: str, error: str, now: float, *, limit: int, window_s: float
+    ) -> bool:
+        """Count a dead-lettered event against ``sender``; block the sender (and return
+        True) when this makes ``limit`` within ``window_s``."""
+        ...
+
+    async def blocked(self) -> dict[str, tuple[float, str]]:
+        """Blocked senders: when, and why."""
+        ...
+
+    async def unblock(self, sender: str) -> bool: ...
 
 
 class StatsStore(Protocol):

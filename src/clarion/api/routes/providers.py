@@ -13,25 +13,43 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from clarion import channels
-from clarion.api.channel_schemas import ProviderList, ProviderOut
+from clarion.api.channel_schemas import ProviderHealthOut, ProviderList, ProviderOut
 from clarion.api.deps import Admin, Services
 from clarion.api.errors import problems_from_pydantic
+from clarion.api.format import iso
 from clarion.api.schemas import ErrorOut
 from clarion.api.services import ApiServices
 from clarion.channels import sms_twilio
 from clarion.channels.config import keep_secrets, shown, stored
 from clarion.errors import ForbiddenError, InputError, NotFoundError
+from clarion.resilience.breaker import BreakerState, Health
 from clarion.validation import check_name
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 _MAX_CALLBACK_BYTES = 64 * 1024
 
 
-def _out(name: str, doc: dict[str, Any]) -> ProviderOut:
+def _out(name: str, doc: dict[str, Any], health: Health | None) -> ProviderOut:
     config = channels.parse(name, doc)
     kind = config.kind or name
     return ProviderOut(
-        name=name, kind=kind, channel=channels.channel_of(kind), config=shown(config)
+        name=name,
+        kind=kind,
+        channel=channels.channel_of(kind),
+        config=shown(config),
+        health=health_out(health or Health()),
+    )
+
+
+def health_out(health: Health) -> ProviderHealthOut:
+    return ProviderHealthOut(
+        state=health.state.value,
+        since=iso(health.changed_at) if health.changed_at else None,
+        window_sent=health.sent,
+        window_failed=health.failed,
+        error_rate=round(health.error_rate, 4),
+        next_probe_at=iso(health.probe_at) if health.state is BreakerState.OPEN else None,
+        throttled_until=iso(health.throttled_until) if health.throttled_until else None,
     )
 
 
@@ -56,13 +74,19 @@ async def put_provider(name: str, request: Request, _: Admin, svc: Services) -> 
     except ValidationError as exc:
         raise InputError(problems_from_pydantic(exc.errors())) from None
     await svc.runtime.stores.providers.put(name, stored(config), svc.runtime.clock.now())
-    return _out(name, stored(config))
+    health = await svc.runtime.stores.provider_health.all()
+    return _out(name, stored(config), health.get(name))
 
 
-@router.get("", response_model=ProviderList, summary="Configured providers (secrets masked)")
+@router.get(
+    "",
+    response_model=ProviderList,
+    summary="Configured providers (secrets masked) and their circuit breakers",
+)
 async def list_providers(_: Admin, svc: Services) -> ProviderList:
     docs = await svc.runtime.stores.providers.all()
-    return ProviderList(items=[_out(name, doc) for name, doc in docs.items()])
+    health = await svc.runtime.stores.provider_health.all()
+    return ProviderList(items=[_out(name, doc, health.get(name)) for name, doc in docs.items()])
 
 
 @router.get("/{name}", response_model=ProviderOut, responses={404: {"model": ErrorOut}})
@@ -70,7 +94,7 @@ async def get_provider(name: str, _: Admin, svc: Services) -> ProviderOut:
     doc = await svc.runtime.stores.providers.get(name)
     if doc is None:
         raise NotFoundError(f"no provider {name!r}")
-    return _out(name, doc)
+    return _out(name, doc, (await svc.runtime.stores.provider_health.all()).get(name))
 
 
 @router.delete("/{name}", status_code=204, responses={404: {"model": ErrorOut}})

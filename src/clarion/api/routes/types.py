@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from clarion.api.deps import Admin, Caller, Services
-from clarion.api.schemas import ErrorOut, TypeIn, TypeList, TypeOut
+from clarion.api.schemas import ErrorOut, RetryIn, TypeIn, TypeList, TypeOut
 from clarion.errors import NotFoundError
-from clarion.models import TypeSpec
+from clarion.models import RetryBudget, TypeSpec
 from clarion.validation import check_name
 
 router = APIRouter(prefix="/v1/types", tags=["types"])
@@ -23,6 +23,8 @@ def _out(spec: TypeSpec) -> TypeOut:
         default_enabled=spec.default_enabled,
         description=spec.description,
         template=spec.template,
+        routing=spec.routing,
+        retry=RetryIn(retries=spec.budget.retries, within_seconds=int(spec.budget.within_s)),
     )
 
 
@@ -38,6 +40,10 @@ async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> Typ
         description=body.description,
         default_enabled=body.default_enabled,
         template=body.template,
+        routing=body.routing,
+        retry=None
+        if body.retry is None
+        else RetryBudget(body.retry.retries, float(body.retry.within_seconds)),
     )
     await svc.runtime.stores.types.put(spec, svc.runtime.clock.now())
     svc.types.forget(type_name)

@@ -49,7 +49,8 @@ UPDATE events SET
         ELSE 'fanning_out' END,
     completed_at = CASE
         WHEN :finished AND batches_done >= :to_batch AND held = 0 THEN :now
-        ELSE completed_at END
+        ELSE completed_at END,
+    error = CASE WHEN state = 'dead_lettered' THEN NULL ELSE error END
 WHERE seq = :seq AND fanout_next_batch = :from_batch
 """
 

@@ -1,0 +1,242 @@
+"""After a delivery attempt, person by person: delivered, retried, deferred, fallen back to
+the next channel, or failed for good — and the message each of those leaves in.
+
+* A person is delivered when any of their addresses took the message (three phones: one
+  delivery); addresses that failed transiently are still retried.
+* A transient failure is retried after the provider's Retry-After or a jittered backoff,
+  within the event's retry budget (``RetryBudget``: so many retries within so long of the
+  first attempt) and never past its TTL.
+* A provider whose breaker is open does not get waited for when the person has another
+  channel: they fall back to it at once. Otherwise the retry budget decides.
+* Deferred sends (held back by the provider's rate) come back later as the same attempt.
+* When a channel has given up — budget spent, a permanent refusal — the person moves to
+  the next channel of their routing (``DeliveryBatch.fallbacks``), or the failure is final;
+  a final failure after retries also leaves a dead letter, so an operator can replay the
+  batch once the provider is back.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from clarion.broker import Outbound
+from clarion.broker.retry import backoff_s
+from clarion.channels.base import SendResult, SendStatus
+from clarion.models import Channel, Outcome
+from clarion.pipeline.dispatch import Send
+from clarion.pipeline.messages import DeliveryBatch
+from clarion.stores.records import BatchResult, DeliveryOutcome, Invalidation
+from clarion.types import UserId
+
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+RETRY_AFTER_SPREAD = 0.2
+
+
+@dataclass(slots=True)
+class _Person:
+    delivered: list[Send] = field(default_factory=list)
+    retryable: list[Send] = field(default_factory=list)
+    """Transient failures and open breakers."""
+    deferred: list[Send] = field(default_factory=list)
+    failed: list[Send] = field(default_factory=list)
+
+    def add(self, send: Send) -> None:
+        status = _result(send).status
+        if status is SendStatus.DELIVERED:
+            self.delivered.append(send)
+        elif status in (SendStatus.TRANSIENT, SendStatus.UNAVAILABLE):
+            self.retryable.append(send)
+        elif status is SendStatus.DEFERRED:
+            self.deferred.append(send)
+        else:
+            self.failed.append(send)
+
+
+@dataclass(slots=True)
+class _Next:
+    """Where the people of one batch go next."""
+
+    retry: dict[str, list[str]] = field(default_factory=dict)
+    retry_delay: float = 0.0
+    counted: list[UserId] = field(default_factory=list)
+    deferred: dict[str, list[str]] = field(default_factory=dict)
+    defer_delay: float = 0.0
+    fallback: dict[Channel, dict[UserId, tuple[Channel, ...]]] = field(default_factory=dict)
+    exhausted: list[UserId] = field(default_factory=list)
+
+
+def follow_up(
+    channel: Channel, batches: Sequence[DeliveryBatch], sends: Sequence[Send], now: float
+) -> tuple[list[BatchResult], list[Outbound]]:
+    people: dict[tuple[int, UserId], _Person] = {}
+    for send in sends:
+        people.setdefault((send.batch, send.user), _Person()).add(send)
+    results = [
+        BatchResult(b.header.seq, b.batch_key, len(b.recipients), completes_batch=False)
+        for b in batches
+    ]
+    plans = [_Next() for _ in batches]
+    for (index, user), person in people.items():
+        _decide(channel, batches[index], results[index], plans[index], user, person, now)
+    outbound = []
+    for batch, plan in zip(batches, plans, strict=True):
+        outbound += _messages(batch, plan, now)
+    return results, outbound
+
+
+def _decide(
+    channel: Channel,
+    batch: DeliveryBatch,
+    result: BatchResult,
+    plan: _Next,
+    user: UserId,
+    person: _Person,
+    now: float,
+) -> None:
+    result.invalidated += _invalidations(user, person)
+    record = partial(_record, channel, batch, result, user)
+    if person.delivered:
+        if user not in batch.counted:
+            result.delivered += 1
+        first = _result(person.delivered[0])
+        tried = len(person.delivered) + len(person.retryable) + len(person.failed)
+        some = f"{len(person.delivered)} of {tried} addresses"
+        record(Outcome.DELIVERED, None if tried == len(person.delivered) else some, first)
+        delay = _delay(batch, person)
+        if person.retryable and _may_retry(batch, now, now + delay):
+            plan.retry[user] = [s.address.ref for s in person.retryable]
+            plan.retry_delay = max(plan.retry_delay, delay)
+            plan.counted.append(user)
+        return
+    if not person.retryable and person.deferred:
+        plan.deferred[user] = [s.address.ref for s in person.deferred]
+        waits = [_result(s).retry_after_s or 0.0 for s in person.deferred]
+        plan.defer_delay = max(plan.defer_delay, *waits)
+        return
+    reason = _undelivered(batch, plan, user, person, now)
+    if reason is None:
+        record(Outcome.FAILED, f"retrying: {_result(person.retryable[0]).reason}")
+        return
+    chain = batch.fallbacks.get(user, ())
+    if chain:
+        plan.fallback.setdefault(chain[0], {})[user] = chain[1:]
+        record(Outcome.FAILED, f"{reason}; falling back to {chain[0].value}")
+        return
+    if person.retryable:
+        plan.exhausted.append(user)
+    if user not in batch.counted:
+        result.failed += 1
+    record(Outcome.FAILED, reason)
+
+
+def _undelivered(
+    batch: DeliveryBatch, plan: _Next, user: UserId, person: _Person, now: float
+) -> str | None:
+    """Plan a retry and return None, or return why this channel is done with the person."""
+    if not person.retryable:
+        worst = _result(person.failed[0])
+        return f"{worst.status.value}: {worst.reason}"
+    worst = _result(person.retryable[0])
+    dead_provider = all(_result(s).status is SendStatus.UNAVAILABLE for s in person.retryable)
+    if dead_provider and batch.fallbacks.get(user):
+        return worst.reason  # do not wait for a provider that is down: the next channel
+    delay = _delay(batch, person)
+    if not _may_retry(batch, now, now + delay):
+        return f"gave up after {batch.attempt} attempts: {worst.reason}"
+    plan.retry[user] = [s.address.ref for s in person.retryable + person.deferred]
+    plan.retry_delay = max(plan.retry_delay, delay)
+    if user in batch.counted:
+        plan.counted.append(user)
+    return None
+
+
+def _record(
+    channel: Channel,
+    batch: DeliveryBatch,
+    result: BatchResult,
+    user: UserId,
+    outcome: Outcome,
+    reason: str | None,
+    answer: SendResult | None = None,
+) -> None:
+    ref = answer.provider_ref if answer is not None else None
+    row = DeliveryOutcome(user, channel.value, outcome, reason, batch.attempt, ref)
+    result.outcomes.append(row)
+
+
+def _delay(batch: DeliveryBatch, person: _Person) -> float:
+    """Jittered exponential backoff — or the provider's Retry-After, plus up to a fifth more
+    so that everything it turned away does not come back in the same instant."""
+    base = backoff_s(batch.attempt, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
+    asked = max((_result(s).retry_after_s or 0.0 for s in person.retryable), default=0.0)
+    if not asked:
+        return base
+    return max(base, asked + random.uniform(0.0, asked * RETRY_AFTER_SPREAD))
+
+
+def _may_retry(batch: DeliveryBatch, now: float, at: float) -> bool:
+    """Whether the budget and the TTL allow another attempt at ``at`` (``now`` is this
+    attempt: the first one, when the batch does not say otherwise)."""
+    first_at = batch.first_at if batch.first_at is not None else now
+    return at < batch.header.expires_at and batch.header.budget.allows(batch.attempt, first_at, at)
+
+
+def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
+    base = batch.batch_key.split("#")[0]
+    first_at = batch.first_at if batch.first_at is not None else now
+    out = []
+    if plan.retry:
+        retry = DeliveryBatch(
+            batch.header,
+            batch.channel,
+            f"{base}#r{batch.attempt + 1}",
+            [UserId(u) for u in plan.retry],
+            batch.attempt + 1,
+            plan.retry,
+            plan.counted,
+            {UserId(u): batch.fallbacks[UserId(u)] for u in plan.retry if u in batch.fallbacks},
+            first_at,
+        )
+        out.append(retry.encode(delay_s=plan.retry_delay))
+    if plan.deferred:
+        later = DeliveryBatch(
+            batch.header,
+            batch.channel,
+            f"{base}#r{batch.attempt}d{batch.deferrals + 1}",
+            [UserId(u) for u in plan.deferred],
+            batch.attempt,
+            plan.deferred,
+            [u for u in batch.counted if u in plan.deferred],
+            {UserId(u): batch.fallbacks[UserId(u)] for u in plan.deferred if u in batch.fallbacks},
+            batch.first_at,
+            batch.deferrals + 1,
+        )
+        out.append(later.encode(delay_s=plan.defer_delay))
+    for channel, chains in plan.fallback.items():
+        moved = DeliveryBatch(
+            batch.header, channel, f"{base}>{channel.value}", list(chains), fallbacks=chains
+        )
+        out.append(moved.encode())
+    if plan.exhausted:
+        # A fresh key for a replay: its own attempts must not collide with these.
+        again = DeliveryBatch(batch.header, batch.channel, f"{base}+{now:.0f}", plan.exhausted)
+        error = f"retry budget spent on {batch.channel.value} after {batch.attempt} attempts"
+        out.append(again.encode().as_dead_letter(error))
+    return out
+
+
+def _invalidations(user: UserId, person: _Person) -> list[Invalidation]:
+    return [
+        Invalidation(user, s.address.ref, _result(s).reason, _result(s).invalid_since)
+        for s in person.failed
+        if _result(s).status is SendStatus.INVALID_ADDRESS
+    ]
+
+
+def _result(send: Send) -> SendResult:
+    assert send.result is not None, "every send has a result by now"
+    return send.result
