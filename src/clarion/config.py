@@ -63,6 +63,8 @@ class Settings:
     breaker: sends stop, traffic moves to a secondary provider or the next channel."""
     breaker_window_s: float = 30.0
     breaker_min_requests: int = 20
+    breaker_consecutive_failures: int = 50
+    """This many failed sends in a row, with no success between, open the breaker too."""
     breaker_probe_s: float = 30.0
     """While a breaker is open, one probe send this often decides whether to try again."""
     retry_share: float = 0.5
@@ -86,6 +88,7 @@ class Settings:
             window_s=self.breaker_window_s,
             error_rate=self.breaker_error_rate,
             min_requests=self.breaker_min_requests,
+            consecutive_failures=self.breaker_consecutive_failures,
             probe_every_s=self.breaker_probe_s,
             retry_share=self.retry_share,
         )
@@ -111,6 +114,9 @@ class Settings:
         _check_range("breaker_error_rate", self.breaker_error_rate, 0.01, 1.0)
         _check_range("breaker_window_s", self.breaker_window_s, 1, 3600)
         _check_range("breaker_min_requests", self.breaker_min_requests, 1, 1_000_000)
+        _check_range(
+            "breaker_consecutive_failures", self.breaker_consecutive_failures, 1, 1_000_000
+        )
         _check_range("breaker_probe_s", self.breaker_probe_s, 0.1, 3600)
         _check_range("retry_share", self.retry_share, 0.01, 1.0)
         _check_range("load_shed_p2", self.load_shed_p2, 1, 10_000_000)
@@ -173,6 +179,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "breaker_error_rate": float,
     "breaker_window_s": float,
     "breaker_min_requests": int,
+    "breaker_consecutive_failures": int,
     "breaker_probe_s": float,
     "retry_share": float,
     "load_shed_p2": int,

@@ -89,7 +89,7 @@ async def test_a_redelivered_pack_records_nothing_twice(runtime: Runtime) -> Non
     (message,) = await runtime.broker.consume("evaluate.p1", limit=1)
     stage = evaluate_stage(runtime)
     for _ in range(2):  # the second time is a redelivery after a crash before the ack
-        result = await stage.handle([stage.decode(message.body)])
+        result = await stage.handle([stage.decode(message)])
         if result.after_publish is not None:
             await result.after_publish()
     for event_id in ids:

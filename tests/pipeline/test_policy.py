@@ -167,7 +167,7 @@ async def test_caps_count_each_notification_once_across_redelivery(
     (message,) = await runtime.broker.consume("evaluate.p1", limit=1)
     stage = evaluate_stage(runtime)
     for _ in range(2):
-        result = await stage.handle([stage.decode(message.body)])
+        result = await stage.handle([stage.decode(message)])
         if result.after_publish is not None:
             await result.after_publish()
     stamps = await runtime.stores.frequency.recent([BOB], clock.now() - 60)

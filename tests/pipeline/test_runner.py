@@ -32,10 +32,10 @@ class Scripted:
     handled: list[bytes] = field(default_factory=list)
     given_up: list[tuple[bytes, str]] = field(default_factory=list)
 
-    def decode(self, body: bytes) -> bytes:
-        if body == b"garbage":
+    def decode(self, message: Message) -> bytes:
+        if message.body == b"garbage":
             raise MessageError("not ours")
-        return body
+        return message.body
 
     async def handle(self, items: Sequence[bytes]) -> StageResult:
         if self.poison & set(items):
@@ -166,8 +166,8 @@ class Slow:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def decode(self, body: bytes) -> bytes:
-        return body
+    def decode(self, message: Message) -> bytes:
+        return message.body
 
     async def handle(self, items: Sequence[bytes]) -> StageResult:
         self.started.set()

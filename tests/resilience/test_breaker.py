@@ -32,10 +32,23 @@ def test_it_opens_on_the_error_rate_only_with_enough_requests() -> None:
     assert (h.changed_at, h.probe_at) == (1, 31)
 
 
-def test_a_healthy_rate_keeps_it_closed_and_the_window_rolls() -> None:
+def test_a_healthy_rate_keeps_it_closed_and_the_window_slides() -> None:
     h = _report(Health(), sent=100, failed=20, now=0)
     assert h.state is BreakerState.CLOSED
-    h = _report(h, sent=10, failed=10, now=31)  # a fresh window: 100% of 10
+    h = _report(h, sent=10, failed=10, now=31)  # most of the last window still counts
+    assert h.state is BreakerState.CLOSED
+    assert round(h.error_rate(31, 30), 3) == round(29.33 / 106.67, 3)
+    h = _report(h, sent=10, failed=10, now=59)  # by now it has slid almost out
+    assert h.state is BreakerState.OPEN
+
+
+def test_a_run_of_failures_opens_it_whatever_the_history() -> None:
+    h = _report(Health(), sent=5000, failed=0, now=0)
+    h = _report(h, sent=30, failed=30, now=1)
+    h = _report(h, sent=10, failed=2, now=1)  # a mostly good answer ends the run
+    h = _report(h, sent=30, failed=30, now=1)
+    assert h.state is BreakerState.CLOSED
+    h = _report(h, sent=40, failed=20, now=2)  # 50 in a run, though only 2% of the window
     assert h.state is BreakerState.OPEN
 
 

@@ -177,7 +177,7 @@ class APNSProvider:
                 return permanent("PayloadTooLarge")
             response: H2Response = await self._pool.request("POST", path, headers, body)
         except (StreamLostError, OSError, TimeoutError) as exc:
-            return transient(f"connection: {type(exc).__name__}")
+            return transient(f"connection: {type(exc).__name__} {exc}".strip())
         return classify_response(response.status, response.headers, response.body)
 
     async def close(self) -> None:

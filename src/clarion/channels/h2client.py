@@ -31,6 +31,8 @@ import h2.exceptions
 import h2.settings
 import hpack
 
+from clarion.channels.h2slots import StreamSlots
+
 
 def lean_connection(*, client_side: bool) -> h2.connection.H2Connection:
     """An ``h2`` connection tuned for many small requests whose headers we build ourselves,
@@ -54,6 +56,10 @@ class _PlainEncoder(hpack.Encoder):
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         return super().encode(headers, huffman=False)
+
+
+_INITIAL_STREAMS = 100
+"""Until the peer's SETTINGS say otherwise (RFC 9113 advises servers allow at least 100)."""
 
 
 class StreamLostError(ConnectionError):
@@ -87,7 +93,9 @@ class H2Connection:
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self._flush_pending = False
-        self._slots = asyncio.Semaphore(100)
+        self._slots = StreamSlots(_INITIAL_STREAMS)
+        self._settled = asyncio.Event()
+        """Set when the peer's first SETTINGS arrived (with its stream limit)."""
         self._handlers: dict[type[h2.events.Event], Callable[[Any], None]] = {
             h2.events.ResponseReceived: self._on_response,
             h2.events.DataReceived: self._on_data,
@@ -116,13 +124,25 @@ class H2Connection:
         self._conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 0})
         self._flush()
         self._task = asyncio.create_task(self._read_loop())
+        # Requests sent before the peer's limit is known could exceed it: wait for it.
+        settled = asyncio.ensure_future(self._settled.wait())
+        try:
+            await asyncio.wait(
+                [settled, self._task], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            settled.cancel()
+        if not self._settled.is_set():
+            await self.close()
+            raise StreamLostError("no SETTINGS from the server")
 
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> H2Response:
         if self.closed:
             raise StreamLostError("connection closed")
-        async with self._slots:
+        await self._slots.acquire()
+        try:
             if self.closed:
                 raise StreamLostError("connection closed")
             stream_id = self._conn.get_next_available_stream_id()
@@ -146,6 +166,8 @@ class H2Connection:
                 self._streams.pop(stream_id, None)
                 raise StreamLostError(str(exc)) from exc
             return await future
+        finally:
+            self._slots.release()
 
     async def _send_body(self, stream_id: int, body: bytes) -> None:
         view = memoryview(body)
@@ -225,9 +247,10 @@ class H2Connection:
             self._fail(stream_id, StreamLostError("GOAWAY: not processed"))
 
     def _resize(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self._settled.set()
         changed = event.changed_settings.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS)
         if changed is not None:
-            self._slots = asyncio.Semaphore(max(1, min(int(changed.new_value), 1000)))
+            self._slots.resize(max(1, min(int(changed.new_value), 1000)))
 
     def _finish(self, stream_id: int) -> None:
         stream = self._streams.pop(stream_id, None)

@@ -17,6 +17,7 @@ from typing import Any
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 
 from clarion.channels.h2client import lean_connection
 
@@ -58,10 +59,12 @@ class H2Server:
         *,
         ssl_context: ssl.SSLContext | None,
         max_requests_per_connection: int | None = None,
+        max_concurrent_streams: int | None = None,
     ) -> None:
         self._handler = handler
         self._ssl = ssl_context
         self.max_requests_per_connection = max_requests_per_connection
+        self.max_concurrent_streams = max_concurrent_streams
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -95,6 +98,9 @@ class H2Server:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = lean_connection(client_side=False)
         conn.initiate_connection()
+        if self.max_concurrent_streams is not None:
+            limit = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_concurrent_streams}
+            conn.update_settings(limit)
         writer.write(conn.data_to_send())
         state = _ConnectionState()
         try:

@@ -30,7 +30,9 @@ class Stage(Protocol[T]):
     claim_limit: int
     """How many messages to take per claim."""
 
-    def decode(self, body: bytes) -> T: ...
+    def decode(self, message: Message) -> T:
+        """The work a claimed message carries (raise ``MessageError`` if it is not ours)."""
+        ...
 
     async def handle(self, items: Sequence[T]) -> StageResult: ...
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from clarion.broker import Message, Outbound
@@ -74,8 +75,9 @@ class DeliverStage:
         self._contents: dict[Seq, EventContent] = {}
         self._template_docs: dict[tuple[str, int | None], dict[str, Any] | None] = {}
 
-    def decode(self, body: bytes) -> DeliveryBatch:
-        return DeliveryBatch.decode(body)
+    def decode(self, message: Message) -> DeliveryBatch:
+        batch = DeliveryBatch.decode(message.body)
+        return replace(batch, claims=message.attempts) if message.attempts > 1 else batch
 
     async def handle(self, items: Sequence[DeliveryBatch]) -> StageResult:
         done = await self._deliveries.recorded([(b.header.seq, b.batch_key) for b in items])

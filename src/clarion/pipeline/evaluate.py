@@ -93,8 +93,8 @@ class EvaluateStage:
         self.claim_limit = 1
         """Messages to take next time, adapted to the size of the batches seen last."""
 
-    def decode(self, body: bytes) -> list[RecipientBatch]:
-        return decode_batches(body)
+    def decode(self, message: Message) -> list[RecipientBatch]:
+        return decode_batches(message.body)
 
     async def handle(self, messages: Sequence[list[RecipientBatch]]) -> StageResult:
         items = [batch for batches in messages for batch in batches]

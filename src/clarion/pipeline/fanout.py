@@ -68,8 +68,8 @@ class FanoutStage:
         self._batch_size = batch_size
         self._slice_batches = slice_batches
 
-    def decode(self, body: bytes) -> FanoutTask:
-        return FanoutTask.decode(body)
+    def decode(self, message: Message) -> FanoutTask:
+        return FanoutTask.decode(message.body)
 
     async def handle(self, items: Sequence[FanoutTask]) -> StageResult:
         positions = await self._events.positions([t.header.seq for t in items])

@@ -164,6 +164,10 @@ def _record(
     answer: SendResult | None = None,
 ) -> None:
     ref = answer.provider_ref if answer is not None else None
+    if batch.claims > 1 and outcome is Outcome.DELIVERED:
+        # Whoever held it before may have sent it already: say so in the trail, so that a
+        # second copy at the provider (same message id) is accounted for.
+        reason = f"{reason + '; ' if reason else ''}resent on claim {batch.claims}"
     row = DeliveryOutcome(user, channel.value, outcome, reason, batch.attempt, ref)
     result.outcomes.append(row)
 

@@ -263,6 +263,9 @@ class DeliveryBatch:
     """When the first attempt was made: the retry budget's window starts there."""
     deferrals: int = 0
     """Times the batch was put back unsent (a provider's rate limit): not attempts."""
+    claims: int = 1
+    """Which claim of its queue message this is (not encoded: the broker counts). Past the
+    first, a worker that held it died or failed mid-send, and may have sent some of it."""
 
     def encode(self, *, delay_s: float = 0.0) -> Outbound:
         doc = {

@@ -140,7 +140,7 @@ class Runner:
         decoded: list[tuple[Message, Any]] = []
         for message in messages:
             try:
-                decoded.append((message, stage.decode(message.body)))
+                decoded.append((message, stage.decode(message)))
             except MessageError as exc:
                 await self._give_up(stage, message, None, f"undecodable: {exc}")
         if decoded:

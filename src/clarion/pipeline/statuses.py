@@ -126,9 +126,9 @@ class StatusStage:
         self._allow_private = allow_private
         self._session: aiohttp.ClientSession | None = None
 
-    def decode(self, body: bytes) -> dict[str, Any]:
+    def decode(self, message: Message) -> dict[str, Any]:
         try:
-            doc: dict[str, Any] = orjson.loads(body)
+            doc: dict[str, Any] = orjson.loads(message.body)
             if not {"hook", "id", "records"} <= doc.keys():
                 raise MessageError("not a status message")
             return doc

@@ -5,7 +5,8 @@ worker processes see and move the same breaker (``stores.sqlite.health``).
 
 The breaker, per provider::
 
-    closed ──(error rate ≥ threshold over the window, enough requests)──► open
+    closed ──(error rate ≥ threshold over the window, enough requests;
+              or a run of consecutive failures)──► open
     open ──(every probe_every_s: one worker sends a probe)──► half-open if the probe works
     half-open (a fifth of the rate) ──(errors again)──► open
                                     ──(half_open_s without)──► closed
@@ -13,6 +14,13 @@ The breaker, per provider::
 Only answers that say the provider itself is struggling count as errors: 5xx, timeouts,
 dropped connections. A dead token or a bounced address is the provider working. A 429 is
 the provider asking us to slow down: it tightens the send bucket for a while instead.
+
+The window slides: the previous window's counts are weighed by how much of it still
+overlaps the last ``window_s`` seconds. An error *rate* alone is slow to notice a provider
+that was healthy at thousands of sends a second and then fails everything — the good
+history dilutes the errors — so a run of ``consecutive_failures`` failed sends, in answers
+each as bad as the threshold, opens the breaker too (measured: 1,200 refused pushes in half a
+second left a rate-only breaker closed at 11% errors).
 
 The buckets: sends never exceed the provider's ``rate_per_s`` (every worker together), and
 retries take a second bucket at ``retry_share`` of that rate, so a crowd of retries after an
@@ -39,6 +47,7 @@ class BreakerSettings:
     error_rate: float = 0.3
     min_requests: int = 20
     """Fewer requests than this in the window never open the breaker."""
+    consecutive_failures: int = 50
     probe_every_s: float = 30.0
     probe_size: int = 1
     half_open_s: float = 10.0
@@ -60,6 +69,10 @@ class Health:
     window_start: float = 0.0
     sent: int = 0
     failed: int = 0
+    prev_sent: int = 0
+    prev_failed: int = 0
+    failing_run: int = 0
+    """Failed sends in the current run of answers as bad as the threshold."""
     probe_at: float = 0.0
     throttled_until: float = 0.0
     tokens: float | None = None
@@ -67,9 +80,15 @@ class Health:
     retry_tokens: float | None = None
     retry_tokens_at: float = 0.0
 
-    @property
-    def error_rate(self) -> float:
-        return self.failed / self.sent if self.sent else 0.0
+    def sliding(self, now: float, window_s: float) -> tuple[float, float]:
+        """(sent, failed) over the last ``window_s`` seconds, the previous window weighed
+        by its overlap."""
+        weight = max(0.0, 1.0 - (now - self.window_start) / window_s)
+        return self.sent + self.prev_sent * weight, self.failed + self.prev_failed * weight
+
+    def error_rate(self, now: float, window_s: float) -> float:
+        sent, failed = self.sliding(now, window_s)
+        return failed / sent if sent else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__} | {
@@ -166,19 +185,38 @@ def report(
 ) -> Health:
     """Count the outcome of ``sent`` sends (``failed`` of them the provider's fault) and
     move the breaker."""
-    if now - health.window_start >= settings.window_s:
-        health = replace(health, window_start=now, sent=0, failed=0)
-    health = replace(health, sent=health.sent + sent, failed=health.failed + failed)
+    elapsed = now - health.window_start
+    if elapsed >= settings.window_s:
+        recent = elapsed < 2 * settings.window_s
+        health = replace(
+            health,
+            window_start=health.window_start + settings.window_s if recent else now,
+            prev_sent=health.sent if recent else 0,
+            prev_failed=health.failed if recent else 0,
+            sent=0,
+            failed=0,
+        )
+    # Sends in one answer went out together, in no order we know: an answer at least as bad
+    # as the threshold continues the run, a better one ends it.
+    bad = failed > 0 and failed >= sent * settings.error_rate
+    run = health.failing_run + failed if bad else 0
+    health = replace(
+        health, sent=health.sent + sent, failed=health.failed + failed, failing_run=run
+    )
     if throttled:
         health = replace(health, throttled_until=now + settings.throttle_s)
-    tripped = health.sent >= settings.min_requests and health.error_rate >= settings.error_rate
+    in_window, _ = health.sliding(now, settings.window_s)
+    error_rate = health.error_rate(now, settings.window_s)
+    tripped = run >= settings.consecutive_failures or (
+        in_window >= settings.min_requests and error_rate >= settings.error_rate
+    )
     if health.state is BreakerState.CLOSED and tripped:
         return _move(health, BreakerState.OPEN, now, settings)
     if health.state is BreakerState.OPEN and sent:
         # Only a probe sends while open: its answer decides.
         return _move(health, BreakerState.HALF_OPEN if not failed else health.state, now, settings)
     if health.state is BreakerState.HALF_OPEN:
-        if failed and health.error_rate >= settings.error_rate:
+        if failed and error_rate >= settings.error_rate:
             return _move(health, BreakerState.OPEN, now, settings)
         if now - health.changed_at >= settings.half_open_s:
             return _move(health, BreakerState.CLOSED, now, settings)
@@ -195,5 +233,8 @@ def _move(health: Health, state: BreakerState, now: float, settings: BreakerSett
         window_start=now,
         sent=0,
         failed=0,
+        prev_sent=0,
+        prev_failed=0,
+        failing_run=0,
         probe_at=now + settings.probe_every_s if state is BreakerState.OPEN else 0.0,
     )

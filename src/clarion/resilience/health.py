@@ -67,23 +67,30 @@ class ProviderHealth:
         """Count an outcome; returns the breaker's state when it was written, else None."""
         if not sent and not throttled:
             return None
-        pending = self._unreported.get(provider, 0) + sent
+        earlier = self._unreported.get(provider, 0)
         healthy = self._seen.get(provider, BreakerState.CLOSED) is BreakerState.CLOSED
         quiet = healthy and not failed and not throttled
         recent = self._monotonic() - self._flushed_at.get(provider, 0.0) < FLUSH_EVERY_S
         if quiet and recent:
-            self._unreported[provider] = pending
+            self._unreported[provider] = earlier + sent
             return None
         self._unreported[provider] = 0
         self._flushed_at[provider] = self._monotonic()
 
         def count(health: Health) -> tuple[Health, BreakerState]:
+            now = self._now()
+            # The successes held back came first: counted apart, they do not break this
+            # answer's run of failures.
+            if earlier:
+                health = report(
+                    health, sent=earlier, failed=0, throttled=False, now=now, settings=self.settings
+                )
             moved = report(
                 health,
-                sent=pending,
+                sent=sent,
                 failed=failed,
                 throttled=throttled,
-                now=self._now(),
+                now=now,
                 settings=self.settings,
             )
             return moved, moved.state

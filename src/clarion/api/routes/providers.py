@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/providers", tags=["providers"])
 _MAX_CALLBACK_BYTES = 64 * 1024
 
 
-def _out(name: str, doc: dict[str, Any], health: Health | None) -> ProviderOut:
+def _out(name: str, doc: dict[str, Any], health: Health | None, svc: ApiServices) -> ProviderOut:
     config = channels.parse(name, doc)
     kind = config.kind or name
     return ProviderOut(
@@ -37,17 +37,19 @@ def _out(name: str, doc: dict[str, Any], health: Health | None) -> ProviderOut:
         kind=kind,
         channel=channels.channel_of(kind),
         config=shown(config),
-        health=health_out(health or Health()),
+        health=health_out(
+            health or Health(), svc.runtime.clock.now(), svc.runtime.settings.breaker_window_s
+        ),
     )
 
 
-def health_out(health: Health) -> ProviderHealthOut:
+def health_out(health: Health, now: float, window_s: float) -> ProviderHealthOut:
     return ProviderHealthOut(
         state=health.state.value,
         since=iso(health.changed_at) if health.changed_at else None,
         window_sent=health.sent,
         window_failed=health.failed,
-        error_rate=round(health.error_rate, 4),
+        error_rate=round(health.error_rate(now, window_s), 4),
         next_probe_at=iso(health.probe_at) if health.state is BreakerState.OPEN else None,
         throttled_until=iso(health.throttled_until) if health.throttled_until else None,
     )
@@ -75,7 +77,7 @@ async def put_provider(name: str, request: Request, _: Admin, svc: Services) -> 
         raise InputError(problems_from_pydantic(exc.errors())) from None
     await svc.runtime.stores.providers.put(name, stored(config), svc.runtime.clock.now())
     health = await svc.runtime.stores.provider_health.all()
-    return _out(name, stored(config), health.get(name))
+    return _out(name, stored(config), health.get(name), svc)
 
 
 @router.get(
@@ -86,7 +88,9 @@ async def put_provider(name: str, request: Request, _: Admin, svc: Services) -> 
 async def list_providers(_: Admin, svc: Services) -> ProviderList:
     docs = await svc.runtime.stores.providers.all()
     health = await svc.runtime.stores.provider_health.all()
-    return ProviderList(items=[_out(name, doc, health.get(name)) for name, doc in docs.items()])
+    return ProviderList(
+        items=[_out(name, doc, health.get(name), svc) for name, doc in docs.items()]
+    )
 
 
 @router.get("/{name}", response_model=ProviderOut, responses={404: {"model": ErrorOut}})
@@ -94,7 +98,7 @@ async def get_provider(name: str, _: Admin, svc: Services) -> ProviderOut:
     doc = await svc.runtime.stores.providers.get(name)
     if doc is None:
         raise NotFoundError(f"no provider {name!r}")
-    return _out(name, doc, (await svc.runtime.stores.provider_health.all()).get(name))
+    return _out(name, doc, (await svc.runtime.stores.provider_health.all()).get(name), svc)
 
 
 @router.delete("/{name}", status_code=204, responses={404: {"model": ErrorOut}})
