@@ -99,7 +99,9 @@ class H2Server:
         conn = lean_connection(client_side=False)
         conn.initiate_connection()
         if self.max_concurrent_streams is not None:
-            limit = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_concurrent_streams}
+            limit: dict[h2.settings.SettingCodes | int, int] = {
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_concurrent_streams
+            }
             conn.update_settings(limit)
         writer.write(conn.data_to_send())
         state = _ConnectionState()
