@@ -45,6 +45,9 @@ class Settings:
     """General worker processes started by ``clarion serve`` (all stages, all priorities)."""
     p0_workers: int = 1
     """Worker processes reserved for P0, so a bulk flood never queues an OTP behind it."""
+    bulk_worker_nice: int = 10
+    """With P0-reserved workers, the general ones run this much nicer (Unix niceness):
+    under a flood that saturates the CPU, the OS runs the P0 path first."""
 
     log_level: str = "INFO"
 
@@ -110,6 +113,7 @@ class Settings:
         _check_range("rate_burst_s", self.rate_burst_s, 0.01, 3600)
         _check_range("workers", self.workers, 0, 256)
         _check_range("p0_workers", self.p0_workers, 0, 256)
+        _check_range("bulk_worker_nice", self.bulk_worker_nice, 0, 19)
         _check_range("max_devices_per_user", self.max_devices_per_user, 1, 1000)
         _check_range("breaker_error_rate", self.breaker_error_rate, 0.01, 1.0)
         _check_range("breaker_window_s", self.breaker_window_s, 1, 3600)
@@ -173,6 +177,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "rate_burst_s": float,
     "workers": int,
     "p0_workers": int,
+    "bulk_worker_nice": int,
     "allow_private_targets": lambda v: _flag(v),
     "providers_file": Path,
     "max_devices_per_user": int,

@@ -13,6 +13,7 @@ from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.resilience.load import LoadMonitor
+from clarion.resilience.urgency import UrgentLane
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import (
     DeliveryStore,
@@ -139,6 +140,12 @@ async def signing_keys(runtime: Runtime) -> SigningKeys:
         "unsubscribe_keys", new_key_spec
     )
     return SigningKeys.parse(spec)
+
+
+def urgent_lane(runtime: Runtime) -> UrgentLane:
+    """This process's handle on the urgent lane (``resilience.urgency``)."""
+    db = runtime.settings.db
+    return UrgentLane(db.with_name(db.name + ".urgent"))
 
 
 def load_monitor(runtime: Runtime) -> LoadMonitor:

@@ -26,8 +26,10 @@ class WorkerSpec:
     name: str
     stages: Sequence[str] = STAGES
     priorities: Sequence[Priority] = tuple(Priority)
+    nice: int = 0
 
     def command(self) -> list[str]:
+        nice = ["--nice", str(self.nice)] if self.nice else []
         return [
             sys.executable,
             "-m",
@@ -39,12 +41,18 @@ class WorkerSpec:
             ",".join(self.stages),
             "--priorities",
             ",".join(p.value for p in self.priorities),
+            *nice,
         ]
 
 
-def standard_workers(general: int, p0_reserved: int) -> list[WorkerSpec]:
-    """``general`` workers for everything plus ``p0_reserved`` that only ever take P0."""
-    specs = [WorkerSpec(f"worker-{i + 1}") for i in range(general)]
+def standard_workers(general: int, p0_reserved: int, *, bulk_nice: int = 0) -> list[WorkerSpec]:
+    """``general`` workers for everything plus ``p0_reserved`` that only ever take P0.
+
+    With reserved workers, the general ones may run at a lower CPU priority (``bulk_nice``):
+    when a campaign saturates the machine, the OS then gives the P0 path the CPU first.
+    """
+    nice = bulk_nice if p0_reserved else 0
+    specs = [WorkerSpec(f"worker-{i + 1}", nice=nice) for i in range(general)]
     specs += [
         WorkerSpec(f"p0-worker-{i + 1}", priorities=(Priority.P0,)) for i in range(p0_reserved)
     ]

@@ -27,7 +27,7 @@ from clarion.pipeline.statuses import StatusOutbox, StatusStage
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.resilience.health import ProviderHealth
 from clarion.resilience.senders import SenderGuard
-from clarion.runtime import Runtime, load_monitor, open_runtime, signing_keys
+from clarion.runtime import Runtime, load_monitor, open_runtime, signing_keys, urgent_lane
 from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS
 from clarion.unsubscribe import SigningKeys
 
@@ -132,6 +132,7 @@ def build_runner(
             window_s=runtime.settings.sender_strike_window_s,
         ),
         load=load_monitor(runtime),
+        lane=urgent_lane(runtime),
     )
 
 

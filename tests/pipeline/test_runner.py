@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import MessageError
 from clarion.pipeline.runner import Runner
 from clarion.resilience.senders import SenderGuard
+from clarion.resilience.urgency import UrgentLane
 from clarion.runtime import Runtime
 from clarion.testing import accept_ids, event, type_spec
 from clarion.types import UserId
@@ -193,3 +195,23 @@ async def test_a_slow_batch_keeps_its_lease_so_no_second_worker_takes_it(
     stage.release.set()
     assert await working == 1
     assert await broker.depth("slow.p1") == 0  # acked under the renewed lease
+
+
+async def test_p0_work_holds_the_urgent_lane_and_bulk_work_gives_way(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    broker = MemoryBroker(clock)
+    stage = Slow()
+    lane = UrgentLane(tmp_path / "db.urgent")
+    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
+    bulk = UrgentLane(tmp_path / "db.urgent")  # another worker's handle
+    await broker.publish([Outbound("slow.p0", b"otp"), Outbound("slow.p2", b"promo")])
+    working = asyncio.create_task(runner.run_once())
+    await stage.started.wait()
+    assert bulk.busy()  # P0 in hand
+    stage.release.set()
+    assert await working == 1
+    assert bulk.busy()  # still held: the round found P0 work, the next may too
+    assert await runner.run_once() == 1  # no P0 left: lets go, then takes the P2 message
+    assert not bulk.busy()
+    assert await broker.depth("slow.p2") == 0

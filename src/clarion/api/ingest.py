@@ -25,7 +25,7 @@ from clarion.api.schemas import BatchIn, EventIn
 from clarion.api.services import ApiServices
 from clarion.errors import ClarionError, InputError, RateLimitedError
 from clarion.ingest.validation import EventRequest, build_event
-from clarion.models import Event, SenderKey
+from clarion.models import Event, Priority, SenderKey
 from clarion.stores.records import Accepted, IngestRequest, RateLimited
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 SEND_PATH = "/v1/notifications"
 BATCH_PATH = "/v1/notifications/batch"
 MAX_BODY_BYTES = 16 * 1024 * 1024
+URGENT_LINGER_S = 0.05
+"""How long accepting a P0 event keeps bulk work waiting: a P0 worker claims it within
+milliseconds and holds the lane itself from then on (``resilience.urgency``)."""
 
 _EVENT = TypeAdapter(EventIn)
 _BATCH = TypeAdapter(BatchIn)
@@ -225,6 +228,9 @@ async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
 
 async def _submit(svc: ApiServices, key: SenderKey, events: list[Event]) -> list[Accepted]:
     burst_s = svc.runtime.settings.rate_burst_s
+    if any(e.priority is Priority.P0 for e in events):
+        # Bulk workers give way from now until a P0 worker has had time to claim it.
+        svc.lane.hold_for(URGENT_LINGER_S)
     outcome = await svc.writer.submit(IngestRequest(key.sender, key.rate_per_s, burst_s, events))
     if isinstance(outcome, RateLimited):
         if math.isinf(outcome.retry_after_s):

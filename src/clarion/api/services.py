@@ -11,7 +11,7 @@ from clarion.ingest.validation import Limits
 from clarion.ingest.writer import IngestWriter
 from clarion.keys import hash_key
 from clarion.models import Priority, SenderKey, TypeSpec
-from clarion.runtime import Runtime, load_monitor
+from clarion.runtime import Runtime, load_monitor, urgent_lane
 
 KEY_CACHE_S = 5.0
 """A revoked key stops working everywhere within this long."""
@@ -33,6 +33,7 @@ class ApiServices:
             max_direct_recipients=settings.max_direct_recipients,
             idempotency_window_s=settings.idempotency_window_s,
         )
+        self.lane = urgent_lane(runtime)
         self.writer = IngestWriter(
             runtime.stores.events, runtime.clock, batch_size=settings.batch_size
         )

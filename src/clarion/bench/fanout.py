@@ -91,17 +91,22 @@ async def _prepare(settings: Settings, followers: int, report: Progress) -> str:
         await runtime.stores.types.put(
             TypeSpec("new_post", Priority.P1, (Channel.IN_APP,), 3600), runtime.clock.now()
         )
-        done = 0
-        while done < followers:
-            size = min(_LOAD_CHUNK, followers - done)
-            ids = [UserId(f"u{i:09d}") for i in range(done, done + size)]
-            await runtime.stores.followers.add(CREATOR, ids)
-            done += size
-            report("loading followers", done, followers)
+        await load_followers(runtime, CREATOR, followers, report)
         _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="bench", admin=True)
         return secret
     finally:
         await runtime.close()
+
+
+async def load_followers(runtime: Runtime, creator: UserId, count: int, report: Progress) -> None:
+    """``count`` followers ``u000000000``… for ``creator``, in bulk (not timed)."""
+    done = 0
+    while done < count:
+        size = min(_LOAD_CHUNK, count - done)
+        ids = [UserId(f"u{i:09d}") for i in range(done, done + size)]
+        await runtime.stores.followers.add(creator, ids)
+        done += size
+        report("loading followers", done, count)
 
 
 async def _results(settings: Settings, event_id: EventId) -> tuple[Any, int, dict[str, Any]]:

@@ -22,10 +22,11 @@ from clarion.bench.email import run_email
 from clarion.bench.evaluate import run_evaluate
 from clarion.bench.fanout import run_fanout
 from clarion.bench.ingest import run_ingest
+from clarion.bench.isolation import run_isolation
 from clarion.bench.push import run_push
 
 app = typer.Typer(
-    help="Benchmarks: fan-out, ingest, evaluation, push and email throughput.",
+    help="Benchmarks: fan-out, ingest, evaluation, push and email throughput; P0 isolation.",
     no_args_is_help=True,
 )
 _err = Console(stderr=True)
@@ -175,3 +176,29 @@ def email(
     table.add_row("per message", f"{result.milliseconds_per_message:.2f} ms")
     table.add_row("connections", str(result.connections))
     Console().print(table)
+
+
+@app.command("isolation")
+def isolation(
+    flood: Annotated[int, typer.Option(help="Recipients of the P2 campaign.")] = 1_000_000,
+    otps: Annotated[int, typer.Option(help="OTPs timed while idle.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """P0 OTP latency (POST → SMS look-alike) idle and under a flood of P2 recipients,
+    with what load shedding did meanwhile."""
+    with _progress() as bar:
+        result = run_isolation(flood, otps_idle=otps, progress=_advance(bar))
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("OTP latency", "idle", "under the flood", title="P0 under a P2 flood")
+    table.add_row("p50", f"{result.p0_p50_idle_ms:.0f} ms", f"{result.p0_p50_flood_ms:.0f} ms")
+    table.add_row("p99", f"{result.p0_p99_idle_ms:.0f} ms", f"{result.p0_p99_flood_ms:.0f} ms")
+    table.add_row("OTPs timed", f"{result.otps_idle:,}", f"{result.otps_flood:,}")
+    Console().print(table)
+    Console().print(
+        f"p99 under flood / idle: {result.p99_ratio:.2f} times idle (target: at most 2). Campaign:"
+        f" {result.flood_recipients:,} recipients in {result.flood_seconds:.1f} s;"
+        f" {result.p2_refused_during_flood} of {result.p2_probes_during_flood} P2 events"
+        f" refused meanwhile; load levels: {' → '.join(result.load_levels_seen) or 'none'}"
+    )

@@ -47,7 +47,10 @@ def serve(
     settings = settings_for(db, workers=workers, p0_workers=p0_workers)
     configure_logging(log_level)
     os.environ["CLARION_DB"] = str(settings.db.resolve())
-    supervisor = Supervisor(standard_workers(settings.workers, settings.p0_workers), os.environ)
+    specs = standard_workers(
+        settings.workers, settings.p0_workers, bulk_nice=settings.bulk_worker_nice
+    )
+    supervisor = Supervisor(specs, os.environ)
     _out.print(
         f"Clarion on http://{host}:{port} (database {settings.db}); {api_processes} API"
         f" process(es), {settings.workers} workers + {settings.p0_workers} reserved for P0"
@@ -91,6 +94,15 @@ def worker(
     ),
     name: Annotated[str, typer.Option(help="Name in logs and statistics.")] = "worker",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=19,
+            help="Lower this process's CPU priority by so much (a bulk worker beside"
+            " P0-reserved ones, so that the OS runs the urgent path first).",
+        ),
+    ] = 0,
 ) -> None:
     """Run pipeline workers alone. Start as many as you like against one database: they
     share the work (competing consumers)."""
@@ -103,6 +115,8 @@ def worker(
     except ValueError:
         raise InputError.single("priorities", "choose from P0, P1, P2") from None
     configure_logging(log_level)
+    if nice:
+        os.nice(nice)
     asyncio.run(
         run_worker(
             settings_for(db), stages=chosen_stages, priorities=chosen or list(Priority), name=name

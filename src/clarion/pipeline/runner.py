@@ -31,6 +31,7 @@ from clarion.pipeline.base import Stage, StageResult
 from clarion.pipeline.messages import MessageError, senders_of
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.senders import SenderGuard
+from clarion.resilience.urgency import UrgentLane
 from clarion.stores.base import StatsStore
 from clarion.stores.records import StageStats
 from clarion.topics import consumption_order, priority_of
@@ -62,8 +63,10 @@ class Runner:
         idle_wait_s: float = 0.25,
         guard: SenderGuard | None = None,
         load: LoadMonitor | None = None,
+        lane: UrgentLane | None = None,
     ) -> None:
         self._broker = broker
+        self._lane = lane
         self._guard = guard
         self._load = load
         self._clock = clock
@@ -100,13 +103,26 @@ class Runner:
 
     async def run_once(self) -> int:
         """Claim from the most urgent non-empty topic and process it; returns messages handled."""
+        lane = self._lane
+        gave_way = False
         for name, stage in self._order:
+            urgent = priority_of(name) is Priority.P0
+            if lane is not None and not urgent and not gave_way:
+                # No P0 work left here: stop holding the lane, and give way to P0 elsewhere.
+                if lane.holding:
+                    lane.release()
+                await lane.give_way()
+                gave_way = True
             messages = await self._broker.consume(name, limit=stage.claim_limit)
             if messages:
+                if lane is not None and urgent and not lane.holding:
+                    lane.hold()  # until a round finds no P0 work
                 started = time.monotonic()
                 await self._process(stage, messages)
                 await self._keep_pace(name, time.monotonic() - started)
                 return len(messages)
+        if lane is not None and lane.holding:
+            lane.release()
         return 0
 
     async def _keep_pace(self, name: str, busy_s: float) -> None:
