@@ -6,6 +6,7 @@ provider's own signature: SMS delivery receipts.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -27,6 +28,7 @@ from clarion.validation import check_name
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 _MAX_CALLBACK_BYTES = 64 * 1024
+_RECEIPT_WAITS, _RECEIPT_WAIT_S = 20, 0.1
 
 
 def _out(name: str, doc: dict[str, Any], health: Health | None, svc: ApiServices) -> ProviderOut:
@@ -140,4 +142,10 @@ async def _record_receipt(svc: ApiServices, form: dict[str, str]) -> None:
         return
     outcome = "delivered" if status in ("delivered", "sent") else "failed"
     reason = f"carrier: {status}" + (f" ({form['ErrorCode']})" if form.get("ErrorCode") else "")
-    await svc.runtime.stores.deliveries.receipt(sid, outcome, reason, svc.runtime.clock.now())
+    # A receipt can overtake the worker's commit of the send it is about: wait for it a
+    # little (the worker records within moments), rather than drop the carrier's word.
+    for _ in range(_RECEIPT_WAITS):
+        now = svc.runtime.clock.now()
+        if await svc.runtime.stores.deliveries.receipt(sid, outcome, reason, now):
+            return
+        await asyncio.sleep(_RECEIPT_WAIT_S)
