@@ -59,6 +59,11 @@ def transient(reason: str, retry_after_s: float | None = None) -> SendResult:
     return SendResult(SendStatus.TRANSIENT, reason, retry_after_s)
 
 
+def connection_lost(exc: BaseException) -> SendResult:
+    """The request may not have reached the provider (refused, reset, timed out): retry."""
+    return transient(f"connection: {type(exc).__name__} {exc}".strip())
+
+
 def retry_later(reason: str, headers: Mapping[str, str], *, throttled: bool) -> SendResult:
     """A transient answer with the provider's ``Retry-After`` (seconds or an HTTP date)."""
     return SendResult(SendStatus.TRANSIENT, reason, retry_after(headers), throttled=throttled)

@@ -21,11 +21,11 @@ from clarion.channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
+    connection_lost,
     credentials,
     invalid,
     permanent,
     retry_later,
-    transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
 from clarion.channels.h2client import H2Pool, StreamLostError, client_tls
@@ -195,7 +195,7 @@ class FCMProvider:
             )
             response = await self._pool.request("POST", path, headers, body)
         except (StreamLostError, OSError, TimeoutError) as exc:
-            return transient(f"connection: {type(exc).__name__}")
+            return connection_lost(exc)
         return classify_response(response.status, response.headers, response.body)
 
     async def close(self) -> None:

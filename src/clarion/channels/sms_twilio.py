@@ -24,11 +24,11 @@ from clarion.channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
+    connection_lost,
     credentials,
     invalid,
     permanent,
     retry_later,
-    transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
 from clarion.channels.ssrf import http_session
@@ -173,7 +173,7 @@ class TwilioSMSProvider:
                     response.status, {k.lower(): v for k, v in response.headers.items()}, body
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return transient(f"connection: {type(exc).__name__}")
+            return connection_lost(exc)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -27,6 +27,7 @@ from clarion.channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
+    connection_lost,
     credentials,
     invalid,
     transient,
@@ -100,7 +101,7 @@ def classify_error(exc: Exception) -> SendResult:
         return credentials(f"SMTP auth: {exc.code} {exc.message}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return _by_code(exc.code, exc.message)
-    return transient(f"connection: {type(exc).__name__}")
+    return connection_lost(exc)
 
 
 def _by_code(code: int, text: str) -> SendResult:

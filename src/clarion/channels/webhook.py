@@ -20,10 +20,10 @@ from clarion.channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
+    connection_lost,
     invalid,
     permanent,
     retry_later,
-    transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
 from clarion.channels.ssrf import PrivateTargetError, check_target, http_session
@@ -98,7 +98,7 @@ class WebhookProvider:
                     response.status, {k.lower(): v for k, v in response.headers.items()}, answer
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return transient(f"connection: {type(exc).__name__}")
+            return connection_lost(exc)
 
     async def close(self) -> None:
         if self._session is not None:

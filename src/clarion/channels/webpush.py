@@ -23,11 +23,11 @@ from clarion.channels.base import (
     OutboundMessage,
     SendResult,
     SendStatus,
+    connection_lost,
     credentials,
     invalid,
     permanent,
     retry_later,
-    transient,
 )
 from clarion.channels.config import ProviderConfig, ProviderDeps
 from clarion.channels.ssrf import PrivateTargetError, check_target, http_session
@@ -137,7 +137,7 @@ class WebPushProvider:
                     response.status, {k.lower(): v for k, v in response.headers.items()}, answer
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return transient(f"connection: {type(exc).__name__}")
+            return connection_lost(exc)
         except (ValueError, KeyError) as exc:  # keys that do not decode: a broken subscription
             return invalid(f"subscription keys: {exc}")
 
