@@ -103,6 +103,28 @@ async def test_a_dead_token_falls_back_and_is_retired(rt: Runtime, fakes: FakePr
     assert phone.state == "invalid"
 
 
+async def test_people_of_one_batch_falling_back_at_different_attempts_all_get_there(
+    rt: Runtime, fakes: FakeProviders, clock: ManualClock
+) -> None:
+    ann, bob = await phones(rt, 2)
+    for user in (ann, bob):
+        profile = UserProfile(user, email=f"{user}@example.com", email_verified=True)
+        await rt.stores.users.put(profile)
+    dead = {"reason": "BadDeviceToken"}
+    fakes.apns.behaviour.add(Rule(match=f"{1:064x}", status=400, body=dead))  # ann: now
+    fakes.apns.behaviour.add(Rule(match=f"{2:064x}", status=503, times=1))  # bob: a retry,
+    fakes.apns.behaviour.add(Rule(match=f"{2:064x}", status=400, body=dead))  # … then dead
+    event_id = await send(rt, (Channel.PUSH, Channel.EMAIL), recipients=[ann, bob], target=None)
+    await deliver(rt)
+    clock.advance(5)
+    await deliver(rt)
+    assert sorted(r["to"][0] for r in fakes.smtp.received.all()) == [
+        f"{ann}@example.com",
+        f"{bob}@example.com",
+    ]
+    assert await trail(rt, event_id, "email", bob) == [(1, "delivered", None)]
+
+
 async def test_first_routing_sends_one_channel_and_all_sends_each(
     rt: Runtime, fakes: FakeProviders
 ) -> None:

@@ -190,7 +190,7 @@ def _may_retry(batch: DeliveryBatch, now: float, at: float) -> bool:
 
 
 def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
-    base = batch.batch_key.split("#")[0]
+    base = _stem(batch.batch_key)
     first_at = batch.first_at if batch.first_at is not None else now
     out = []
     if plan.retry:
@@ -222,7 +222,13 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
         out.append(later.encode(delay_s=plan.defer_delay))
     for channel, chains in plan.fallback.items():
         moved = DeliveryBatch(
-            batch.header, channel, f"{base}>{channel.value}", list(chains), fallbacks=chains
+            # From this very message (retries of one batch fall back at different attempts,
+            # and each must arrive): the full key, never the stem.
+            batch.header,
+            channel,
+            f"{batch.batch_key}>{channel.value}",
+            list(chains),
+            fallbacks=chains,
         )
         out.append(moved.encode())
     if plan.exhausted:
@@ -231,6 +237,13 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
         error = f"retry budget spent on {batch.channel.value} after {batch.attempt} attempts"
         out.append(again.encode().as_dead_letter(error))
     return out
+
+
+def _stem(batch_key: str) -> str:
+    """The key without this channel's retry suffix: ``a/push#r2>email#r3`` → ``a/push#r2>email``
+    (the part before ``>`` names the message it fell back from and stays)."""
+    head, arrow, tail = batch_key.rpartition(">")
+    return head + arrow + tail.split("#")[0]
 
 
 def _invalidations(user: UserId, person: _Person) -> list[Invalidation]:
