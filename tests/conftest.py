@@ -25,6 +25,7 @@ from clarion.keys import create_key
 from clarion.launch import free_port
 from clarion.runtime import Runtime, open_runtime
 from clarion.worker import build_runner
+from tests.services import RedisServer
 
 T = TypeVar("T")
 _names = itertools.count(1)
@@ -56,14 +57,44 @@ def fakes(fake_suite: FakeProviders) -> Iterator[FakeProviders]:
         fake_suite.reset()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real Redis per session (append-only file on, like production should run it)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(db=tmp_path / "clarion.db", batch_size=100)
+def backend() -> str:
+    """Where a test runtime keeps its queues: ``sqlite`` (embedded) or ``redis`` (Streams).
+    Test directories whose every test must pass on each backend parametrize this."""
+    return "sqlite"
+
+
+@pytest.fixture
+def broker_url(request: pytest.FixtureRequest, backend: str) -> str | None:
+    return str(request.getfixturevalue("redis_url")) if backend == "redis" else None
+
+
+@pytest.fixture
+def settings(tmp_path: Path, broker_url: str | None) -> Settings:
+    return Settings(db=tmp_path / "clarion.db", batch_size=100, broker=broker_url)
 
 
 @pytest.fixture

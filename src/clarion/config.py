@@ -21,6 +21,9 @@ from clarion.resilience.breaker import BreakerSettings
 class Settings:
     db: Path = Path("clarion.db")
     """The SQLite file holding the queues and every store (the embedded backend)."""
+    broker: str | None = None
+    """Where the queues live: unset, in the SQLite file; ``redis://host:port/n``, in Redis
+    Streams shared by workers on many machines (``clarion.broker.redis``)."""
 
     batch_size: int = 1000
     """Recipients per fan-out batch: one queue message, one store transaction downstream."""
@@ -128,6 +131,11 @@ class Settings:
         _check_range("fanout_pause_depth", self.fanout_pause_depth, 1, 10_000_000)
         _check_range("sender_strikes", self.sender_strikes, 1, 1000)
         _check_range("sender_strike_window_s", self.sender_strike_window_s, 1, 86_400)
+        if self.broker is not None and not self.broker.startswith(_BROKER_SCHEMES):
+            raise ConfigError(
+                f"broker must be a redis:// (or rediss://, unix://) URL, got {self.broker!r};"
+                " leave it unset for the embedded SQLite queues"
+            )
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError(f"public_url must be an http(s) URL, got {self.public_url!r}")
         return self
@@ -157,6 +165,9 @@ class Settings:
                     f"CLARION_{f.name.upper()}={raw!r} is not a valid {f.name}"
                 ) from None
         return cls(**values).validated()
+
+
+_BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from clarion.broker import Broker
+from clarion.broker.outbox import OutboxRelay
+from clarion.broker.redis import RedisBroker
 from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
+from clarion.errors import ConfigError
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.urgency import UrgentLane
 from clarion.sqlite import SqliteDatabase
@@ -93,15 +98,31 @@ class Runtime:
     stores: Stores
     _db: SqliteDatabase
 
+    async def check(self) -> None:
+        """Fail with a clear message now, rather than in every worker round, if the broker
+        cannot be reached."""
+        if isinstance(self.broker, OutboxRelay):
+            try:
+                await self.broker.ping()
+            except (OSError, RedisError) as exc:
+                raise ConfigError(
+                    f"cannot reach the broker at {self.settings.broker}: {exc}."
+                    " Is Redis running there? (or leave --broker unset for the embedded queues)"
+                ) from None
+
     async def close(self) -> None:
         await self.broker.close()
         self._db.close()
 
 
+# Outbox messages are never given up on: they wait until Redis takes them.
+_OUTBOX_ATTEMPTS = 1_000_000
+
+
 def open_runtime(
     settings: Settings, *, clock: Clock | None = None, durable_commits: bool = False
 ) -> Runtime:
-    """Open the embedded backend named by ``settings.db``.
+    """Open the stores in ``settings.db`` and the queues there or in ``settings.broker``.
 
     ``durable_commits`` makes every commit fsync (``synchronous=FULL``): the API and the CLI
     use it so that a 202 or a printed key really is on disk; workers do not need it (see
@@ -109,7 +130,19 @@ def open_runtime(
     """
     clock = clock or SystemClock()
     db = SqliteDatabase(settings.db, synchronous="FULL" if durable_commits else "NORMAL")
-    broker = SqliteBroker(db, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts)
+    broker: Broker
+    if settings.broker is None:
+        broker = SqliteBroker(
+            db, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+        )
+    else:
+        broker = OutboxRelay(
+            SqliteBroker(db, clock, lease_s=settings.lease_s, max_attempts=_OUTBOX_ATTEMPTS),
+            db,
+            RedisBroker(
+                settings.broker, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+            ),
+        )
     stores = Stores(
         keys=SqliteKeyStore(db),
         types=SqliteTypeStore(db),
@@ -132,6 +165,15 @@ def open_runtime(
         senders=SqliteSenderGuardStore(db),
     )
     return Runtime(settings, clock, broker, stores, db)
+
+
+async def check_backends(settings: Settings) -> None:
+    """Open and close a runtime: bad settings or an unreachable broker fail here, once."""
+    runtime = open_runtime(settings)
+    try:
+        await runtime.check()
+    finally:
+        await runtime.close()
 
 
 async def signing_keys(runtime: Runtime) -> SigningKeys:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from clarion.broker import Broker, Outbound
 from clarion.broker.memory import MemoryBroker
+from clarion.broker.redis import RedisBroker
 from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import ManualClock
 from clarion.sqlite import SqliteDatabase
@@ -17,16 +20,37 @@ LEASE_S = 30.0
 MAX_ATTEMPTS = 3
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def broker(
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def brokers(
     request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
-) -> AsyncIterator[Broker]:
+) -> AsyncIterator[tuple[Broker, Broker]]:
+    """Two handles on one set of queues, as two worker processes would have (the in-memory
+    broker can only share itself)."""
     if request.param == "memory":
-        yield MemoryBroker(clock, lease_s=LEASE_S, max_attempts=MAX_ATTEMPTS)
+        memory = MemoryBroker(clock, lease_s=LEASE_S, max_attempts=MAX_ATTEMPTS)
+        yield memory, memory
         return
-    db = SqliteDatabase(tmp_path / "broker.db")
-    yield SqliteBroker(db, clock, lease_s=LEASE_S, max_attempts=MAX_ATTEMPTS)
-    db.close()
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        first, second = (
+            RedisBroker(url, clock, lease_s=LEASE_S, max_attempts=MAX_ATTEMPTS) for _ in "ab"
+        )
+        yield first, second
+        await first.close()
+        await second.close()
+        return
+    dbs = [SqliteDatabase(tmp_path / "broker.db") for _ in "ab"]
+    yield (
+        SqliteBroker(dbs[0], clock, lease_s=LEASE_S, max_attempts=MAX_ATTEMPTS),
+        SqliteBroker(dbs[1], clock, lease_s=LEASE_S, max_attempts=MAX_ATTEMPTS),
+    )
+    for db in dbs:
+        db.close()
+
+
+@pytest.fixture
+def broker(brokers: tuple[Broker, Broker]) -> Broker:
+    return brokers[0]
 
 
 def out(body: bytes, topic: str = "t.p1", delay_s: float = 0.0) -> Outbound:
@@ -136,3 +160,72 @@ async def test_renew_restarts_a_held_lease_and_ignores_a_lost_one(
     await broker.renew([held])  # the old holder's lease is gone: this changes nothing
     await broker.ack([taken_over])
     assert await broker.depth("t.p1") == 0
+
+
+async def test_dead_letters_can_be_listed_found_replayed_and_purged(
+    broker: Broker, clock: ManualClock
+) -> None:
+    await broker.publish([out(b"one"), out(b"two", "t.p2")])
+    for topic in ("t.p1", "t.p2"):
+        (message,) = await broker.consume(topic, limit=1)
+        await broker.dead_letter(message, error=f"broke in {topic}")
+        clock.advance(1)
+    newest, oldest = await broker.dead_letters()
+    assert (newest.body, oldest.body) == (b"two", b"one")
+    assert await broker.dead_letter_by_id(oldest.id) == oldest
+    assert await broker.dead_letter_by_id("no-such-letter") is None
+
+    assert await broker.replay(oldest.id)
+    assert not await broker.replay(oldest.id)
+    (again,) = await broker.consume("t.p1", limit=1)
+    assert (again.body, again.attempts) == (b"one", 1)
+
+    assert await broker.purge("no-such-letter") == 0
+    assert await broker.purge() == 1
+    assert await broker.dead_letters() == []
+
+
+async def test_publish_can_bury_a_message_straight_away(broker: Broker) -> None:
+    await broker.publish([out(b"given up").as_dead_letter("expired before delivery")])
+    (dead,) = await broker.dead_letters()
+    assert (dead.body, dead.error, dead.attempts) == (b"given up", "expired before delivery", 0)
+    assert await broker.depth("t.p1") == 0
+
+
+async def test_depths_count_waiting_held_and_delayed_messages(broker: Broker) -> None:
+    await broker.publish([out(b"a"), out(b"b"), out(b"later", delay_s=30), out(b"c", "t.p0")])
+    await broker.consume("t.p1", limit=1)
+    assert await broker.depths() == {"t.p1": 3, "t.p0": 1}
+
+
+async def test_wait_returns_early_when_another_worker_publishes(
+    brokers: tuple[Broker, Broker],
+) -> None:
+    waiting, publishing = brokers
+    await waiting.wait(0)  # settle any subscription
+    waiter = asyncio.create_task(waiting.wait(10))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await publishing.publish([out(b"news")])
+    await asyncio.wait_for(waiter, 5)
+    assert time.monotonic() - started < 2
+
+
+async def test_competing_consumers_share_work_and_take_over_a_dead_ones(
+    brokers: tuple[Broker, Broker], clock: ManualClock
+) -> None:
+    first, second = brokers
+    await first.publish([out(bytes([i])) for i in range(6)])
+    held = await first.consume("t.p1", limit=3)
+    other = await second.consume("t.p1", limit=10)
+    assert sorted(m.body for m in held + other) == [bytes([i]) for i in range(6)]
+    await second.ack(other)
+    # The first worker dies holding its three: once the lease runs out the second takes them.
+    clock.advance(LEASE_S + 1)
+    taken_over = await second.consume("t.p1", limit=10)
+    assert sorted(m.body for m in taken_over) == sorted(m.body for m in held)
+    assert all(m.attempts == 2 for m in taken_over)
+    await first.ack(held)  # a late ack from the dead lease changes nothing
+    assert await second.depth("t.p1") == 3
+    await second.ack(taken_over)
+    assert await first.depth("t.p1") == 0

@@ -126,6 +126,35 @@ def test_worker_refuses_unknown_stages(db: Path) -> None:
     assert "stages" in done.stderr
 
 
+def test_worker_and_serve_refuse_a_broker_they_cannot_use(db: Path) -> None:
+    unreachable = clarion(db, "worker", "--broker", "redis://127.0.0.1:1/0")
+    assert unreachable.returncode == 1
+    assert "cannot reach the broker at redis://127.0.0.1:1/0" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    wrong = clarion(db, "serve", "--broker", "amqp://127.0.0.1/")
+    assert wrong.returncode == 1
+    assert "broker must be a redis:// (or rediss://, unix://) URL" in wrong.stderr
+
+
+def test_worker_on_redis_stops_cleanly_on_sigterm(db: Path, redis_url: str) -> None:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "clarion", "worker", "--db", str(db), "--broker", redis_url],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Wait for it to be up (it logs what it consumes), then ask it to stop.
+        assert worker.stderr is not None
+        while "consuming" not in (line := worker.stderr.readline()):
+            assert line, "the worker exited before it started consuming"
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert "stopped" in err
+
+
 def test_kill_create_list_and_lift(db: Path) -> None:
     made = clarion(db, "kill", "create", "--type", "promo", "--reason", "bad copy")
     assert made.returncode == 0, made.stderr

@@ -16,6 +16,12 @@ from clarion.fakes.suite import FakeProviders
 from clarion.runtime import Runtime, open_runtime
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every pipeline test runs on the embedded queues and on Redis Streams."""
+    return str(request.param)
+
+
 @pytest.fixture
 def rt_settings() -> dict[str, Any]:
     """Setting overrides for ``rt``; a test module redefines this fixture to change them."""
@@ -24,10 +30,15 @@ def rt_settings() -> dict[str, Any]:
 
 @pytest.fixture
 async def rt(
-    tmp_path: Path, clock: ManualClock, fakes: FakeProviders, rt_settings: dict[str, Any]
+    tmp_path: Path,
+    clock: ManualClock,
+    fakes: FakeProviders,
+    rt_settings: dict[str, Any],
+    broker_url: str | None,
 ) -> AsyncIterator[Runtime]:
     settings = Settings(
         db=tmp_path / "c.db",
+        broker=broker_url,
         batch_size=100,
         allow_private_targets=True,
         public_url="https://clarion.example",

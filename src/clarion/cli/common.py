@@ -24,6 +24,16 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
+BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        envvar="CLARION_BROKER",
+        help="Keep the queues in Redis Streams (redis://host:port/n), shared by workers on"
+        " many machines. [default: in the SQLite database]",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 

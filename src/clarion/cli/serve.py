@@ -12,9 +12,10 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from clarion.cli.common import DbOption, configure_logging, settings_for
+from clarion.cli.common import BrokerOption, DbOption, configure_logging, settings_for
 from clarion.errors import InputError
 from clarion.models import Priority
+from clarion.runtime import check_backends
 from clarion.supervisor import Supervisor, standard_workers
 from clarion.topics import STAGES
 from clarion.worker import run_worker
@@ -31,6 +32,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     db: DbOption = None,
+    broker: BrokerOption = None,
     workers: Annotated[
         int | None, typer.Option(help="General worker processes. [default: 2]", show_default=False)
     ] = None,
@@ -43,16 +45,21 @@ def serve(
     ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
-    """Run the HTTP API and the pipeline workers on the embedded SQLite backend."""
-    settings = settings_for(db, workers=workers, p0_workers=p0_workers)
+    """Run the HTTP API and the pipeline workers (on the embedded SQLite backend unless
+    --broker names a Redis server)."""
+    settings = settings_for(db, broker=broker, workers=workers, p0_workers=p0_workers)
     configure_logging(log_level)
+    asyncio.run(check_backends(settings))
     os.environ["CLARION_DB"] = str(settings.db.resolve())
+    if settings.broker:
+        os.environ["CLARION_BROKER"] = settings.broker
     specs = standard_workers(
         settings.workers, settings.p0_workers, bulk_nice=settings.bulk_worker_nice
     )
     supervisor = Supervisor(specs, os.environ)
+    queues = f"queues in {settings.broker}" if settings.broker else "queues in the database"
     _out.print(
-        f"Clarion on http://{host}:{port} (database {settings.db}); {api_processes} API"
+        f"Clarion on http://{host}:{port} (database {settings.db}, {queues}); {api_processes} API"
         f" process(es), {settings.workers} workers + {settings.p0_workers} reserved for P0"
     )
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down, restoring the handlers it found.
@@ -88,6 +95,7 @@ def _watch(supervisor: Supervisor, stop: threading.Event) -> None:
 
 def worker(
     db: DbOption = None,
+    broker: BrokerOption = None,
     stages: Annotated[str, typer.Option(help="Comma-separated stages to run.")] = ",".join(STAGES),
     priorities: Annotated[str, typer.Option(help="Comma-separated priorities to take.")] = (
         "P0,P1,P2"
@@ -104,8 +112,8 @@ def worker(
         ),
     ] = 0,
 ) -> None:
-    """Run pipeline workers alone. Start as many as you like against one database: they
-    share the work (competing consumers)."""
+    """Run pipeline workers alone. Start as many as you like against one database (and
+    with --broker, on as many machines): they share the work (competing consumers)."""
     chosen_stages = [s.strip() for s in stages.split(",") if s.strip()]
     unknown = [s for s in chosen_stages if s not in STAGES]
     if unknown or not chosen_stages:
@@ -114,11 +122,11 @@ def worker(
         chosen = [Priority(p.strip().upper()) for p in priorities.split(",") if p.strip()]
     except ValueError:
         raise InputError.single("priorities", "choose from P0, P1, P2") from None
+    settings = settings_for(db, broker=broker)
     configure_logging(log_level)
+    asyncio.run(check_backends(settings))
     if nice:
         os.nice(nice)
     asyncio.run(
-        run_worker(
-            settings_for(db), stages=chosen_stages, priorities=chosen or list(Priority), name=name
-        )
+        run_worker(settings, stages=chosen_stages, priorities=chosen or list(Priority), name=name)
     )

@@ -91,14 +91,14 @@ class Runner:
         log.info("worker %s consuming %s", self._name, ", ".join(self.topics))
         while not stop.is_set():
             try:
-                handled = await self.run_once()
+                if not await self.run_once():
+                    await self._broker.wait(self._idle_wait_s)
+                await self._maybe_flush_stats()
             except Exception:
+                # The broker or the store is away (a restart, a network cut): nothing held is
+                # lost, it is redelivered when its lease runs out. Try again shortly.
                 log.exception("worker %s: round failed; work will be redelivered", self._name)
-                handled = 0
                 await asyncio.sleep(1.0)
-            if not handled:
-                await self._broker.wait(self._idle_wait_s)
-            await self._maybe_flush_stats()
         await self._maybe_flush_stats(force=True)
 
     async def run_once(self) -> int:

@@ -16,6 +16,7 @@ while its priority's evaluation queue is that deep, so a celebrity post cannot f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,6 +26,8 @@ from clarion.topics import EVALUATE, FANOUT, STATUS, priority_of
 
 CACHE_S = 1.0
 """Every process re-reads the queue depths at most this often."""
+
+log = logging.getLogger(__name__)
 
 
 class LoadLevel(StrEnum):
@@ -98,7 +101,13 @@ class LoadMonitor:
     async def current(self) -> Load:
         now = self._monotonic()
         if self._load is None or now - self._at >= CACHE_S:
-            depths = await self._depths()
-            self._load = measure(depths, shed_p2=self._shed_p2, shed_p1=self._shed_p1)
             self._at = now
+            try:
+                depths = await self._depths()
+            except Exception as exc:
+                # The reading is advisory. When the broker cannot answer (Redis restarting),
+                # keep the last one: ingest commits to the store's outbox and carries on.
+                log.warning("queue depths unavailable (%s); keeping the last load reading", exc)
+                return self._load or Load(LoadLevel.NORMAL, 0)
+            self._load = measure(depths, shed_p2=self._shed_p2, shed_p1=self._shed_p1)
         return self._load

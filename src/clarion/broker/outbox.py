@@ -1,0 +1,103 @@
+"""Redis queues with the embedded store: the store's queue table becomes a transactional outbox.
+
+Ingest commits an event and its first queue message in one store transaction (a 202 always
+has its message; an error never leaves one behind). Redis cannot join a SQLite
+transaction, so with a Redis broker those messages still commit into the SQLite ``queue``
+table, and are moved to Redis by whichever worker next looks at that topic: claim them in
+the outbox, publish them to Redis, ack them in the outbox. A crash between the publish and
+the ack publishes them again when the outbox lease runs out; the pipeline's dedup makes
+that harmless. Nothing is lost, because nothing leaves the outbox before Redis has it.
+
+Everything else (the pipeline's own publishes, leases, dead letters, depths) is Redis's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from clarion.broker.base import DeadLetter, Message, Outbound
+from clarion.broker.redis import RedisBroker
+from clarion.broker.sqlite import SqliteBroker
+from clarion.sqlite import SqliteDatabase
+
+_RELAY_LIMIT = 1000
+_WAIT_SLICE_S = 0.005
+
+
+class OutboxRelay:
+    def __init__(self, outbox: SqliteBroker, db: SqliteDatabase, broker: RedisBroker) -> None:
+        self._outbox = outbox
+        self._db = db
+        self._broker = broker
+        self.lease_s = broker.lease_s
+
+    async def relay(self, topic: str) -> int:
+        """Move ``topic``'s committed outbox messages to Redis; returns how many moved."""
+        pending = await self._outbox.consume(topic, limit=_RELAY_LIMIT)
+        if not pending:
+            return 0
+        try:
+            await self._broker.publish([Outbound(m.topic, m.body) for m in pending])
+        except BaseException:
+            for m in pending:  # Redis is away: leave them for the next look, not the lease
+                await self._outbox.nack(m, delay_s=0.5)
+            raise
+        await self._outbox.ack(pending)
+        return len(pending)
+
+    async def publish(self, messages: Sequence[Outbound]) -> None:
+        await self._broker.publish(messages)
+
+    async def consume(self, topic: str, *, limit: int) -> list[Message]:
+        await self.relay(topic)
+        return await self._broker.consume(topic, limit=limit)
+
+    async def renew(self, messages: Sequence[Message]) -> None:
+        await self._broker.renew(messages)
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        await self._broker.ack(messages)
+
+    async def nack(self, message: Message, *, delay_s: float) -> None:
+        await self._broker.nack(message, delay_s=delay_s)
+
+    async def dead_letter(self, message: Message, *, error: str) -> None:
+        await self._broker.dead_letter(message, error=error)
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        return await self._broker.dead_letters(limit=limit)
+
+    async def dead_letter_by_id(self, dead_id: str) -> DeadLetter | None:
+        return await self._broker.dead_letter_by_id(dead_id)
+
+    async def replay(self, dead_id: str) -> bool:
+        return await self._broker.replay(dead_id)
+
+    async def purge(self, dead_id: str | None = None) -> int:
+        return await self._broker.purge(dead_id)
+
+    async def depths(self) -> dict[str, int]:
+        found = await self._broker.depths()
+        for topic, waiting in (await self._outbox.depths()).items():
+            found[topic] = found.get(topic, 0) + waiting
+        return found
+
+    async def depth(self, topic: str) -> int:
+        return await self._broker.depth(topic) + await self._outbox.depth(topic)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until Redis announces a publish or the store commits (maybe an outbox message)."""
+        deadline = time.monotonic() + timeout_s
+        version = self._db.data_version()
+        while (remaining := deadline - time.monotonic()) > 0:
+            if await self._broker.news(min(remaining, _WAIT_SLICE_S)):
+                return
+            if self._db.data_version() != version:
+                return
+
+    async def ping(self) -> None:
+        await self._broker.ping()
+
+    async def close(self) -> None:
+        await self._broker.close()

@@ -1,0 +1,75 @@
+"""Real Redis and PostgreSQL servers for the tests, started on loopback ports of their own.
+
+``make test`` installs the Debian packages (``scripts/ensure-test-services.sh``); the
+servers live in a temporary directory and die with the test session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from clarion.launch import free_port
+
+
+class RedisServer:
+    """``redis-server`` with an append-only file, so a restart keeps what it acknowledged."""
+
+    def __init__(self, state: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run `make test` (it installs it)")
+        self._binary = binary
+        self._state = state
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._state.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [
+                self._binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self._state),
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
+                "--logfile", str(self._state / "redis.log"),
+            ],
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start; see {self._state}") from None
+                time.sleep(0.01)
+            finally:
+                client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, only what the append-only file already holds survives."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(10)
+            self._process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def flush(self) -> None:
+        client = redis.Redis(port=self.port)
+        try:
+            client.flushall()
+        finally:
+            client.close()
