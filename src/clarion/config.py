@@ -84,6 +84,14 @@ class Settings:
     fanout_pause_depth: int = 200
     """A fan-out pauses while this many of its priority's batches wait for evaluation."""
 
+    partition_threshold: int = 100_000
+    """Creators with this many followers get precomputed follower partitions
+    (``clarion partitions refresh``): their fan-out hands out partition references."""
+    partition_size: int = 1000
+    partition_max_age_s: float = 3600.0
+    """A partition set not refreshed for this long is not trusted: fan-out reads the
+    follower store live instead."""
+
     sender_strikes: int = 3
     sender_strike_window_s: float = 60.0
     """A sender with this many events dead-lettered within the window is cut off until an
@@ -129,6 +137,9 @@ class Settings:
         _check_range("load_shed_p2", self.load_shed_p2, 1, 10_000_000)
         _check_range("load_shed_p1", self.load_shed_p1, self.load_shed_p2, 10_000_000)
         _check_range("fanout_pause_depth", self.fanout_pause_depth, 1, 10_000_000)
+        _check_range("partition_threshold", self.partition_threshold, 1, 10**10)
+        _check_range("partition_size", self.partition_size, 1, 100_000)
+        _check_range("partition_max_age_s", self.partition_max_age_s, 1, 30 * 86_400)
         _check_range("sender_strikes", self.sender_strikes, 1, 1000)
         _check_range("sender_strike_window_s", self.sender_strike_window_s, 1, 86_400)
         if self.broker is not None and not self.broker.startswith(_BROKER_SCHEMES):
@@ -177,6 +188,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "db": Path,
+    "broker": str,
     "batch_size": int,
     "fanout_slice_batches": int,
     "lease_s": float,
@@ -201,6 +213,9 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "load_shed_p2": int,
     "load_shed_p1": int,
     "fanout_pause_depth": int,
+    "partition_threshold": int,
+    "partition_size": int,
+    "partition_max_age_s": float,
     "sender_strikes": int,
     "sender_strike_window_s": float,
 }

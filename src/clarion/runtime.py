@@ -29,6 +29,7 @@ from clarion.stores.base import (
     InboxStore,
     KeyStore,
     KillSwitchStore,
+    PartitionStore,
     PreferenceStore,
     ProviderHealthStore,
     ProviderStore,
@@ -63,6 +64,7 @@ from clarion.stores.sqlite.config import (
 )
 from clarion.stores.sqlite.devices import SqliteDeviceStore
 from clarion.stores.sqlite.health import SqliteProviderHealthStore
+from clarion.stores.sqlite.partitions import SqlitePartitionStore
 from clarion.stores.sqlite.senders import SqliteSenderGuardStore
 from clarion.unsubscribe import SigningKeys, new_key_spec
 
@@ -73,6 +75,7 @@ class Stores:
     types: TypeStore
     users: UserStore
     followers: FollowerStore
+    partitions: PartitionStore
     preferences: PreferenceStore
     events: EventStore
     deliveries: DeliveryStore
@@ -148,6 +151,7 @@ def open_runtime(
         types=SqliteTypeStore(db),
         users=SqliteUserStore(db),
         followers=SqliteFollowerStore(db),
+        partitions=SqlitePartitionStore(db),
         preferences=SqlitePreferenceStore(db),
         events=SqliteEventStore(db),
         deliveries=SqliteDeliveryStore(db),

@@ -22,6 +22,7 @@ from clarion.pipeline.deliver import DeliverStage
 from clarion.pipeline.dispatch import Dispatcher
 from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.fanout import FanoutStage
+from clarion.pipeline.partitions import PartitionPlanner, PartitionReader
 from clarion.pipeline.runner import Runner
 from clarion.pipeline.statuses import StatusOutbox, StatusStage
 from clarion.pipeline.switches import KillSwitchCache
@@ -52,6 +53,9 @@ def build_stages(
                     slice_batches=settings.fanout_slice_batches,
                     load=load_monitor(runtime),
                     pause_depth=settings.fanout_pause_depth,
+                    partitions=PartitionPlanner(
+                        stores.partitions, clock.now, max_age_s=settings.partition_max_age_s
+                    ),
                 )
             )
         elif name == EVALUATE:
@@ -65,6 +69,7 @@ def build_stages(
                     switches,
                     clock,
                     worker=worker,
+                    partitions=PartitionReader(stores.partitions, stores.followers),
                 )
             )
         elif name in CHANNEL_STAGES:

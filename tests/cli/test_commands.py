@@ -72,6 +72,34 @@ def test_followers_import_from_csv_with_progress(db: Path, tmp_path: Path) -> No
     assert "2 followers removed; star now has 2,498 followers." in done.stdout
 
 
+def test_partitions_refresh_builds_then_applies_changes(db: Path, tmp_path: Path) -> None:
+    source = tmp_path / "fans.txt"
+    source.write_text("".join(f"fan{i:04d}\n" for i in range(2500)))
+    assert clarion(db, "followers", "import", "star", str(source)).returncode == 0
+    assert clarion(db, "followers", "import", "small", str(source)).returncode == 0
+    small = tmp_path / "few.txt"
+    small.write_text("fan0001\n")
+    assert clarion(db, "followers", "import", "tiny", str(small)).returncode == 0
+
+    built = clarion(db, "partitions", "refresh", "--threshold", "2000", "--json")
+    assert built.returncode == 0, built.stderr
+    assert sorted(
+        (r["creator"], r["action"], r["partitions"]) for r in json.loads(built.stdout)
+    ) == [
+        ("small", "built", 3),
+        ("star", "built", 3),
+    ]
+    source.write_text("fan9999\n")
+    assert clarion(db, "followers", "import", "star", str(source)).returncode == 0
+    again = clarion(db, "partitions", "refresh", "--creator", "star")
+    assert again.returncode == 0, again.stderr
+    assert "refreshed" in again.stdout
+    assert "2,501" in again.stdout
+    missing = clarion(db, "partitions", "refresh", "--creator", "nobody")
+    assert missing.returncode == 1
+    assert "nobody has no followers" in missing.stderr
+
+
 def test_followers_import_refuses_a_bad_file_whole(db: Path, tmp_path: Path) -> None:
     assert clarion(db, "types", "list").returncode == 0  # the database exists
     source = tmp_path / "fans.ndjson"

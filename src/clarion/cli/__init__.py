@@ -16,6 +16,7 @@ from clarion.cli import (
     keys,
     kill,
     operations,
+    partitions,
     registry,
     serve,
 )
@@ -31,6 +32,7 @@ app = typer.Typer(
 serve.register(app)
 app.add_typer(keys.app, name="keys")
 app.add_typer(followers.app, name="followers")
+app.add_typer(partitions.app, name="partitions")
 app.add_typer(registry.app, name="types")
 app.add_typer(kill.app, name="kill")
 app.add_typer(devices.app, name="devices")

@@ -28,6 +28,7 @@ from clarion.pipeline.messages import (
     decode_batches,
     encode_batches,
 )
+from clarion.pipeline.partitions import PartitionReader
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.decide import Notice, Reason, Verdict, decide, suppressed
 from clarion.policy.frequency import DAY_S
@@ -80,7 +81,9 @@ class EvaluateStage:
         clock: Clock,
         *,
         worker: str,
+        partitions: PartitionReader | None = None,
     ) -> None:
+        self._partitions = partitions
         self._preferences = preferences
         self._deliveries = deliveries
         self._users = users
@@ -98,12 +101,14 @@ class EvaluateStage:
 
     async def handle(self, messages: Sequence[list[RecipientBatch]]) -> StageResult:
         items = [batch for batches in messages for batch in batches]
-        per_message = sum(len(b.recipients) for b in items) / max(len(messages), 1)
-        self.claim_limit = max(1, min(_MAX_CLAIM, int(_RECIPIENTS_PER_CLAIM / max(per_message, 1))))
         done = await self._deliveries.recorded([(b.header.seq, b.batch_key) for b in items])
         items = [b for b in items if (b.header.seq, b.batch_key) not in done]
         if not items:
             return StageResult()
+        if self._partitions is not None:
+            items = await self._partitions.fill(items)
+        per_message = sum(len(b.recipients) for b in items) / max(len(messages), 1)
+        self.claim_limit = max(1, min(_MAX_CLAIM, int(_RECIPIENTS_PER_CLAIM / max(per_message, 1))))
         context = await self._context(items)
         results: list[BatchResult] = []
         outbound: list[Outbound] = []

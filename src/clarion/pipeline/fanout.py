@@ -2,7 +2,8 @@
 
 ``direct`` events carry their recipients; ``followers`` events page the actor's followers
 from the store by keyset (never all in memory), ``batch_size`` at a time, each page becoming
-one batch with the deterministic key ``str(batch_no)``.
+one batch with the deterministic key ``str(batch_no)``. Accounts with precomputed follower
+partitions hand out partition references instead (``pipeline.partitions``).
 
 Progress is a compare-and-set checkpoint on the event (``next_batch``): a turn runs only if
 its task starts where the checkpoint says, and it moves the checkpoint only after its
@@ -25,6 +26,7 @@ from clarion.clock import Clock
 from clarion.models import FanOut
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import FanoutTask, RecipientBatch, encode_batches
+from clarion.pipeline.partitions import PartitionPlanner, PartitionTurn
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.resilience.load import LoadMonitor, evaluation_depth
 from clarion.stores.base import EventStore, FollowerStore
@@ -38,6 +40,7 @@ class _Turn:
     batches: list[list[UserId]]
     cursor: UserId | None
     finished: bool
+    parts: PartitionTurn | None = None
 
 
 PAUSE_S = 0.5
@@ -58,7 +61,9 @@ class FanoutStage:
         slice_batches: int,
         load: LoadMonitor | None = None,
         pause_depth: int = 200,
+        partitions: PartitionPlanner | None = None,
     ) -> None:
+        self._partitions = partitions
         self._load = load
         self._pause_depth = pause_depth
         self._events = events
@@ -97,13 +102,27 @@ class FanoutStage:
                 continue
             turn = await self._turn(task)
             first = task.batch_no
-            for offset, users in enumerate(turn.batches):
-                batch = RecipientBatch(task.header, str(first + offset), users)
-                outbound.append(encode_batches([batch]))
-            end = first + len(turn.batches)
+            batches = [
+                RecipientBatch(task.header, str(first + offset), users)
+                for offset, users in enumerate(turn.batches)
+            ]
+            if turn.parts is not None:
+                batches = [
+                    RecipientBatch(task.header, str(first + offset), [], part)
+                    for offset, part in enumerate(turn.parts.refs)
+                ]
+            outbound.extend(encode_batches([batch]) for batch in batches)
+            end = first + len(batches)
             if not turn.finished:
-                outbound.append(FanoutTask(task.header, task.fan_out, end, turn.cursor).encode())
+                generation = None if turn.parts is None else turn.parts.generation
+                outbound.append(
+                    FanoutTask(
+                        task.header, task.fan_out, end, turn.cursor, generation=generation
+                    ).encode()
+                )
             count = sum(len(b) for b in turn.batches)
+            if turn.parts is not None:
+                count = sum(turn.parts.counts)
             recipients += count
             advances.append(FanoutAdvance(task.header.seq, first, end, count, turn.finished))
 
@@ -121,6 +140,10 @@ class FanoutStage:
             size = self._batch_size
             users = list(task.recipients)
             return _Turn([users[i : i + size] for i in range(0, len(users), size)], None, True)
+        if self._partitions is not None:
+            parts = await self._partitions.turn(task, self._slice_batches)
+            if parts is not None:
+                return _Turn([], parts.cursor, parts.finished, parts)
         actor = UserId(task.header.actor or "")
         batches: list[list[UserId]] = []
         cursor = task.cursor

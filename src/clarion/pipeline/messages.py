@@ -22,6 +22,7 @@ from clarion.models import (
     RetryBudget,
     Routing,
 )
+from clarion.stores.records import PartitionRef
 from clarion.topics import EVALUATE, FANOUT, topic
 from clarion.types import EventId, Seq, UserId
 
@@ -141,6 +142,9 @@ class FanoutTask:
     batch_no: int = 0
     cursor: UserId | None = None
     recipients: tuple[UserId, ...] = ()
+    generation: int | None = None
+    """Set: this fan-out hands out the actor's precomputed partitions of that generation
+    (``pipeline.partitions``), batch ``n`` being partition ``n``."""
 
     def encode(self, *, delay_s: float = 0.0) -> Outbound:
         doc = {
@@ -149,6 +153,7 @@ class FanoutTask:
             "batch_no": self.batch_no,
             "cursor": self.cursor,
             "recipients": list(self.recipients),
+            "generation": self.generation,
         }
         return Outbound(topic(FANOUT, self.header.priority), orjson.dumps(doc), delay_s)
 
@@ -162,6 +167,7 @@ class FanoutTask:
                 batch_no=int(doc["batch_no"]),
                 cursor=doc["cursor"],
                 recipients=tuple(UserId(u) for u in doc["recipients"]),
+                generation=doc.get("generation"),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"not a fan-out task: {exc}") from exc
@@ -174,20 +180,28 @@ class RecipientBatch:
     header: EventHeader
     batch_key: str
     recipients: list[UserId]
+    part: PartitionRef | None = None
+    """Set: the recipients are this precomputed partition's members, read by evaluation."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "header": self.header.to_json(),
             "batch_key": self.batch_key,
             "recipients": self.recipients,
         }
+        if self.part is not None:
+            p = self.part
+            doc["part"] = [p.creator, p.generation, p.part_no, p.after, p.upto]
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> RecipientBatch:
+        part = doc.get("part")
         return cls(
             header=EventHeader.from_json(doc["header"]),
             batch_key=str(doc["batch_key"]),
             recipients=doc["recipients"],
+            part=None if part is None else PartitionRef(*part),
         )
 
 

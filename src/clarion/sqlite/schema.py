@@ -270,7 +270,38 @@ CREATE TABLE sender_blocks (
 """
 """Version 2: resilience — provider breakers, and the per-sender dead-letter guard."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+CREATE TABLE partition_sets (
+    creator_id   TEXT PRIMARY KEY,
+    generation   INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    followers    INTEGER NOT NULL,
+    built_at     REAL NOT NULL,
+    refreshed_at REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE partitions (
+    creator_id  TEXT NOT NULL,
+    part_no     INTEGER NOT NULL,
+    upto        TEXT,
+    count       INTEGER NOT NULL,
+    members     BLOB NOT NULL,
+    PRIMARY KEY (creator_id, part_no)
+) WITHOUT ROWID;
+
+CREATE TABLE follower_changes (
+    id          INTEGER PRIMARY KEY,
+    creator_id  TEXT NOT NULL,
+    follower_id TEXT NOT NULL,
+    added       INTEGER NOT NULL
+);
+CREATE INDEX follower_changes_by_creator ON follower_changes (creator_id, id)
+"""
+"""Version 3: precomputed follower partitions of big accounts, and the follow/unfollow log
+that keeps them current (only creators with a partition set are logged). ``members`` is a
+JSON array of ids in order; ``upto`` the highest id the partition covers (NULL: the last)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

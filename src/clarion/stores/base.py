@@ -24,6 +24,7 @@ from clarion.stores.records import (
     InboxPage,
     IngestOutcome,
     IngestRequest,
+    PartitionSet,
     PlanFirstSteps,
     StageStats,
     StatusHook,
@@ -74,6 +75,39 @@ class FollowerStore(Protocol):
 
     async def page(self, creator: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
         """Followers in id order strictly after ``after``: keyset paging, never all in memory."""
+        ...
+
+    async def between(
+        self, creator: UserId, *, after: UserId | None, upto: UserId | None
+    ) -> list[UserId]:
+        """Followers with ``after`` < id ≤ ``upto`` (``None``: no bound), in id order."""
+        ...
+
+
+class PartitionStore(Protocol):
+    """Precomputed follower partitions of big accounts (``pipeline.partitions``)."""
+
+    async def info(self, creator: UserId) -> PartitionSet | None:
+        """The creator's built set, or None (never built)."""
+        ...
+
+    async def creators_over(self, threshold: int) -> list[tuple[UserId, int]]:
+        """Creators with at least ``threshold`` followers, and how many, biggest first."""
+        ...
+
+    async def rebuild(self, creator: UserId, *, size: int, now: float) -> PartitionSet:
+        """Partition the current followers afresh (a new generation)."""
+        ...
+
+    async def refresh(self, creator: UserId, *, now: float) -> tuple[PartitionSet, int]:
+        """Apply the follows and unfollows logged since the last build or refresh inside the
+        existing bounds; returns the set and how many changes were applied."""
+        ...
+
+    async def members(
+        self, creator: UserId, generation: int, part_nos: Sequence[int]
+    ) -> dict[int, list[UserId]]:
+        """The members of those partitions; empty if ``generation`` is no longer current."""
         ...
 
 

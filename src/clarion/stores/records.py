@@ -162,6 +162,44 @@ class FanoutPosition:
     failed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionSet:
+    """A big account's followers, precomputed in fixed-size id-ordered partitions.
+
+    Partition ``k`` holds the followers with ids above ``uppers[k-1]`` and up to
+    ``uppers[k]`` (the last has no upper limit). The bounds are fixed when the set is built
+    (each ``generation``); follows and unfollows are then applied inside them."""
+
+    creator: UserId
+    generation: int
+    size: int
+    followers: int
+    built_at: float
+    refreshed_at: float
+    uppers: tuple[UserId | None, ...]
+    counts: tuple[int, ...]
+
+    @property
+    def partitions(self) -> int:
+        return len(self.uppers)
+
+    def ref(self, part_no: int) -> PartitionRef:
+        after = self.uppers[part_no - 1] if part_no else None
+        return PartitionRef(self.creator, self.generation, part_no, after, self.uppers[part_no])
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRef:
+    """One partition, as a fan-out hands it to evaluation: its number in its generation,
+    and its id range (``after`` < id ≤ ``upto``) to read live if the generation is gone."""
+
+    creator: UserId
+    generation: int
+    part_no: int
+    after: UserId | None
+    upto: UserId | None
+
+
 ALL_CHANNELS = "all"
 """The channel of a decision about the person rather than one channel (a suppression)."""
 

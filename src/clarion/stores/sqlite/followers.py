@@ -29,6 +29,7 @@ class SqliteFollowerStore:
                 (creator, ids),
             ).rowcount
             _bump(c, creator, added)
+            _log_changes(c, creator, ids, added=True)
             return added
 
         return await self._db.write(_add) if followers else 0
@@ -43,6 +44,7 @@ class SqliteFollowerStore:
                 (creator, ids),
             ).rowcount
             _bump(c, creator, -removed)
+            _log_changes(c, creator, ids, added=False)
             return removed
 
         return await self._db.write(_remove) if followers else 0
@@ -64,6 +66,29 @@ class SqliteFollowerStore:
             ).fetchall()
         )
         return [UserId(r[0]) for r in rows]
+
+    async def between(
+        self, creator: UserId, *, after: UserId | None, upto: UserId | None
+    ) -> list[UserId]:
+        sql = "SELECT follower_id FROM followers WHERE creator_id = ? AND follower_id > ?"
+        params: tuple[str, ...] = (creator, after or "")
+        if upto is not None:
+            sql, params = sql + " AND follower_id <= ?", (*params, upto)
+        rows = await self._db.read(
+            lambda c: c.execute(sql + " ORDER BY follower_id", params).fetchall()
+        )
+        return [UserId(r[0]) for r in rows]
+
+
+def _log_changes(c: sqlite3.Connection, creator: UserId, ids: bytes, *, added: bool) -> None:
+    """Creators with precomputed partitions get their changes logged, in the same commit,
+    for the next incremental refresh (``stores.sqlite.partitions``)."""
+    c.execute(
+        "INSERT INTO follower_changes (creator_id, follower_id, added)"
+        " SELECT ?, value, ? FROM json_each(?)"
+        " WHERE EXISTS (SELECT 1 FROM partition_sets WHERE creator_id = ?)",
+        (creator, int(added), ids, creator),
+    )
 
 
 def _bump(c: sqlite3.Connection, creator: UserId, delta: int) -> None:

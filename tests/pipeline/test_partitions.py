@@ -1,0 +1,108 @@
+"""A celebrity fan-out through precomputed partitions reaches exactly the follower set."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+
+from clarion.pipeline.partitions import refresh_partitions
+from clarion.runtime import Runtime
+from clarion.testing import accept_ids, event, type_spec
+from clarion.types import EventId, UserId
+from clarion.worker import build_runner
+
+POST = type_spec("new_post")
+STAR = UserId("star")
+
+
+def ids(numbers: range) -> list[UserId]:
+    return [UserId(f"fan{n:05d}") for n in numbers]
+
+
+async def post(runtime: Runtime) -> EventId:
+    await runtime.stores.types.put(POST, runtime.clock.now())
+    (event_id,) = await accept_ids(
+        runtime, event(POST, now=runtime.clock.now(), actor=STAR, fan_out="followers")
+    )
+    await build_runner(runtime).drain()
+    return event_id
+
+
+def reached(runtime: Runtime, event_id: EventId) -> list[str]:
+    db = sqlite3.connect(runtime.settings.db)
+    try:
+        rows = db.execute(
+            "SELECT user_id FROM inbox JOIN events USING (seq) WHERE event_id = ? ORDER BY user_id",
+            (event_id,),
+        ).fetchall()
+    finally:
+        db.close()
+    return [r[0] for r in rows]
+
+
+def tamper(runtime: Runtime, part_no: int, members: list[UserId]) -> None:
+    """Overwrite a stored partition: shows whether fan-out read the partition or not."""
+    db = sqlite3.connect(runtime.settings.db)
+    with db:
+        db.execute(
+            "UPDATE partitions SET members = ? WHERE creator_id = ? AND part_no = ?",
+            (orjson.dumps(members), STAR, part_no),
+        )
+    db.close()
+
+
+async def test_fanout_through_partitions_reaches_exactly_the_followers(runtime: Runtime) -> None:
+    followers = runtime.stores.followers
+    await followers.add(STAR, ids(range(1000)))
+    await refresh_partitions(runtime.stores.partitions, STAR, size=64, now=runtime.clock.now())
+    await followers.add(STAR, ids(range(5000, 5040)))  # follows and unfollows since the build
+    await followers.remove(STAR, ids(range(0, 1000, 7)))
+    await refresh_partitions(runtime.stores.partitions, STAR, size=64, now=runtime.clock.now())
+
+    event_id = await post(runtime)
+
+    expected = await followers.between(STAR, after=None, upto=None)
+    assert reached(runtime, event_id) == expected
+    status = await runtime.stores.events.status(event_id)
+    assert status is not None
+    assert (status.state, status.recipients, status.batches_total) == (
+        "completed",
+        len(expected),
+        16,
+    )
+
+
+async def test_fanout_hands_out_partitions_rather_than_paging(runtime: Runtime) -> None:
+    await runtime.stores.followers.add(STAR, ids(range(300)))
+    await refresh_partitions(runtime.stores.partitions, STAR, size=100, now=runtime.clock.now())
+    tamper(runtime, 1, ids(range(100, 150)))  # only the partition forgets 150…199
+    event_id = await post(runtime)
+    assert reached(runtime, event_id) == ids(range(150)) + ids(range(200, 300))
+
+
+async def test_a_stale_partition_set_is_not_trusted(runtime: Runtime) -> None:
+    await runtime.stores.followers.add(STAR, ids(range(300)))
+    await refresh_partitions(runtime.stores.partitions, STAR, size=100, now=runtime.clock.now())
+    tamper(runtime, 1, [])
+    runtime.clock.advance(runtime.settings.partition_max_age_s + 1)
+    event_id = await post(runtime)
+    assert reached(runtime, event_id) == ids(range(300))  # read live
+
+
+async def test_a_rebuild_during_the_fanout_neither_skips_nor_repeats_anyone(
+    runtime: Runtime,
+) -> None:
+    followers, partitions = runtime.stores.followers, runtime.stores.partitions
+    await followers.add(STAR, ids(range(2000)))
+    await refresh_partitions(partitions, STAR, size=100, now=runtime.clock.now())
+    await runtime.stores.types.put(POST, runtime.clock.now())
+    (event_id,) = await accept_ids(
+        runtime, event(POST, now=runtime.clock.now(), actor=STAR, fan_out="followers")
+    )
+    runner = build_runner(runtime, stages=["fanout"])
+    assert await runner.run_once()  # the first turn hands out partitions of generation 1
+    await followers.add(STAR, ids(range(3000, 3010)))
+    await partitions.rebuild(STAR, size=30, now=runtime.clock.now())  # generation 2
+    await build_runner(runtime).drain()
+    assert reached(runtime, event_id) == await followers.between(STAR, after=None, upto=None)
