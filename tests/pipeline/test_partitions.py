@@ -6,6 +6,7 @@ import sqlite3
 
 import orjson
 
+from clarion.clock import ManualClock
 from clarion.pipeline.partitions import refresh_partitions
 from clarion.runtime import Runtime
 from clarion.testing import accept_ids, event, type_spec
@@ -81,11 +82,11 @@ async def test_fanout_hands_out_partitions_rather_than_paging(runtime: Runtime) 
     assert reached(runtime, event_id) == ids(range(150)) + ids(range(200, 300))
 
 
-async def test_a_stale_partition_set_is_not_trusted(runtime: Runtime) -> None:
+async def test_a_stale_partition_set_is_not_trusted(runtime: Runtime, clock: ManualClock) -> None:
     await runtime.stores.followers.add(STAR, ids(range(300)))
     await refresh_partitions(runtime.stores.partitions, STAR, size=100, now=runtime.clock.now())
     tamper(runtime, 1, [])
-    runtime.clock.advance(runtime.settings.partition_max_age_s + 1)
+    clock.advance(runtime.settings.partition_max_age_s + 1)
     event_id = await post(runtime)
     assert reached(runtime, event_id) == ids(range(300))  # read live
 
