@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import pytest
+import redis
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,43 @@ def test_bench_fanout_json() -> None:
     }
     assert required <= result.keys()
     assert result["recipients"] == result["delivered"] == 3000
+
+
+def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> None:
+    result = bench(
+        "fanout",
+        "--followers",
+        "2000",
+        "--batch-size",
+        "250",
+        "--broker",
+        redis_url,
+        "--workers",
+        "1,2",
+        "--partitions",
+    )
+    assert result["recipients"] == result["delivered"] == 2000
+    assert result["broker"] == "redis"
+    assert result["workers"] == 2
+    assert result["scaling"]["workers"] == [1, 2]
+    assert len(result["scaling"]["recipients_per_s"]) == 2
+    assert result["raw_redis_ops_per_s"] > 0
+    assert result["partition_build_s"] is not None
+    # The benchmark cleans up after itself: nothing of Clarion's is left in that Redis.
+    assert not redis.Redis.from_url(redis_url).keys("clarion:*")
+
+
+def test_bench_fanout_refuses_bad_worker_counts() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clarion", "bench", "fanout", "--workers", "two"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "workers" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_bench_ingest_json() -> None:

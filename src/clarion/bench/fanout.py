@@ -1,9 +1,10 @@
-"""A celebrity fan-out on the embedded backend, timed from the 202.
+"""A celebrity fan-out, timed from the 202, on the embedded backend or with Redis queues.
 
-Followers are bulk-loaded first (not timed). Then one ``followers`` event goes through the
-real API to real worker processes; we report the time from the 202 to the first inbox
-entry and to the last, recipients per second, the peak memory of every process, where the
-workers spent their time, and the raw SQLite insert rate measured in the same run.
+Followers are bulk-loaded first (not timed), and with ``partitions`` cut into precomputed
+partitions (timed apart). Then one ``followers`` event goes through the real API to real
+worker processes; we report the time from the 202 to the first inbox entry and to the last,
+recipients per second, the peak memory of every process, where the workers spent their
+time, and the raw SQLite insert (and Redis pipeline) rates measured in the same run.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from clarion.bench.driver import Progress, send_event, wait_until_done
-from clarion.bench.raw import sqlite_insert_rows_per_s
+from clarion.bench.raw import redis_pipeline_ops_per_s, sqlite_insert_rows_per_s
 from clarion.config import Settings
+from clarion.errors import ConfigError
 from clarion.keys import create_key
 from clarion.launch import LocalClarion, peak_rss_mb
 from clarion.models import Channel, Priority, TypeSpec
+from clarion.pipeline.partitions import refresh_partitions
 from clarion.runtime import Runtime, open_runtime
 from clarion.supervisor import standard_workers
 from clarion.types import EventId, UserId
@@ -43,6 +48,12 @@ class FanoutReport:
     fraction_of_raw: float
     workers: int
     batch_size: int
+    broker: str = "sqlite"
+    partition_build_s: float | None = None
+    """Seconds to precompute the celebrity's partitions (not in ``seconds_total``)."""
+    raw_redis_ops_per_s: float | None = None
+    raw_pg_copy_rows_per_s: float | None = None
+    """Not measured: the stores are SQLite (PostgreSQL stores are not built yet)."""
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -54,12 +65,22 @@ def run_fanout(
     *,
     workers: int = 2,
     batch_size: int = 1000,
+    broker: str | None = None,
+    partitions: bool = False,
     progress: Progress | None = None,
 ) -> FanoutReport:
     report = progress or (lambda *_: None)
+    if broker is not None:
+        claim_empty_redis(broker)
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as scratch:
-        settings = Settings(db=Path(scratch) / "bench.db", batch_size=batch_size)
+        settings = Settings(
+            db=Path(scratch) / "bench.db",
+            batch_size=batch_size,
+            broker=broker,
+            partition_size=batch_size,
+        )
         key = asyncio.run(_prepare(settings, followers, report))
+        built_s = asyncio.run(_partition(settings, report)) if partitions else None
         with LocalClarion(settings, standard_workers(workers, 0)) as local:
             accepted_at, event_id = send_event(local.url, key, _EVENT)
             wait_until_done(local.url, key, event_id, followers, report, "delivering")
@@ -67,6 +88,11 @@ def run_fanout(
         status, delivered, stages = asyncio.run(_results(settings, event_id))
     report("raw sqlite insert rate", 0, None)
     raw = sqlite_insert_rows_per_s()
+    raw_redis = None
+    if broker is not None:
+        report("raw redis pipeline rate", 0, None)
+        raw_redis = round(redis_pipeline_ops_per_s(broker))
+        release_redis(broker)
     first = (status.first_delivery_at or accepted_at) - accepted_at
     total = (status.completed_at or time.time()) - accepted_at
     rate = status.recipients / total if total > 0 else 0.0
@@ -81,8 +107,37 @@ def run_fanout(
         fraction_of_raw=round(rate / raw, 3) if raw else 0.0,
         workers=workers,
         batch_size=batch_size,
+        broker="redis" if broker else "sqlite",
+        partition_build_s=None if built_s is None else round(built_s, 3),
+        raw_redis_ops_per_s=raw_redis,
         stages=stages,
     )
+
+
+def claim_empty_redis(url: str) -> None:
+    """The benchmark owns the Redis database it is given, so it must start empty of Clarion
+    queues (it removes them when done)."""
+    client = redis.Redis.from_url(url)
+    try:
+        if client.exists("clarion:topics"):
+            raise ConfigError(
+                f"{url} already holds Clarion queues; give the benchmark a database of its own"
+                " (for example redis://host:6379/15)"
+            )
+    except redis.ConnectionError as exc:
+        raise ConfigError(f"cannot reach the broker at {url}: {exc}") from None
+    finally:
+        client.close()
+
+
+def release_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match="clarion:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 async def _prepare(settings: Settings, followers: int, report: Progress) -> str:
@@ -94,6 +149,19 @@ async def _prepare(settings: Settings, followers: int, report: Progress) -> str:
         await load_followers(runtime, CREATOR, followers, report)
         _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="bench", admin=True)
         return secret
+    finally:
+        await runtime.close()
+
+
+async def _partition(settings: Settings, report: Progress) -> float:
+    runtime = open_runtime(settings)
+    try:
+        report("precomputing partitions", 0, None)
+        started = time.perf_counter()
+        await refresh_partitions(
+            runtime.stores.partitions, CREATOR, size=settings.partition_size, now=time.time()
+        )
+        return time.perf_counter() - started
     finally:
         await runtime.close()
 

@@ -1,11 +1,15 @@
-"""The ceiling to compare against: this machine's raw SQLite bulk-insert rate, measured now."""
+"""The ceilings to compare against, measured in the same run: raw SQLite bulk inserts, raw
+Redis pipelines."""
 
 from __future__ import annotations
 
 import sqlite3
 import tempfile
 import time
+import uuid
 from pathlib import Path
+
+import redis
 
 
 def sqlite_insert_rows_per_s(rows: int = 1_000_000, chunk: int = 1000) -> float:
@@ -26,3 +30,22 @@ def sqlite_insert_rows_per_s(rows: int = 1_000_000, chunk: int = 1000) -> float:
             return rows / (time.perf_counter() - started)
         finally:
             conn.close()
+
+
+def redis_pipeline_ops_per_s(url: str, ops: int = 200_000, chunk: int = 1000) -> float:
+    """Commands/s for pipelined ``XADD`` of 100-byte entries, ``chunk`` per round trip, into a
+    scratch stream that is deleted afterwards: the broker's publish path without Clarion."""
+    client = redis.Redis.from_url(url)
+    key = f"clarion-raw:{uuid.uuid4().hex}"
+    body = b"x" * 100
+    try:
+        started = time.perf_counter()
+        for _ in range(ops // chunk):
+            pipe = client.pipeline(transaction=False)
+            for _ in range(chunk):
+                pipe.xadd(key, {"b": body})
+            pipe.execute()
+        return ops / (time.perf_counter() - started)
+    finally:
+        client.delete(key)
+        client.close()

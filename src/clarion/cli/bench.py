@@ -20,10 +20,11 @@ from rich.table import Table
 
 from clarion.bench.email import run_email
 from clarion.bench.evaluate import run_evaluate
-from clarion.bench.fanout import run_fanout
+from clarion.bench.fanout import FanoutReport, run_fanout
 from clarion.bench.ingest import run_ingest
 from clarion.bench.isolation import run_isolation
 from clarion.bench.push import run_push
+from clarion.errors import InputError
 
 app = typer.Typer(
     help="Benchmarks: fan-out, ingest, evaluation, push and email throughput; P0 isolation.",
@@ -56,26 +57,77 @@ def _advance(bar: Progress) -> Callable[[str, int, int | None], None]:
 @app.command("fanout")
 def fanout(
     followers: Annotated[int, typer.Option(help="Followers of the celebrity.")] = 1_000_000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    workers: Annotated[
+        str, typer.Option(help="Worker processes; a list such as 1,2 runs once for each.")
+    ] = "2",
     batch_size: Annotated[int, typer.Option(help="Recipients per batch.")] = 1000,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="Queues in this Redis database (redis://host:port/n; it must hold no Clarion"
+            " queues, and they are removed afterwards). [default: embedded SQLite queues]",
+            show_default=False,
+        ),
+    ] = None,
+    partitions: Annotated[
+        bool,
+        typer.Option("--partitions", help="Precompute the celebrity's follower partitions first."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
-    """A celebrity fan-out on the embedded backend: 202 → every follower's inbox."""
-    with _progress() as bar:
-        result = run_fanout(
-            followers, workers=workers, batch_size=batch_size, progress=_advance(bar)
-        )
+    """A celebrity fan-out: 202 → every follower's inbox."""
+    try:
+        counts = [int(w) for w in workers.split(",") if w.strip()]
+    except ValueError:
+        raise InputError.single("workers", "a number, or numbers separated by commas") from None
+    if not counts or min(counts) < 1:
+        raise InputError.single("workers", "at least one worker process")
+    results = []
+    for count in counts:
+        with _progress() as bar:
+            results.append(
+                run_fanout(
+                    followers,
+                    workers=count,
+                    batch_size=batch_size,
+                    broker=broker,
+                    partitions=partitions,
+                    progress=_advance(bar),
+                )
+            )
+    result = results[-1]
+    rates = [r.recipients_per_s for r in results]
+    factor = round(rates[-1] / rates[0], 2) if rates[0] else None
     if as_json:
-        typer.echo(json.dumps(result.to_json()))
+        doc = result.to_json()
+        if len(results) > 1:
+            doc["scaling"] = {"workers": counts, "recipients_per_s": rates, "factor": factor}
+        typer.echo(json.dumps(doc))
         return
-    table = Table("measure", "value", title=f"Fan-out to {result.recipients:,} followers")
+    for one in results:
+        _fanout_table(one)
+    if len(results) > 1:
+        each = ", ".join(f"{w} → {r:,.0f}/s" for w, r in zip(counts, rates, strict=True))
+        Console().print(f"Scaling with worker processes: {each} (factor {factor})")
+
+
+def _fanout_table(result: FanoutReport) -> None:
+    title = (
+        f"Fan-out to {result.recipients:,} followers, {result.workers} worker(s),"
+        f" queues in {result.broker}"
+    )
+    table = Table("measure", "value", title=title)
     table.add_row("202 → first inbox entry", f"{result.seconds_to_first * 1000:.0f} ms")
     table.add_row("202 → last inbox entry", f"{result.seconds_total:.2f} s")
     table.add_row("recipients / s", f"{result.recipients_per_s:,.0f}")
     table.add_row("inbox entries written", f"{result.delivered:,}")
     table.add_row("peak memory (all processes)", f"{result.peak_rss_mb:,.0f} MB")
+    if result.partition_build_s is not None:
+        table.add_row("partition build (before)", f"{result.partition_build_s:.2f} s")
     table.add_row("raw SQLite insert rate", f"{result.raw_insert_rows_per_s:,.0f} rows/s")
     table.add_row("our rate / raw rate", f"{result.fraction_of_raw:.0%}")
+    if result.raw_redis_ops_per_s is not None:
+        table.add_row("raw Redis pipeline rate", f"{result.raw_redis_ops_per_s:,.0f} ops/s")
     for stage, s in result.stages.items():
         table.add_row(f"busy in {stage}", f"{s['busy_s']:.2f} s over {s['messages']:,} messages")
     Console().print(table)
