@@ -46,9 +46,11 @@ def _task(event_id: str) -> Outbound:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A database holding two dead letters and a blocked sender."""
+def db(tmp_path: Path, broker_url: str | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database holding two dead letters (there, or in Redis) and a blocked sender."""
     path = tmp_path / "ops.db"
+    if broker_url is not None:
+        monkeypatch.setenv("CLARION_BROKER", broker_url)
 
     async def seed() -> None:
         rt = open_runtime(Settings.from_env().replace(db=path), durable_commits=True)
@@ -75,7 +77,8 @@ def _letters(db: Path) -> list[dict[str, object]]:
     return rows
 
 
-def test_dlq_list_show_replay_and_purge(db: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_dlq_list_show_replay_and_purge(db: Path, broker_url: str | None) -> None:
     rows = _letters(db)
     assert len(rows) == 2
     (ours,) = [r for r in rows if r["event_ids"] == ["ev_one"]]
@@ -97,6 +100,15 @@ def test_dlq_list_show_replay_and_purge(db: Path) -> None:
     assert "Purged 1" in purged.stdout
     assert _letters(db) == []
     assert "No dead letters" in clarion(db, "dlq", "list").stdout
+    if broker_url is not None:  # the letters were in Redis, not in the database
+        assert "No dead letters" in clarion(db, "dlq", "list", "--broker", broker_url).stdout
+
+
+def test_dlq_on_an_unreachable_broker_says_so(db: Path) -> None:
+    done = clarion(db, "dlq", "list", "--broker", "redis://127.0.0.1:1/0")
+    assert done.returncode == 1
+    assert "cannot reach the broker" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_dlq_errors_say_what_to_do(db: Path) -> None:

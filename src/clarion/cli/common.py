@@ -47,6 +47,7 @@ def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T
     async def _run() -> T:
         runtime = open_runtime(settings, durable_commits=True)
         try:
+            await runtime.check()
             return await fn(runtime)
         finally:
             await runtime.close()

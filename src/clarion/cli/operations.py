@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clarion.broker import DeadLetter
-from clarion.cli.common import DbOption, JsonOption, settings_for, with_runtime
+from clarion.cli.common import BrokerOption, DbOption, JsonOption, settings_for, with_runtime
 from clarion.errors import InputError, NotFoundError
 from clarion.pipeline.messages import summarize
 from clarion.runtime import Runtime
@@ -44,11 +44,12 @@ def _summary(dead: DeadLetter) -> dict[str, Any]:
 def list_letters(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 50,
     db: DbOption = None,
+    broker: BrokerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List dead letters."""
     letters: list[DeadLetter] = with_runtime(
-        settings_for(db), lambda rt: rt.broker.dead_letters(limit=limit)
+        settings_for(db, broker=broker), lambda rt: rt.broker.dead_letters(limit=limit)
     )
     rows = [_summary(d) for d in letters]
     if as_json:
@@ -72,9 +73,10 @@ def list_letters(
 def show(
     dead_id: Annotated[str, typer.Argument(help="The id from `clarion dlq list`.")],
     db: DbOption = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Print one dead letter, message included (JSON)."""
-    dead = with_runtime(settings_for(db), lambda rt: _find(rt, dead_id))
+    dead = with_runtime(settings_for(db, broker=broker), lambda rt: _find(rt, dead_id))
     try:
         body: Any = orjson.loads(dead.body)
     except orjson.JSONDecodeError:
@@ -86,13 +88,14 @@ def show(
 def replay(
     dead_ids: Annotated[list[str], typer.Argument(help="Ids to put back on their queues.")],
     db: DbOption = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Put dead letters back on their queues — after fixing what killed them."""
 
     async def put_back(rt: Runtime) -> list[str]:
         return [d for d in dead_ids if await rt.broker.replay(d)]
 
-    done = with_runtime(settings_for(db), put_back)
+    done = with_runtime(settings_for(db, broker=broker), put_back)
     missing = [d for d in dead_ids if d not in done]
     _out.print(f"Replayed {len(done)} dead letter(s).")
     if missing:
@@ -104,11 +107,12 @@ def purge(
     dead_id: Annotated[str | None, typer.Argument(help="One id; omit with --all.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
     db: DbOption = None,
+    broker: BrokerOption = None,
 ) -> None:
     """Delete a dead letter for good (or all of them with --all)."""
     if (dead_id is None) == (not everything):
         raise InputError.single("id", "give one dead letter id, or --all")
-    gone = with_runtime(settings_for(db), lambda rt: rt.broker.purge(dead_id))
+    gone = with_runtime(settings_for(db, broker=broker), lambda rt: rt.broker.purge(dead_id))
     if dead_id is not None and not gone:
         raise NotFoundError(f"no dead letter {dead_id} (see `clarion dlq list`)")
     _out.print(f"Purged {gone} dead letter(s).")
