@@ -6,6 +6,7 @@ workers build one and close it when done.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -112,6 +113,11 @@ class Runtime:
                     f"cannot reach the broker at {self.settings.broker}: {exc}."
                     " Is Redis running there? (or leave --broker unset for the embedded queues)"
                 ) from None
+
+    def before_writes(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook`` before each of this process's write transactions (the worker's
+        give-way to P0 work, ``Runner.give_way_if_bulk``)."""
+        self._db.before_write = hook
 
     async def close(self) -> None:
         await self.broker.close()

@@ -122,7 +122,7 @@ def build_runner(
     keys: SigningKeys | None = None,
 ) -> Runner:
     keys = keys or SigningKeys.parse(runtime.settings.signing_keys or "k0:" + "x" * 32)
-    return Runner(
+    runner = Runner(
         runtime.broker,
         build_stages(runtime, stages, worker=name, keys=keys),
         runtime.clock,
@@ -139,6 +139,8 @@ def build_runner(
         load=load_monitor(runtime),
         lane=urgent_lane(runtime),
     )
+    runtime.before_writes(runner.give_way_if_bulk)
+    return runner
 
 
 async def run_worker(

@@ -215,3 +215,56 @@ async def test_p0_work_holds_the_urgent_lane_and_bulk_work_gives_way(
     assert await runner.run_once() == 1  # no P0 left: lets go, then takes the P2 message
     assert not bulk.busy()
     assert await broker.depth("slow.p2") == 0
+
+
+async def test_a_bulk_batch_commits_only_after_p0_work_elsewhere_lets_go(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    broker = MemoryBroker(clock)
+    stage = Slow()
+    lane = UrgentLane(tmp_path / "db.urgent", max_wait_s=30)
+    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
+    otp = UrgentLane(tmp_path / "db.urgent")  # the API or a P0 worker in another process
+    await broker.publish([Outbound("slow.p2", b"promo")])
+    working = asyncio.create_task(runner.run_once())
+    await stage.started.wait()  # claimed while nobody had P0 work
+    otp.hold()  # an OTP arrives while the batch is in hand
+    commit = asyncio.create_task(runner.give_way_if_bulk())  # the store calls it to commit
+    await asyncio.sleep(0.05)
+    assert not commit.done()  # the batch's commit waits for the OTP
+    otp.release()
+    await asyncio.wait_for(commit, 5)
+    stage.release.set()
+    assert await working == 1
+
+
+async def test_p0_work_never_waits_to_commit(clock: ManualClock, tmp_path: Path) -> None:
+    broker = MemoryBroker(clock)
+    stage = Slow()
+    lane = UrgentLane(tmp_path / "db.urgent", max_wait_s=30)
+    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
+    other_otp = UrgentLane(tmp_path / "db.urgent")
+    other_otp.hold()
+    await broker.publish([Outbound("slow.p0", b"otp")])
+    # Claiming it writes too (the SQLite queue), before this worker holds the lane itself.
+    await asyncio.wait_for(runner.give_way_if_bulk(), 1)
+    working = asyncio.create_task(runner.run_once())
+    await stage.started.wait()
+    await asyncio.wait_for(runner.give_way_if_bulk(), 1)  # no waiting for another OTP
+    stage.release.set()
+    assert await working == 1
+    other_otp.release()
+
+
+async def test_a_worker_gives_way_before_each_of_its_store_writes(runtime: Runtime) -> None:
+    runner = build_runner(runtime)
+    assert runtime._db.before_write == runner.give_way_if_bulk
+    seen = []
+
+    async def hook() -> None:
+        seen.append(await runtime._db.read(lambda c: c.in_transaction))
+
+    runtime.before_writes(hook)
+    await runtime.stores.types.put(type_spec("like"), runtime.clock.now())
+    assert seen == [False]  # awaited once, before the transaction began
+    await runner.close()

@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 SEND_PATH = "/v1/notifications"
 BATCH_PATH = "/v1/notifications/batch"
 MAX_BODY_BYTES = 16 * 1024 * 1024
-URGENT_LINGER_S = 0.05
+URGENT_LINGER_S = 0.015
 """How long accepting a P0 event keeps bulk work waiting: a P0 worker claims it within
-milliseconds and holds the lane itself from then on (``resilience.urgency``)."""
+milliseconds and holds the lane itself from then on (``resilience.urgency``). Longer only
+starves bulk work: at 50 ms, with bulk commits giving way too, one OTP every 50 ms held the
+lane nearly all the time and a 1M-recipient campaign took 8.3 s instead of 1.7 s."""
 
 _EVENT = TypeAdapter(EventIn)
 _BATCH = TypeAdapter(BatchIn)

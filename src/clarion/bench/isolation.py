@@ -53,6 +53,9 @@ class IsolationReport:
     p0_p50_flood_ms: float
     p0_p99_flood_ms: float
     p99_ratio: float
+    p0_accept_p99_idle_ms: float
+    """The API's part: POST → 202 (the rest is queue, worker and the SMS look-alike)."""
+    p0_accept_p99_flood_ms: float
     otps_idle: int
     otps_flood: int
     flood_seconds: float
@@ -75,6 +78,8 @@ class _Run:
     sms: httpx.Client
     sent: dict[str, float] = field(default_factory=dict)
     """Phone number → when its OTP was posted."""
+    accept_ms: dict[str, float] = field(default_factory=dict)
+    """Phone number → how long the API took to answer 202."""
     refused: int = 0
     probes: int = 0
     levels: list[str] = field(default_factory=list)
@@ -86,6 +91,7 @@ class _Run:
             "/v1/notifications",
             json={"type": "otp", "target": f"otp{index:05d}", "payload": {"code": "424242"}},
         )
+        self.accept_ms[phone] = (time.time() - self.sent[phone]) * 1000
         if answer.status_code != 202:
             raise BackendError(f"an OTP was refused: {answer.status_code} {answer.text}")
 
@@ -135,19 +141,28 @@ def run_isolation(
                 )
                 with api, sms:
                     run = _Run(api, sms)
-                    idle = _idle(run, otps_idle, report)
+                    idle_phones = _idle(run, otps_idle, report)
                     first = WARM_UP_OTPS + otps_idle
                     flood_phones, flood_s = _flood(run, flood, first, report)
+                    idle = run.latencies_ms(idle_phones)
                     under_flood = run.latencies_ms(flood_phones)
-    return _summary(idle, under_flood, flood, flood_s, run, settings)
+    return _summary(
+        idle,
+        under_flood,
+        ([run.accept_ms[p] for p in idle_phones], [run.accept_ms[p] for p in flood_phones]),
+        flood,
+        flood_s,
+        run,
+        settings,
+    )
 
 
-def _idle(run: _Run, count: int, report: Progress) -> list[float]:
+def _idle(run: _Run, count: int, report: Progress) -> list[str]:
     for i in range(WARM_UP_OTPS + count):
         run.send_otp(i)
         report("OTPs, idle", i + 1, WARM_UP_OTPS + count)
         time.sleep(OTP_EVERY_S)
-    return run.latencies_ms([_phone(i) for i in range(WARM_UP_OTPS, WARM_UP_OTPS + count)])
+    return [_phone(i) for i in range(WARM_UP_OTPS, WARM_UP_OTPS + count)]
 
 
 def _flood(run: _Run, flood: int, first: int, report: Progress) -> tuple[list[str], float]:
@@ -179,14 +194,12 @@ def _flood(run: _Run, flood: int, first: int, report: Progress) -> tuple[list[st
 def _summary(
     idle: list[float],
     flood: list[float],
+    accepts: tuple[list[float], list[float]],
     recipients: int,
     flood_s: float,
     run: _Run,
     settings: Settings,
 ) -> IsolationReport:
-    import sys
-
-    print(sorted(idle)[-10:], sorted(flood)[-10:], file=sys.stderr)
     p99_idle, p99_flood = _p99(idle), _p99(flood)
     return IsolationReport(
         flood_recipients=recipients,
@@ -195,6 +208,8 @@ def _summary(
         p0_p50_flood_ms=round(statistics.median(flood), 1),
         p0_p99_flood_ms=round(p99_flood, 1),
         p99_ratio=round(p99_flood / p99_idle, 2) if p99_idle else 0.0,
+        p0_accept_p99_idle_ms=round(_p99(accepts[0]), 1),
+        p0_accept_p99_flood_ms=round(_p99(accepts[1]), 1),
         otps_idle=len(idle),
         otps_flood=len(flood),
         flood_seconds=round(flood_s, 2),

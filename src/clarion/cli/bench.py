@@ -246,6 +246,11 @@ def isolation(
     table = Table("OTP latency", "idle", "under the flood", title="P0 under a P2 flood")
     table.add_row("p50", f"{result.p0_p50_idle_ms:.0f} ms", f"{result.p0_p50_flood_ms:.0f} ms")
     table.add_row("p99", f"{result.p0_p99_idle_ms:.0f} ms", f"{result.p0_p99_flood_ms:.0f} ms")
+    table.add_row(
+        "p99 of the API's part (POST → 202)",
+        f"{result.p0_accept_p99_idle_ms:.0f} ms",
+        f"{result.p0_accept_p99_flood_ms:.0f} ms",
+    )
     table.add_row("OTPs timed", f"{result.otps_idle:,}", f"{result.otps_flood:,}")
     Console().print(table)
     Console().print(

@@ -25,7 +25,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -70,6 +70,9 @@ class SqliteDatabase:
         self._conn = _connect(self.path, synchronous)
         self._guard = threading.RLock()
         self._closed = False
+        self.before_write: Callable[[], Awaitable[None]] | None = None
+        """Awaited before each write transaction: a worker gives way to P0 work there
+        (``Runner.give_way_if_bulk``), so an OTP's commits do not queue behind its batches."""
 
     @contextmanager
     def _file_locked(self) -> Iterator[None]:
@@ -95,6 +98,8 @@ class SqliteDatabase:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction: all of it commits, or none of it."""
+        if self.before_write is not None:
+            await self.before_write()
         with self._guard, self._file_locked():
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
