@@ -25,7 +25,7 @@ from clarion.keys import create_key
 from clarion.launch import free_port
 from clarion.runtime import Runtime, open_runtime
 from clarion.worker import build_runner
-from tests.services import RedisServer
+from tests.services import PostgresServer, RedisServer
 
 T = TypeVar("T")
 _names = itertools.count(1)
@@ -66,6 +66,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """One real PostgreSQL per session, started on first use."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
 
 
 @pytest.fixture

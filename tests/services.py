@@ -6,8 +6,10 @@ servers live in a temporary directory and die with the test session.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,3 +75,44 @@ class RedisServer:
             client.flushall()
         finally:
             client.close()
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (trust auth, loopback only) from the Debian package.
+
+    ``initdb`` refuses to run as root, so under root the cluster belongs to the package's
+    ``postgres`` user and lives in a directory that user can reach.
+    """
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            raise RuntimeError("PostgreSQL is not installed: run `make test` (it installs it)")
+        self._bin = found[-1].parent
+        self._as_root = os.geteuid() == 0
+        self._state = Path(tempfile.mkdtemp(prefix="clarion-pg-"))
+        self._state.chmod(0o755)
+        self.port = free_port()
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self._bin / args[0]), *args[1:]]
+        if self._as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        data = self._state / "data"
+        if self._as_root:
+            shutil.chown(self._state, "postgres", "postgres")
+        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                  "--no-sync")  # fmt: skip
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self._state} -c fsync=on"
+        self._run("pg_ctl", "-D", str(data), "-l", str(self._state / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self._state / "data"), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self._state, ignore_errors=True)

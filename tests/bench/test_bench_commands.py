@@ -64,6 +64,27 @@ def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> 
     assert not redis.Redis.from_url(redis_url).keys("clarion:*")
 
 
+def test_bench_fanout_measures_raw_postgres_copy(postgres_dsn: str) -> None:
+    result = bench("fanout", "--followers", "1000", "--postgres", postgres_dsn)
+    assert result["delivered"] == 1000
+    assert result["raw_pg_copy_rows_per_s"] > 0
+    assert result["raw_redis_ops_per_s"] is None  # no broker given
+
+
+def test_bench_fanout_on_an_unreachable_postgres_says_so() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "clarion", "bench", "fanout", "--followers", "100",
+         "--postgres", "postgresql://postgres@127.0.0.1:1/postgres"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot reach PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_bench_fanout_refuses_bad_worker_counts() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "clarion", "bench", "fanout", "--workers", "two"],

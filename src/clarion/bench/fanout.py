@@ -4,7 +4,8 @@ Followers are bulk-loaded first (not timed), and with ``partitions`` cut into pr
 partitions (timed apart). Then one ``followers`` event goes through the real API to real
 worker processes; we report the time from the 202 to the first inbox entry and to the last,
 recipients per second, the peak memory of every process, where the workers spent their
-time, and the raw SQLite insert (and Redis pipeline) rates measured in the same run.
+time, and the raw SQLite insert (and Redis pipeline, PostgreSQL COPY) rates measured in the
+same run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from typing import Any
 import redis
 
 from clarion.bench.driver import Progress, send_event, wait_until_done
-from clarion.bench.raw import redis_pipeline_ops_per_s, sqlite_insert_rows_per_s
+from clarion.bench.raw import (
+    postgres_copy_rows_per_s,
+    redis_pipeline_ops_per_s,
+    sqlite_insert_rows_per_s,
+)
 from clarion.config import Settings
 from clarion.errors import ConfigError
 from clarion.keys import create_key
@@ -53,7 +58,9 @@ class FanoutReport:
     """Seconds to precompute the celebrity's partitions (not in ``seconds_total``)."""
     raw_redis_ops_per_s: float | None = None
     raw_pg_copy_rows_per_s: float | None = None
-    """Not measured: the stores are SQLite (PostgreSQL stores are not built yet)."""
+    """Measured when a PostgreSQL server is given; the stores themselves are SQLite
+    (PostgreSQL stores are not built yet), so this is the ceiling a PostgreSQL store
+    would work under, for the capacity model (``docs/capacity.md``)."""
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -67,11 +74,16 @@ def run_fanout(
     batch_size: int = 1000,
     broker: str | None = None,
     partitions: bool = False,
+    postgres: str | None = None,
     progress: Progress | None = None,
 ) -> FanoutReport:
     report = progress or (lambda *_: None)
     if broker is not None:
         claim_empty_redis(broker)
+    raw_pg = None
+    if postgres is not None:  # first: an unreachable server fails before the long part
+        report("raw postgresql copy rate", 0, None)
+        raw_pg = round(postgres_copy_rows_per_s(postgres))
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as scratch:
         settings = Settings(
             db=Path(scratch) / "bench.db",
@@ -110,6 +122,7 @@ def run_fanout(
         broker="redis" if broker else "sqlite",
         partition_build_s=None if built_s is None else round(built_s, 3),
         raw_redis_ops_per_s=raw_redis,
+        raw_pg_copy_rows_per_s=raw_pg,
         stages=stages,
     )
 

@@ -1,8 +1,9 @@
 """The ceilings to compare against, measured in the same run: raw SQLite bulk inserts, raw
-Redis pipelines."""
+Redis pipelines, raw PostgreSQL COPY."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import tempfile
 import time
@@ -10,6 +11,8 @@ import uuid
 from pathlib import Path
 
 import redis
+
+from clarion.errors import ConfigError
 
 
 def sqlite_insert_rows_per_s(rows: int = 1_000_000, chunk: int = 1000) -> float:
@@ -49,3 +52,39 @@ def redis_pipeline_ops_per_s(url: str, ops: int = 200_000, chunk: int = 1000) ->
     finally:
         client.delete(key)
         client.close()
+
+
+def postgres_copy_rows_per_s(dsn: str, rows: int = 200_000, chunk: int = 1000) -> float:
+    """Rows/s for ``COPY`` of inbox-shaped rows (user, event, time) into a table keyed like
+    the inbox — primary key (user_id, seq) — one transaction per ``chunk`` rows, as the
+    pipeline would commit a batch. The scratch table is dropped afterwards."""
+    try:
+        import asyncpg  # an optional dependency: pip install 'clarion[postgres]'
+    except ImportError:
+        raise ConfigError(
+            "measuring PostgreSQL needs asyncpg: pip install 'clarion[postgres]'"
+        ) from None
+
+    async def measure() -> float:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ConfigError(f"cannot reach PostgreSQL at {dsn}: {exc}") from None
+        table = f"clarion_raw_{uuid.uuid4().hex[:12]}"
+        try:
+            await conn.execute(
+                f"CREATE TABLE {table} (user_id text NOT NULL, seq bigint NOT NULL,"
+                " created_at double precision NOT NULL, PRIMARY KEY (user_id, seq))"
+            )
+            batch = [(f"u{i:08d}", 0, 0.0) for i in range(chunk)]
+            started = time.perf_counter()
+            for n in range(rows // chunk):
+                records = [(u, n, 1.0) for u, _, _ in batch]
+                async with conn.transaction():
+                    await conn.copy_records_to_table(table, records=records)
+            return rows / (time.perf_counter() - started)
+        finally:
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            await conn.close()
+
+    return asyncio.run(measure())

@@ -73,6 +73,15 @@ def fanout(
         bool,
         typer.Option("--partitions", help="Precompute the celebrity's follower partitions first."),
     ] = False,
+    postgres: Annotated[
+        str | None,
+        typer.Option(
+            help="Also measure the raw COPY rate of this PostgreSQL server"
+            " (postgresql://user@host:port/db), for capacity planning; the stores stay in"
+            " SQLite. Needs: pip install 'clarion[postgres]'.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
     """A celebrity fan-out: 202 → every follower's inbox."""
@@ -92,6 +101,7 @@ def fanout(
                     batch_size=batch_size,
                     broker=broker,
                     partitions=partitions,
+                    postgres=postgres if count == counts[-1] else None,  # measured once
                     progress=_advance(bar),
                 )
             )
@@ -128,6 +138,8 @@ def _fanout_table(result: FanoutReport) -> None:
     table.add_row("our rate / raw rate", f"{result.fraction_of_raw:.0%}")
     if result.raw_redis_ops_per_s is not None:
         table.add_row("raw Redis pipeline rate", f"{result.raw_redis_ops_per_s:,.0f} ops/s")
+    if result.raw_pg_copy_rows_per_s is not None:
+        table.add_row("raw PostgreSQL COPY rate", f"{result.raw_pg_copy_rows_per_s:,.0f} rows/s")
     for stage, s in result.stages.items():
         table.add_row(f"busy in {stage}", f"{s['busy_s']:.2f} s over {s['messages']:,} messages")
     Console().print(table)
