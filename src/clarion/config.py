@@ -23,7 +23,8 @@ class Settings:
     """The SQLite file holding the queues and every store (the embedded backend)."""
     broker: str | None = None
     """Where the queues live: unset, in the SQLite file; ``redis://host:port/n``, in Redis
-    Streams shared by workers on many machines (``clarion.broker.redis``)."""
+    Streams (``clarion.broker.redis``). The stores stay in the SQLite file either way, so
+    every process runs on the machine that holds it."""
 
     batch_size: int = 1000
     """Recipients per fan-out batch: one queue message, one store transaction downstream."""

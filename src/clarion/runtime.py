@@ -110,7 +110,7 @@ class Runtime:
                 await self.broker.ping()
             except (OSError, RedisError) as exc:
                 raise ConfigError(
-                    f"cannot reach the broker at {self.settings.broker}: {exc}."
+                    f"cannot reach the broker at {self.settings.broker}: {str(exc).rstrip('.')}."
                     " Is Redis running there? (or leave --broker unset for the embedded queues)"
                 ) from None
 

@@ -104,6 +104,27 @@ def test_dlq_list_show_replay_and_purge(db: Path, broker_url: str | None) -> Non
         assert "No dead letters" in clarion(db, "dlq", "list", "--broker", broker_url).stdout
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_queues_shows_what_waits_where(db: Path, broker_url: str | None) -> None:
+    async def enqueue() -> None:
+        rt = open_runtime(Settings.from_env().replace(db=db), durable_commits=True)
+        try:
+            await rt.broker.publish([Outbound("evaluate.p2", b"batch")] * 3)
+            await rt.broker.publish([Outbound("push.p0", b"otp")])
+        finally:
+            await rt.close()
+
+    asyncio.run(enqueue())
+    done = clarion(db, "queues", "--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["depths"] == {"evaluate.p2": 3, "push.p0": 1}
+    assert (shown["level"], shown["backlog"]) == ("normal", 4)
+    table = clarion(db, "queues").stdout
+    assert "evaluate" in table
+    assert ("Redis at" if broker_url else "the database") in table
+
+
 def test_dlq_on_an_unreachable_broker_says_so(db: Path) -> None:
     done = clarion(db, "dlq", "list", "--broker", "redis://127.0.0.1:1/0")
     assert done.returncode == 1

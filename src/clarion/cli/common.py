@@ -29,8 +29,8 @@ BrokerOption = Annotated[
     typer.Option(
         "--broker",
         envvar="CLARION_BROKER",
-        help="Keep the queues in Redis Streams (redis://host:port/n), shared by workers on"
-        " many machines. [default: in the SQLite database]",
+        help="Keep the queues in Redis Streams (redis://host:port/n); the stores stay in the"
+        " SQLite database. [default: the queues are in the SQLite database too]",
         show_default=False,
     ),
 ]

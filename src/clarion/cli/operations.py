@@ -1,4 +1,5 @@
-"""``clarion dlq`` and ``clarion senders``: what the pipeline gave up on, and who was cut off."""
+"""``clarion queues``, ``clarion dlq`` and ``clarion senders``: what is waiting, what the
+pipeline gave up on, and who was cut off."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from rich.table import Table
 from clarion.broker import DeadLetter
 from clarion.cli.common import BrokerOption, DbOption, JsonOption, settings_for, with_runtime
 from clarion.errors import InputError, NotFoundError
+from clarion.models import Priority
 from clarion.pipeline.messages import summarize
+from clarion.resilience.load import measure
 from clarion.runtime import Runtime
+from clarion.topics import STAGES, topic
 
 dlq = typer.Typer(
     help="Dead letters: messages given up on (a crashing event, a spent retry budget).",
@@ -24,6 +28,27 @@ senders = typer.Typer(
     help="Senders cut off because their events kept being dead-lettered.", no_args_is_help=True
 )
 _out = Console()
+
+
+def queues(db: DbOption = None, broker: BrokerOption = None, as_json: JsonOption = False) -> None:
+    """Messages waiting in each queue (per stage and priority), and the load level ingest sees."""
+    settings = settings_for(db, broker=broker)
+    depths: dict[str, int] = with_runtime(settings, lambda rt: rt.broker.depths())
+    load = measure(depths, shed_p2=settings.load_shed_p2, shed_p1=settings.load_shed_p1)
+    if as_json:
+        doc = {"depths": depths, "level": load.level.value, "backlog": load.backlog}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    where = f"Redis at {settings.broker}" if settings.broker else f"the database {settings.db}"
+    table = Table("stage", *(p.value for p in Priority), title="Messages waiting")
+    for stage in STAGES:
+        table.add_row(stage, *(f"{depths.get(topic(stage, p), 0):,}" for p in Priority))
+    _out.print(table)
+    _out.print(
+        f"Queues in {where}. Load: {load.level.value} ({load.backlog:,} batches waiting for"
+        f" evaluation or delivery; P2 is refused from {settings.load_shed_p2:,}, P1 from"
+        f" {settings.load_shed_p1:,})."
+    )
 
 
 def _summary(dead: DeadLetter) -> dict[str, Any]:

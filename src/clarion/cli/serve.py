@@ -112,8 +112,8 @@ def worker(
         ),
     ] = 0,
 ) -> None:
-    """Run pipeline workers alone. Start as many as you like against one database (and
-    with --broker, on as many machines): they share the work (competing consumers)."""
+    """Run pipeline workers alone. Start as many as you like against one database: they
+    share the work (competing consumers), through its queues or, with --broker, Redis's."""
     chosen_stages = [s.strip() for s in stages.split(",") if s.strip()]
     unknown = [s for s in chosen_stages if s not in STAGES]
     if unknown or not chosen_stages:
