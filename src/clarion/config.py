@@ -26,6 +26,10 @@ class Settings:
     Streams (``clarion.broker.redis``). The stores stay in the SQLite file either way, so
     every process runs on the machine that holds it."""
 
+    max_stream_len: int = 100_000
+    """With a broker: messages a Redis stream holds before ingest's backlog stops moving
+    there from the durable outbox (``clarion.broker.outbox``); nothing is dropped."""
+
     batch_size: int = 1000
     """Recipients per fan-out batch: one queue message, one store transaction downstream."""
     fanout_slice_batches: int = 50
@@ -115,6 +119,7 @@ class Settings:
 
     def validated(self) -> Settings:
         _check_range("batch_size", self.batch_size, 1, 100_000)
+        _check_range("max_stream_len", self.max_stream_len, 1, 100_000_000)
         _check_range("fanout_slice_batches", self.fanout_slice_batches, 1, 10_000)
         _check_range("lease_s", self.lease_s, 0.1, 86_400)
         _check_range("max_attempts", self.max_attempts, 1, 100)
@@ -190,6 +195,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "db": Path,
     "broker": str,
+    "max_stream_len": int,
     "batch_size": int,
     "fanout_slice_batches": int,
     "lease_s": float,

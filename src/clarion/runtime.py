@@ -151,6 +151,7 @@ def open_runtime(
             RedisBroker(
                 settings.broker, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
             ),
+            max_stream_len=settings.max_stream_len,
         )
     stores = Stores(
         keys=SqliteKeyStore(db),

@@ -8,6 +8,12 @@ the outbox, publish them to Redis, ack them in the outbox. A crash between the p
 the ack publishes them again when the outbox lease runs out; the pipeline's dedup makes
 that harmless. Nothing is lost, because nothing leaves the outbox before Redis has it.
 
+Streams are bounded without dropping anything: the relay moves a topic's messages only
+while its stream holds fewer than ``max_stream_len``; beyond that the backlog waits in the
+durable outbox, not in Redis's memory (and still counts in ``depths``, so load shedding
+sees it). The pipeline's own publishes go straight to Redis; what bounds them is the
+fan-out pausing while evaluation is behind (``resilience.load``).
+
 Everything else (the pipeline's own publishes, leases, dead letters, depths) is Redis's.
 """
 
@@ -26,15 +32,29 @@ _WAIT_SLICE_S = 0.005
 
 
 class OutboxRelay:
-    def __init__(self, outbox: SqliteBroker, db: SqliteDatabase, broker: RedisBroker) -> None:
+    def __init__(
+        self,
+        outbox: SqliteBroker,
+        db: SqliteDatabase,
+        broker: RedisBroker,
+        *,
+        max_stream_len: int = 100_000,
+    ) -> None:
         self._outbox = outbox
         self._db = db
         self._broker = broker
+        self._max_stream_len = max_stream_len
         self.lease_s = broker.lease_s
 
     async def relay(self, topic: str) -> int:
-        """Move ``topic``'s committed outbox messages to Redis; returns how many moved."""
-        pending = await self._outbox.consume(topic, limit=_RELAY_LIMIT)
+        """Move ``topic``'s committed outbox messages to Redis while its stream has room;
+        returns how many moved."""
+        if not await self._outbox.ready(topic):
+            return 0
+        room = self._max_stream_len - await self._broker.depth(topic)
+        if room <= 0:
+            return 0
+        pending = await self._outbox.consume(topic, limit=min(room, _RELAY_LIMIT))
         if not pending:
             return 0
         try:

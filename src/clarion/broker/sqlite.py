@@ -73,17 +73,22 @@ class SqliteBroker:
         now = self._clock.now()
         await self._db.write(lambda conn: self.enqueue(conn, messages, now))
 
-    async def consume(self, topic: str, *, limit: int) -> list[Message]:
+    async def ready(self, topic: str) -> bool:
+        """Whether ``topic`` has a message to hand out now (a WAL read: no write lock)."""
         now = self._clock.now()
-        # Looking is free (WAL read); claiming takes the write lock, so only claim when
-        # there is something to claim.
-        ready = await self._db.read(
+        found = await self._db.read(
             lambda c: c.execute(
                 "SELECT 1 FROM queue WHERE topic = ? AND available_at <= ? LIMIT 1", (topic, now)
             ).fetchone()
         )
-        if ready is None:
+        return found is not None
+
+    async def consume(self, topic: str, *, limit: int) -> list[Message]:
+        # Looking is free; claiming takes the write lock, so only claim when there is
+        # something to claim.
+        if not await self.ready(topic):
             return []
+        now = self._clock.now()
         lease = random.getrandbits(62)
         return await self._db.write(lambda conn: self._claim(conn, topic, limit, now, lease))
 
