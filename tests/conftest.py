@@ -25,7 +25,7 @@ from clarion.keys import create_key
 from clarion.launch import free_port
 from clarion.runtime import Runtime, open_runtime
 from clarion.worker import build_runner
-from tests.services import PostgresServer, RedisServer
+from tests.services import PostgresServer, RedisServer, empty_postgres
 
 T = TypeVar("T")
 _names = itertools.count(1)
@@ -93,19 +93,32 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def backend() -> str:
-    """Where a test runtime keeps its queues: ``sqlite`` (embedded) or ``redis`` (Streams).
-    Test directories whose every test must pass on each backend parametrize this."""
+    """Where a test runtime keeps its state: ``sqlite`` (everything embedded), ``redis``
+    (queues in Redis Streams, stores in SQLite) or ``postgres`` (queues in Redis, stores in
+    PostgreSQL). Test directories whose every test must pass on each backend parametrize
+    this."""
     return "sqlite"
 
 
 @pytest.fixture
 def broker_url(request: pytest.FixtureRequest, backend: str) -> str | None:
-    return str(request.getfixturevalue("redis_url")) if backend == "redis" else None
+    wanted = backend in ("redis", "postgres")
+    return str(request.getfixturevalue("redis_url")) if wanted else None
 
 
 @pytest.fixture
-def settings(tmp_path: Path, broker_url: str | None) -> Settings:
-    return Settings(db=tmp_path / "clarion.db", batch_size=100, broker=broker_url)
+async def store_url(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """The session's PostgreSQL, emptied for this test (``postgres`` backend only)."""
+    if backend != "postgres":
+        return None
+    dsn = str(request.getfixturevalue("postgres_dsn"))
+    await empty_postgres(dsn)
+    return dsn
+
+
+@pytest.fixture
+def settings(tmp_path: Path, broker_url: str | None, store_url: str | None) -> Settings:
+    return Settings(db=tmp_path / "clarion.db", batch_size=100, broker=broker_url, store=store_url)
 
 
 @pytest.fixture
@@ -118,10 +131,16 @@ async def runtime(settings: Settings, clock: ManualClock) -> AsyncIterator[Runti
 
 
 class _ServerThread:
+    """The API on its own event loop in a thread; the test thread runs coroutines on that
+    same loop (``call``), since a PostgreSQL pool or a Redis connection belongs to one loop."""
+
     def __init__(self, app: Any, port: int) -> None:
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.server.serve(),), daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -131,9 +150,13 @@ class _ServerThread:
                 raise RuntimeError("test server did not start")
             time.sleep(0.01)
 
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        self.loop.close()
 
 
 @dataclass
@@ -145,9 +168,11 @@ class Api:
     clock: ManualClock
     admin_key: str
     client: httpx.Client
+    server: _ServerThread
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run(coro)
+        """Run ``coro`` on the API's own event loop (where its connections live)."""
+        return self.server.call(coro)
 
     def call(self, method: str, path: str, *, key: str | None = None, **kw: Any) -> httpx.Response:
         headers = dict(kw.pop("headers", {}))
@@ -187,22 +212,41 @@ def api_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, api_settings: dict[str, Any]) -> Iterator[Api]:
+def api_backend() -> str:
+    """The API tests' backend (``backend`` for a whole module); tests/api runs each."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_settings: dict[str, Any],
+    api_backend: str,
+) -> Iterator[Api]:
     folder = tmp_path_factory.mktemp("api")
     port = free_port()
+    backends: dict[str, Any] = {}
+    if api_backend == "postgres":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        redis_server.flush()
+        dsn = str(request.getfixturevalue("postgres_dsn"))
+        asyncio.run(empty_postgres(dsn))
+        backends = {"broker": redis_server.url, "store": dsn}
     settings = dataclasses.replace(
         Settings(db=folder / "clarion.db", batch_size=100, public_url=f"http://127.0.0.1:{port}"),
+        **backends,
         **api_settings,
     )
     clock = ManualClock(start=time.time())
     rt = open_runtime(settings, clock=clock, durable_commits=True)
-    _, admin = asyncio.run(create_key(rt.stores.keys, clock, sender="admin", admin=True))
     server = _ServerThread(create_app(rt), port)
     server.start()
+    _, admin = server.call(create_key(rt.stores.keys, clock, sender="admin", admin=True))
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        yield Api(f"http://127.0.0.1:{port}", rt, clock, admin, client)
+        yield Api(f"http://127.0.0.1:{port}", rt, clock, admin, client, server)
     finally:
         client.close()
+        server.call(rt.close())
         server.stop()
-        asyncio.run(rt.close())

@@ -23,8 +23,11 @@ class Settings:
     """The SQLite file holding the queues and every store (the embedded backend)."""
     broker: str | None = None
     """Where the queues live: unset, in the SQLite file; ``redis://host:port/n``, in Redis
-    Streams (``clarion.broker.redis``). The stores stay in the SQLite file either way, so
-    every process runs on the machine that holds it."""
+    Streams (``clarion.broker.redis``)."""
+    store: str | None = None
+    """Where the stores live: unset, in the SQLite file (so every process runs on the
+    machine that holds it); ``postgresql://…``, in PostgreSQL (``stores.postgres``), which
+    needs the queues in Redis too: then workers can run on any number of machines."""
 
     max_stream_len: int = 100_000
     """With a broker: messages a Redis stream holds before ingest's backlog stops moving
@@ -153,6 +156,18 @@ class Settings:
                 f"broker must be a redis:// (or rediss://, unix://) URL, got {self.broker!r};"
                 " leave it unset for the embedded SQLite queues"
             )
+        if self.store is not None:
+            if not self.store.startswith(_STORE_SCHEMES):
+                raise ConfigError(
+                    f"store must be a postgresql:// URL, got {self.store!r};"
+                    " leave it unset for the embedded SQLite stores"
+                )
+            if self.broker is None:
+                raise ConfigError(
+                    "with the stores in PostgreSQL the queues must be in Redis: add --broker"
+                    " redis://host:port/n (or CLARION_BROKER); SQLite queues cannot join a"
+                    " PostgreSQL transaction"
+                )
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError(f"public_url must be an http(s) URL, got {self.public_url!r}")
         return self
@@ -185,6 +200,7 @@ class Settings:
 
 
 _BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
+_STORE_SCHEMES = ("postgresql://", "postgres://")
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -195,6 +211,7 @@ def _check_range(name: str, value: float, low: float, high: float) -> None:
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "db": Path,
     "broker": str,
+    "store": str,
     "max_stream_len": int,
     "batch_size": int,
     "fanout_slice_batches": int,

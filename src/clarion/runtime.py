@@ -13,14 +13,17 @@ from redis.exceptions import RedisError
 
 from clarion.broker import Broker
 from clarion.broker.outbox import OutboxRelay
+from clarion.broker.postgres_outbox import PostgresOutbox
 from clarion.broker.redis import RedisBroker
 from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.errors import ConfigError
+from clarion.postgres import PostgresDatabase
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.urgency import UrgentLane
 from clarion.sqlite import SqliteDatabase
+from clarion.stores import postgres as pg
 from clarion.stores.base import (
     DeliveryStore,
     DeviceStore,
@@ -100,11 +103,14 @@ class Runtime:
     clock: Clock
     broker: Broker
     stores: Stores
-    _db: SqliteDatabase
+    _sqlite: SqliteDatabase | None
+    _postgres: PostgresDatabase | None = None
 
     async def check(self) -> None:
         """Fail with a clear message now, rather than in every worker round, if the broker
-        cannot be reached."""
+        or the store cannot be reached."""
+        if self._postgres is not None:
+            await self._postgres.pool()  # a ConfigError that says what to check
         if isinstance(self.broker, OutboxRelay):
             try:
                 await self.broker.ping()
@@ -116,12 +122,17 @@ class Runtime:
 
     def before_writes(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Await ``hook`` before each of this process's write transactions (the worker's
-        give-way to P0 work, ``Runner.give_way_if_bulk``)."""
-        self._db.before_write = hook
+        give-way to P0 work, ``Runner.give_way_if_bulk``). Only SQLite needs it: there every
+        process shares one write lock, PostgreSQL locks rows."""
+        if self._sqlite is not None:
+            self._sqlite.before_write = hook
 
     async def close(self) -> None:
         await self.broker.close()
-        self._db.close()
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._postgres is not None:
+            await self._postgres.close()
 
 
 # Outbox messages are never given up on: they wait until Redis takes them.
@@ -131,29 +142,45 @@ _OUTBOX_ATTEMPTS = 1_000_000
 def open_runtime(
     settings: Settings, *, clock: Clock | None = None, durable_commits: bool = False
 ) -> Runtime:
-    """Open the stores in ``settings.db`` and the queues there or in ``settings.broker``.
+    """Open the stores in ``settings.db`` (or ``settings.store``) and the queues there or in
+    ``settings.broker``.
 
-    ``durable_commits`` makes every commit fsync (``synchronous=FULL``): the API and the CLI
-    use it so that a 202 or a printed key really is on disk; workers do not need it (see
-    ``clarion.sqlite.database``).
+    ``durable_commits`` makes every SQLite commit fsync (``synchronous=FULL``): the API and
+    the CLI use it so that a 202 or a printed key really is on disk; workers do not need it
+    (see ``clarion.sqlite.database``). PostgreSQL commits are always durable.
     """
     clock = clock or SystemClock()
+    if settings.store is not None:
+        assert settings.broker is not None  # Settings.validated refuses anything else
+        pg = PostgresDatabase(settings.store, now=clock.now)
+        outbox = PostgresOutbox(pg, clock, lease_s=settings.lease_s)
+        broker = OutboxRelay(
+            outbox, _redis(settings, clock), max_stream_len=settings.max_stream_len
+        )
+        return Runtime(settings, clock, broker, postgres_stores(pg), None, pg)
     db = SqliteDatabase(settings.db, synchronous="FULL" if durable_commits else "NORMAL")
-    broker: Broker
     if settings.broker is None:
-        broker = SqliteBroker(
+        queues: Broker = SqliteBroker(
             db, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
         )
     else:
-        broker = OutboxRelay(
+        queues = OutboxRelay(
             SqliteBroker(db, clock, lease_s=settings.lease_s, max_attempts=_OUTBOX_ATTEMPTS),
-            db,
-            RedisBroker(
-                settings.broker, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
-            ),
+            _redis(settings, clock),
             max_stream_len=settings.max_stream_len,
         )
-    stores = Stores(
+    return Runtime(settings, clock, queues, sqlite_stores(db), db)
+
+
+def _redis(settings: Settings, clock: Clock) -> RedisBroker:
+    assert settings.broker is not None
+    return RedisBroker(
+        settings.broker, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
+    )
+
+
+def sqlite_stores(db: SqliteDatabase) -> Stores:
+    return Stores(
         keys=SqliteKeyStore(db),
         types=SqliteTypeStore(db),
         users=SqliteUserStore(db),
@@ -175,7 +202,31 @@ def open_runtime(
         provider_health=SqliteProviderHealthStore(db),
         senders=SqliteSenderGuardStore(db),
     )
-    return Runtime(settings, clock, broker, stores, db)
+
+
+def postgres_stores(db: PostgresDatabase) -> Stores:
+    return Stores(
+        keys=pg.PostgresKeyStore(db),
+        types=pg.PostgresTypeStore(db),
+        users=pg.PostgresUserStore(db),
+        followers=pg.PostgresFollowerStore(db),
+        partitions=pg.PostgresPartitionStore(db),
+        preferences=pg.PostgresPreferenceStore(db),
+        events=pg.PostgresEventStore(db),
+        deliveries=pg.PostgresDeliveryStore(db),
+        inbox=pg.PostgresInboxStore(db),
+        stats=pg.PostgresStatsStore(db),
+        frequency=pg.PostgresFrequencyStore(db),
+        kill_switches=pg.PostgresKillSwitchStore(db),
+        devices=pg.PostgresDeviceStore(db),
+        templates=pg.PostgresTemplateStore(db),
+        providers=pg.PostgresProviderStore(db),
+        provider_tokens=pg.PostgresProviderTokenStore(db),
+        status_hooks=pg.PostgresStatusHookStore(db),
+        secrets=pg.PostgresSecretStore(db),
+        provider_health=pg.PostgresProviderHealthStore(db),
+        senders=pg.PostgresSenderGuardStore(db),
+    )
 
 
 async def check_backends(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from typing import Any
 
 import pytest
 import redis
+
+from tests.services import empty_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -64,25 +67,34 @@ def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> 
     assert not redis.Redis.from_url(redis_url).keys("clarion:*")
 
 
-def test_bench_fanout_measures_raw_postgres_copy(postgres_dsn: str) -> None:
-    result = bench("fanout", "--followers", "1000", "--postgres", postgres_dsn)
+def test_bench_fanout_on_redis_and_postgres(redis_url: str, postgres_dsn: str) -> None:
+    asyncio.run(empty_postgres(postgres_dsn))  # other tests share this server
+    args = ("--followers", "1000", "--broker", redis_url, "--store", postgres_dsn)
+    result = bench("fanout", *args)
     assert result["delivered"] == 1000
+    assert (result["broker"], result["store"]) == ("redis", "postgresql")
     assert result["raw_pg_copy_rows_per_s"] > 0
-    assert result["raw_redis_ops_per_s"] is None  # no broker given
+    assert result["raw_redis_ops_per_s"] > 0
+    again = bench("fanout", *args)  # it emptied its database after itself
+    assert again["delivered"] == 1000
 
 
-def test_bench_fanout_on_an_unreachable_postgres_says_so() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "clarion", "bench", "fanout", "--followers", "100",
-         "--postgres", "postgresql://postgres@127.0.0.1:1/postgres"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 1
-    assert "cannot reach PostgreSQL" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_bench_fanout_refuses_a_store_it_cannot_use(redis_url: str) -> None:
+    for extra, said in (
+        ((), "needs --broker"),
+        (("--broker", redis_url), "cannot reach the store"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "clarion", "bench", "fanout", "--followers", "100",
+             "--store", "postgresql://postgres@127.0.0.1:1/postgres", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode in (1, 2)
+        assert said in done.stderr
+        assert "Traceback" not in done.stderr
 
 
 def test_bench_fanout_refuses_bad_worker_counts() -> None:

@@ -24,7 +24,7 @@ async def parts(
     db = SqliteDatabase(tmp_path / "outbox.db")
     outbox = SqliteBroker(db, clock, lease_s=30, max_attempts=1_000_000)
     redis = RedisBroker(redis_url, clock, lease_s=30, max_attempts=3)
-    yield outbox, redis, OutboxRelay(outbox, db, redis, max_stream_len=5)
+    yield outbox, redis, OutboxRelay(outbox, redis, max_stream_len=5)
     await redis.close()
     db.close()
 

@@ -183,6 +183,63 @@ def test_worker_on_redis_stops_cleanly_on_sigterm(db: Path, redis_url: str) -> N
     assert "stopped" in err
 
 
+def test_a_postgres_store_needs_redis_queues_and_a_reachable_server(
+    db: Path, redis_url: str
+) -> None:
+    alone = clarion(db, "worker", "--store", "postgresql://postgres@127.0.0.1:1/postgres")
+    assert alone.returncode == 1
+    assert "the queues must be in Redis" in alone.stderr
+    unreachable = clarion(
+        db, "worker", "--broker", redis_url, "--store", "postgresql://postgres@127.0.0.1:1/x"
+    )
+    assert unreachable.returncode == 1
+    assert "cannot reach the store at postgresql://postgres@127.0.0.1:1/x" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    wrong = clarion(db, "serve", "--broker", redis_url, "--store", "mysql://127.0.0.1/")
+    assert wrong.returncode == 1
+    assert "store must be a postgresql:// URL" in wrong.stderr
+
+
+def test_db_upgrade_on_either_backend(db: Path, postgres_dsn: str) -> None:
+    embedded = clarion(db, "db", "upgrade", "--json")
+    assert embedded.returncode == 0, embedded.stderr
+    assert json.loads(embedded.stdout)["backend"] == "sqlite"
+    assert json.loads(embedded.stdout)["version"] >= 3
+
+    upgraded = clarion(db, "db", "upgrade", "--store", postgres_dsn, "--json")
+    assert upgraded.returncode == 0, upgraded.stderr
+    report = json.loads(upgraded.stdout)
+    assert (report["backend"], report["version"]) == ("postgresql", 1)
+    again = json.loads(clarion(db, "db", "upgrade", "--store", postgres_dsn, "--json").stdout)
+    assert again["version"] == 1
+    assert again["created_partitions"] == []  # today's and the next days' exist already
+
+    bad = clarion(db, "db", "upgrade", "--store", "postgres-ish")
+    assert bad.returncode == 2
+    assert "store" in bad.stderr
+
+
+def test_worker_on_redis_and_postgres_stops_cleanly_on_sigterm(
+    db: Path, redis_url: str, postgres_dsn: str
+) -> None:
+    command = ["worker", "--broker", redis_url, "--store", postgres_dsn]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "clarion", *command, "--db", str(db)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        while "consuming" not in (line := worker.stderr.readline()):
+            assert line, "the worker exited before it started consuming"
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert "stopped" in err
+
+
 def test_kill_create_list_and_lift(db: Path) -> None:
     made = clarion(db, "kill", "create", "--type", "promo", "--reason", "bad copy")
     assert made.returncode == 0, made.stderr

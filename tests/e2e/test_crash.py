@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from clarion.runtime import open_runtime
 from clarion.supervisor import Supervisor, WorkerSpec
 from clarion.testing import users
 from clarion.types import UserId
+from tests.backends import query
 
 pytestmark = pytest.mark.slow
 FOLLOWERS = 100_000
@@ -47,15 +47,16 @@ def _status(api: httpx.Client, event_id: str) -> dict[str, Any]:
     return status
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"])
 def test_worker_killed_mid_fanout_is_redelivered_without_duplicates(
-    tmp_path: Path, broker_url: str | None
+    tmp_path: Path, broker_url: str | None, store_url: str | None
 ) -> None:
     """On Redis the frozen worker's batches sit in the consumer group's pending entries;
     the rescuer claims them once their lease runs out."""
     settings = Settings(
         db=tmp_path / "crash.db",
         broker=broker_url,
+        store=store_url,
         batch_size=100,
         fanout_slice_batches=5,
         lease_s=3.0,
@@ -94,16 +95,17 @@ def test_worker_killed_mid_fanout_is_redelivered_without_duplicates(
     assert status["recipients"] == FOLLOWERS
     assert status["delivered"] == FOLLOWERS
     assert status["batches_done"] == status["batches_total"] == FOLLOWERS // 100
-    db = sqlite3.connect(settings.db)
-    entries, distinct = db.execute(
+    ((entries, distinct),) = query(
+        settings,
         "SELECT count(*), count(DISTINCT user_id) FROM inbox"
         " WHERE seq = (SELECT seq FROM events WHERE event_id = ?)",
-        (event_id,),
-    ).fetchone()
+        event_id,
+    )
     assert entries == distinct == FOLLOWERS
-    logged, logged_users = db.execute(
-        "SELECT count(*), count(DISTINCT user_id) FROM deliveries WHERE outcome = 'delivered'"
-    ).fetchone()
+    ((logged, logged_users),) = query(
+        settings,
+        "SELECT count(*), count(DISTINCT user_id) FROM deliveries WHERE outcome = 'delivered'",
+    )
     assert logged == logged_users == FOLLOWERS
-    workers = {w for (w,) in db.execute("SELECT DISTINCT worker FROM batches")}
+    workers = {w for (w,) in query(settings, "SELECT DISTINCT worker FROM batches")}
     assert workers == {"doomed", "rescuer"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,6 +27,7 @@ from clarion.stores.records import Device
 from clarion.supervisor import Supervisor, WorkerSpec
 from clarion.testing import users
 from clarion.types import UserId
+from tests.backends import query
 
 pytestmark = pytest.mark.slow
 FOLLOWERS = 2_000
@@ -53,11 +53,14 @@ async def _prepare(settings: Settings, fakes: FakeProviders) -> str:
         await runtime.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_worker_killed_mid_send_loses_nothing_and_logs_every_resend(
-    tmp_path: Path, fakes: FakeProviders
+    tmp_path: Path, fakes: FakeProviders, broker_url: str | None, store_url: str | None
 ) -> None:
     settings = Settings(
         db=tmp_path / "crash.db",
+        broker=broker_url,
+        store=store_url,
         batch_size=100,
         lease_s=3.0,
         allow_private_targets=True,
@@ -86,10 +89,9 @@ def test_worker_killed_mid_send_loses_nothing_and_logs_every_resend(
         rescuer = Supervisor([WorkerSpec("rescuer")], local.env(), quiet=True)
         rescuer.start()
         try:
-            db = sqlite3.connect(settings.db)
             deadline = time.monotonic() + 120
-            while _logged(db) < FOLLOWERS:
-                assert time.monotonic() < deadline, f"{_logged(db)} of {FOLLOWERS} logged"
+            while (logged := _logged(settings)) < FOLLOWERS:
+                assert time.monotonic() < deadline, f"{logged} of {FOLLOWERS} logged"
                 time.sleep(0.1)
         finally:
             rescuer.stop()
@@ -102,9 +104,10 @@ def test_worker_killed_mid_send_loses_nothing_and_logs_every_resend(
     assert max(copies.values()) <= 2
     resent = {
         f"{int(user.removeprefix('fan')):064x}"
-        for (user,) in db.execute(
+        for (user,) in query(
+            settings,
             "SELECT user_id FROM deliveries WHERE channel = 'push' AND outcome = 'delivered'"
-            " AND reason LIKE '%resent on claim%'"
+            " AND reason LIKE '%resent on claim%'",
         )
     }
     assert twice, "the kill should have caught pushes in flight"
@@ -114,18 +117,20 @@ def test_worker_killed_mid_send_loses_nothing_and_logs_every_resend(
         if r["token"] in twice:
             ids.setdefault(r["token"], set()).add(r["headers"]["apns-id"])
     assert all(len(v) == 1 for v in ids.values())  # the same apns-id: dedupable
-    delivered = db.execute(
+    (delivered,) = query(
+        settings,
         "SELECT count(*), count(DISTINCT user_id) FROM deliveries"
-        " WHERE channel = 'push' AND outcome = 'delivered'"
-    ).fetchone()
+        " WHERE channel = 'push' AND outcome = 'delivered'",
+    )
     assert delivered == (FOLLOWERS, FOLLOWERS)
-    (state,) = db.execute("SELECT state FROM events WHERE event_id = ?", (event_id,)).fetchone()
+    ((state,),) = query(settings, "SELECT state FROM events WHERE event_id = ?", event_id)
     assert state == "completed"
 
 
-def _logged(db: sqlite3.Connection) -> int:
-    (count,) = db.execute(
+def _logged(settings: Settings) -> int:
+    ((count,),) = query(
+        settings,
         "SELECT count(DISTINCT user_id) FROM deliveries WHERE channel = 'push'"
-        " AND outcome = 'delivered'"
-    ).fetchone()
+        " AND outcome = 'delivered'",
+    )
     return int(count)

@@ -10,7 +10,6 @@ follower ends with exactly one push or one fallback email — never both, never 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from clarion.stores.records import Device, UserProfile
 from clarion.supervisor import standard_workers
 from clarion.testing import users
 from clarion.types import UserId
+from tests.backends import query
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 FOLLOWERS = 100_000
@@ -64,9 +64,14 @@ async def _prepare(settings: Settings, fakes: FakeProviders) -> str:
         await runtime.close()
 
 
-def test_apns_outage_during_a_large_fanout(tmp_path: Path, fakes: FakeProviders) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_apns_outage_during_a_large_fanout(
+    tmp_path: Path, fakes: FakeProviders, broker_url: str | None, store_url: str | None
+) -> None:
     settings = Settings(
         db=tmp_path / "outage.db",
+        broker=broker_url,
+        store=store_url,
         batch_size=100,
         allow_private_targets=True,
         public_url="https://clarion.example",
@@ -93,7 +98,7 @@ def test_apns_outage_during_a_large_fanout(tmp_path: Path, fakes: FakeProviders)
         while (status := api.get(f"/v1/notifications/{event_id}").json())["state"] != "completed":
             assert time.monotonic() < deadline, status
             time.sleep(0.1)
-        _wait_for_outcomes(settings.db, FOLLOWERS * 2, deadline)
+        _wait_for_outcomes(settings, FOLLOWERS * 2, deadline)
         health = _provider(api, "apns")["health"]
         api.close()
 
@@ -110,20 +115,20 @@ def test_apns_outage_during_a_large_fanout(tmp_path: Path, fakes: FakeProviders)
     assert any(r["at"] > outage_ended for r in received), "push never resumed"
     assert health["state"] == "closed", health
 
-    db = sqlite3.connect(settings.db)
-    pushed = _delivered(db, "push")
-    mailed = _delivered(db, "email")
+    pushed = _delivered(settings, "push")
+    mailed = _delivered(settings, "email")
     assert len(pushed) == len({r["token"] for r in received}) == len(received)
     assert len(mailed) == len(fakes.smtp.received)
     assert not pushed & mailed, "someone got both"
     assert len(pushed) + len(mailed) == FOLLOWERS, "someone got neither"
     assert len(mailed) >= refused  # each refused push fell back to an email
-    fell_back = db.execute(
+    ((fell_back,),) = query(
+        settings,
         "SELECT count(DISTINCT user_id) FROM deliveries WHERE channel = 'push'"
-        " AND outcome = 'failed' AND reason LIKE '%falling back to email'"
-    ).fetchone()[0]
+        " AND outcome = 'failed' AND reason LIKE '%falling back to email'",
+    )
     assert fell_back == len(mailed)
-    assert len(_delivered(db, "in_app")) == FOLLOWERS
+    assert len(_delivered(settings, "in_app")) == FOLLOWERS
 
 
 def _provider(api: httpx.Client, name: str) -> dict[str, Any]:
@@ -131,23 +136,22 @@ def _provider(api: httpx.Client, name: str) -> dict[str, Any]:
     return found
 
 
-def _wait_for_outcomes(db_path: Path, expected: int, deadline: float) -> None:
+def _wait_for_outcomes(settings: Settings, expected: int, deadline: float) -> None:
     """Channel sends finish after the event's batches are evaluated."""
-    db = sqlite3.connect(db_path)
     while True:
-        (count,) = db.execute(
-            "SELECT count(*) FROM deliveries WHERE outcome = 'delivered'"
-        ).fetchone()
+        ((count,),) = query(settings, "SELECT count(*) FROM deliveries WHERE outcome = 'delivered'")
         if count >= expected:
             return
         assert time.monotonic() < deadline, f"{count} of {expected} deliveries"
         time.sleep(0.2)
 
 
-def _delivered(db: sqlite3.Connection, channel: str) -> set[str]:
-    rows = db.execute(
-        "SELECT user_id FROM deliveries WHERE channel = ? AND outcome = 'delivered'", (channel,)
-    ).fetchall()
+def _delivered(settings: Settings, channel: str) -> set[str]:
+    rows = query(
+        settings,
+        "SELECT user_id FROM deliveries WHERE channel = ? AND outcome = 'delivered'",
+        channel,
+    )
     found = {r[0] for r in rows}
     assert len(found) == len(rows), f"duplicate {channel} deliveries"
     return found

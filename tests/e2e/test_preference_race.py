@@ -29,8 +29,11 @@ async def _admin(settings: Settings) -> str:
         await runtime.close()
 
 
-def test_a_preference_change_racing_delivery_across_two_workers(tmp_path: Path) -> None:
-    settings = Settings(db=tmp_path / "race.db")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_preference_change_racing_delivery_across_two_workers(
+    tmp_path: Path, broker_url: str | None, store_url: str | None
+) -> None:
+    settings = Settings(db=tmp_path / "race.db", broker=broker_url, store=store_url)
     key = asyncio.run(_admin(settings))
     with LocalClarion(settings, standard_workers(2, 0)) as local:
         api = httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {key}"})

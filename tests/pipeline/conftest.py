@@ -16,9 +16,10 @@ from clarion.fakes.suite import FakeProviders
 from clarion.runtime import Runtime, open_runtime
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Every pipeline test runs on the embedded queues and on Redis Streams."""
+    """Every pipeline test runs embedded, with Redis queues, and with Redis queues and
+    PostgreSQL stores."""
     return str(request.param)
 
 
@@ -35,10 +36,12 @@ async def rt(
     fakes: FakeProviders,
     rt_settings: dict[str, Any],
     broker_url: str | None,
+    store_url: str | None,
 ) -> AsyncIterator[Runtime]:
     settings = Settings(
         db=tmp_path / "c.db",
         broker=broker_url,
+        store=store_url,
         batch_size=100,
         allow_private_targets=True,
         public_url="https://clarion.example",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import orjson
 
 from clarion.clock import ManualClock
@@ -12,6 +10,7 @@ from clarion.runtime import Runtime
 from clarion.testing import accept_ids, event, type_spec
 from clarion.types import EventId, UserId
 from clarion.worker import build_runner
+from tests.backends import inbox_users, rows
 
 POST = type_spec("new_post")
 STAR = UserId("star")
@@ -30,27 +29,16 @@ async def post(runtime: Runtime) -> EventId:
     return event_id
 
 
-def reached(runtime: Runtime, event_id: EventId) -> list[str]:
-    db = sqlite3.connect(runtime.settings.db)
-    try:
-        rows = db.execute(
-            "SELECT user_id FROM inbox JOIN events USING (seq) WHERE event_id = ? ORDER BY user_id",
-            (event_id,),
-        ).fetchall()
-    finally:
-        db.close()
-    return [r[0] for r in rows]
-
-
-def tamper(runtime: Runtime, part_no: int, members: list[UserId]) -> None:
+async def tamper(runtime: Runtime, part_no: int, members: list[UserId]) -> None:
     """Overwrite a stored partition: shows whether fan-out read the partition or not."""
-    db = sqlite3.connect(runtime.settings.db)
-    with db:
-        db.execute(
-            "UPDATE partitions SET members = ? WHERE creator_id = ? AND part_no = ?",
-            (orjson.dumps(members), STAR, part_no),
-        )
-    db.close()
+    stored: object = list(members) if runtime._postgres else orjson.dumps(members)
+    await rows(
+        runtime,
+        "UPDATE partitions SET members = ? WHERE creator_id = ? AND part_no = ?",
+        stored,
+        STAR,
+        part_no,
+    )
 
 
 async def test_fanout_through_partitions_reaches_exactly_the_followers(runtime: Runtime) -> None:
@@ -64,7 +52,7 @@ async def test_fanout_through_partitions_reaches_exactly_the_followers(runtime: 
     event_id = await post(runtime)
 
     expected = await followers.between(STAR, after=None, upto=None)
-    assert reached(runtime, event_id) == expected
+    assert await inbox_users(runtime, event_id) == expected
     status = await runtime.stores.events.status(event_id)
     assert status is not None
     assert (status.state, status.recipients, status.batches_total) == (
@@ -77,18 +65,18 @@ async def test_fanout_through_partitions_reaches_exactly_the_followers(runtime: 
 async def test_fanout_hands_out_partitions_rather_than_paging(runtime: Runtime) -> None:
     await runtime.stores.followers.add(STAR, ids(range(300)))
     await refresh_partitions(runtime.stores.partitions, STAR, size=100, now=runtime.clock.now())
-    tamper(runtime, 1, ids(range(100, 150)))  # only the partition forgets 150…199
+    await tamper(runtime, 1, ids(range(100, 150)))  # only the partition forgets 150…199
     event_id = await post(runtime)
-    assert reached(runtime, event_id) == ids(range(150)) + ids(range(200, 300))
+    assert await inbox_users(runtime, event_id) == ids(range(150)) + ids(range(200, 300))
 
 
 async def test_a_stale_partition_set_is_not_trusted(runtime: Runtime, clock: ManualClock) -> None:
     await runtime.stores.followers.add(STAR, ids(range(300)))
     await refresh_partitions(runtime.stores.partitions, STAR, size=100, now=runtime.clock.now())
-    tamper(runtime, 1, [])
+    await tamper(runtime, 1, [])
     clock.advance(runtime.settings.partition_max_age_s + 1)
     event_id = await post(runtime)
-    assert reached(runtime, event_id) == ids(range(300))  # read live
+    assert await inbox_users(runtime, event_id) == ids(range(300))  # read live
 
 
 async def test_a_rebuild_during_the_fanout_neither_skips_nor_repeats_anyone(
@@ -106,4 +94,6 @@ async def test_a_rebuild_during_the_fanout_neither_skips_nor_repeats_anyone(
     await followers.add(STAR, ids(range(3000, 3010)))
     await partitions.rebuild(STAR, size=30, now=runtime.clock.now())  # generation 2
     await build_runner(runtime).drain()
-    assert reached(runtime, event_id) == await followers.between(STAR, after=None, upto=None)
+    assert await inbox_users(runtime, event_id) == await followers.between(
+        STAR, after=None, upto=None
+    )

@@ -256,13 +256,16 @@ async def test_p0_work_never_waits_to_commit(clock: ManualClock, tmp_path: Path)
     other_otp.release()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # one shared write lock: SQLite's alone
 async def test_a_worker_gives_way_before_each_of_its_store_writes(runtime: Runtime) -> None:
     runner = build_runner(runtime)
-    assert runtime._db.before_write == runner.give_way_if_bulk
+    db = runtime._sqlite
+    assert db is not None
+    assert db.before_write == runner.give_way_if_bulk
     seen = []
 
     async def hook() -> None:
-        seen.append(await runtime._db.read(lambda c: c.in_transaction))
+        seen.append(await db.read(lambda c: c.in_transaction))
 
     runtime.before_writes(hook)
     await runtime.stores.types.put(type_spec("like"), runtime.clock.now())

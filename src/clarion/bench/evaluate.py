@@ -163,5 +163,6 @@ async def _population(runtime: Runtime, users: list[UserId], rng: random.Random)
 
 async def _stamps(runtime: Runtime, stamps: list[tuple[UserId, list[float]]]) -> None:
     rows = [(u, orjson.dumps(s).decode()) for u, s in stamps]
-    db = runtime._db
+    db = runtime._sqlite
+    assert db is not None  # the benchmark runs on the embedded backend
     await db.write(lambda c: c.executemany("INSERT INTO frequency VALUES (?, ?)", rows))

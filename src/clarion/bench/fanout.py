@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import redis
 
 from clarion.bench.driver import Progress, send_event, wait_until_done
@@ -31,6 +32,7 @@ from clarion.keys import create_key
 from clarion.launch import LocalClarion, peak_rss_mb
 from clarion.models import Channel, Priority, TypeSpec
 from clarion.pipeline.partitions import refresh_partitions
+from clarion.postgres.schema import clarion_rows, empty_all
 from clarion.runtime import Runtime, open_runtime
 from clarion.supervisor import standard_workers
 from clarion.types import EventId, UserId
@@ -54,13 +56,12 @@ class FanoutReport:
     workers: int
     batch_size: int
     broker: str = "sqlite"
+    store: str = "sqlite"
     partition_build_s: float | None = None
     """Seconds to precompute the celebrity's partitions (not in ``seconds_total``)."""
     raw_redis_ops_per_s: float | None = None
     raw_pg_copy_rows_per_s: float | None = None
-    """Measured when a PostgreSQL server is given; the stores themselves are SQLite
-    (PostgreSQL stores are not built yet), so this is the ceiling a PostgreSQL store
-    would work under, for the capacity model (``docs/capacity.md``)."""
+    """With the stores in PostgreSQL: its raw COPY rate, the ceiling they work under."""
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -74,21 +75,20 @@ def run_fanout(
     batch_size: int = 1000,
     broker: str | None = None,
     partitions: bool = False,
-    postgres: str | None = None,
+    store: str | None = None,
     progress: Progress | None = None,
 ) -> FanoutReport:
     report = progress or (lambda *_: None)
     if broker is not None:
         claim_empty_redis(broker)
-    raw_pg = None
-    if postgres is not None:  # first: an unreachable server fails before the long part
-        report("raw postgresql copy rate", 0, None)
-        raw_pg = round(postgres_copy_rows_per_s(postgres))
+    if store is not None:
+        asyncio.run(_claim_empty_postgres(store))
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as scratch:
         settings = Settings(
             db=Path(scratch) / "bench.db",
             batch_size=batch_size,
             broker=broker,
+            store=store,
             partition_size=batch_size,
         )
         key = asyncio.run(_prepare(settings, followers, report))
@@ -100,11 +100,15 @@ def run_fanout(
         status, delivered, stages = asyncio.run(_results(settings, event_id))
     report("raw sqlite insert rate", 0, None)
     raw = sqlite_insert_rows_per_s()
-    raw_redis = None
+    raw_redis = raw_pg = None
     if broker is not None:
         report("raw redis pipeline rate", 0, None)
         raw_redis = round(redis_pipeline_ops_per_s(broker))
         release_redis(broker)
+    if store is not None:
+        asyncio.run(_release_postgres(store))
+        report("raw postgresql copy rate", 0, None)
+        raw_pg = round(postgres_copy_rows_per_s(store))
     first = (status.first_delivery_at or accepted_at) - accepted_at
     total = (status.completed_at or time.time()) - accepted_at
     rate = status.recipients / total if total > 0 else 0.0
@@ -120,6 +124,7 @@ def run_fanout(
         workers=workers,
         batch_size=batch_size,
         broker="redis" if broker else "sqlite",
+        store="postgresql" if store else "sqlite",
         partition_build_s=None if built_s is None else round(built_s, 3),
         raw_redis_ops_per_s=raw_redis,
         raw_pg_copy_rows_per_s=raw_pg,
@@ -141,6 +146,30 @@ def claim_empty_redis(url: str) -> None:
         raise ConfigError(f"cannot reach the broker at {url}: {exc}") from None
     finally:
         client.close()
+
+
+async def _claim_empty_postgres(dsn: str) -> None:
+    """Like the Redis database, the PostgreSQL one must be the benchmark's own."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise ConfigError(f"cannot reach the store at {dsn}: {exc}") from None
+    try:
+        if await clarion_rows(conn):
+            raise ConfigError(
+                f"{dsn} already holds Clarion data; give the benchmark a database of its own"
+                " (createdb clarion_bench)"
+            )
+    finally:
+        await conn.close()
+
+
+async def _release_postgres(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await empty_all(conn)
+    finally:
+        await conn.close()
 
 
 def release_redis(url: str) -> None:

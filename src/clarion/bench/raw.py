@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 import redis
 
 from clarion.errors import ConfigError
@@ -58,12 +59,6 @@ def postgres_copy_rows_per_s(dsn: str, rows: int = 200_000, chunk: int = 1000) -
     """Rows/s for ``COPY`` of inbox-shaped rows (user, event, time) into a table keyed like
     the inbox — primary key (user_id, seq) — one transaction per ``chunk`` rows, as the
     pipeline would commit a batch. The scratch table is dropped afterwards."""
-    try:
-        import asyncpg  # an optional dependency: pip install 'clarion[postgres]'
-    except ImportError:
-        raise ConfigError(
-            "measuring PostgreSQL needs asyncpg: pip install 'clarion[postgres]'"
-        ) from None
 
     async def measure() -> float:
         try:

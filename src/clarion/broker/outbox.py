@@ -1,12 +1,13 @@
-"""Redis queues with the embedded store: the store's queue table becomes a transactional outbox.
+"""Redis queues with a database store: the store keeps a transactional outbox.
 
 Ingest commits an event and its first queue message in one store transaction (a 202 always
-has its message; an error never leaves one behind). Redis cannot join a SQLite
-transaction, so with a Redis broker those messages still commit into the SQLite ``queue``
-table, and are moved to Redis by whichever worker next looks at that topic: claim them in
-the outbox, publish them to Redis, ack them in the outbox. A crash between the publish and
-the ack publishes them again when the outbox lease runs out; the pipeline's dedup makes
-that harmless. Nothing is lost, because nothing leaves the outbox before Redis has it.
+has its message; an error never leaves one behind). Redis cannot join that transaction,
+so with a Redis broker those messages still commit into the store (SQLite's ``queue``
+table, PostgreSQL's ``outbox``) and are moved to Redis by whichever worker next looks at
+that topic: claim them in the outbox, publish them to Redis, ack them in the outbox. A
+crash between the publish and the ack publishes them again when the outbox lease runs
+out; the pipeline's dedup makes that harmless. Nothing is lost, because nothing leaves the
+outbox before Redis has it.
 
 Streams are bounded without dropping anything: the relay moves a topic's messages only
 while its stream holds fewer than ``max_stream_len``; beyond that the backlog waits in the
@@ -21,27 +22,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from clarion.broker.base import DeadLetter, Message, Outbound
 from clarion.broker.redis import RedisBroker
-from clarion.broker.sqlite import SqliteBroker
-from clarion.sqlite import SqliteDatabase
 
 _RELAY_LIMIT = 1000
 _WAIT_SLICE_S = 0.005
 
 
+class Outbox(Protocol):
+    """Where a store keeps ingest's messages until Redis has them."""
+
+    async def ready(self, topic: str) -> bool: ...
+    async def consume(self, topic: str, *, limit: int) -> list[Message]: ...
+    async def ack(self, messages: Sequence[Message]) -> None: ...
+    async def nack(self, message: Message, *, delay_s: float) -> None: ...
+    async def depth(self, topic: str) -> int: ...
+    async def depths(self) -> dict[str, int]: ...
+
+    async def version(self) -> int:
+        """Changes whenever a commit may have added messages (a cheap "news?" probe)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class OutboxRelay:
     def __init__(
-        self,
-        outbox: SqliteBroker,
-        db: SqliteDatabase,
-        broker: RedisBroker,
-        *,
-        max_stream_len: int = 100_000,
+        self, outbox: Outbox, broker: RedisBroker, *, max_stream_len: int = 100_000
     ) -> None:
         self._outbox = outbox
-        self._db = db
         self._broker = broker
         self._max_stream_len = max_stream_len
         self.lease_s = broker.lease_s
@@ -109,15 +120,16 @@ class OutboxRelay:
     async def wait(self, timeout_s: float) -> None:
         """Until Redis announces a publish or the store commits (maybe an outbox message)."""
         deadline = time.monotonic() + timeout_s
-        version = self._db.data_version()
+        version = await self._outbox.version()
         while (remaining := deadline - time.monotonic()) > 0:
             if await self._broker.news(min(remaining, _WAIT_SLICE_S)):
                 return
-            if self._db.data_version() != version:
+            if await self._outbox.version() != version:
                 return
 
     async def ping(self) -> None:
         await self._broker.ping()
 
     async def close(self) -> None:
+        await self._outbox.close()
         await self._broker.close()

@@ -228,5 +228,9 @@ class SqliteBroker:
             if self._db.data_version() != start:
                 return
 
+    async def version(self) -> int:
+        """Changes whenever another connection commits (``PRAGMA data_version``)."""
+        return self._db.data_version()
+
     async def close(self) -> None:
         """The database handle belongs to the runtime, which closes it."""

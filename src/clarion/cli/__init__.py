@@ -9,6 +9,7 @@ from rich.console import Console
 
 from clarion.cli import (
     bench,
+    database,
     demo,
     devices,
     fakes,
@@ -30,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 serve.register(app)
+app.add_typer(database.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(followers.app, name="followers")
 app.add_typer(partitions.app, name="partitions")

@@ -73,12 +73,12 @@ def fanout(
         bool,
         typer.Option("--partitions", help="Precompute the celebrity's follower partitions first."),
     ] = False,
-    postgres: Annotated[
+    store: Annotated[
         str | None,
         typer.Option(
-            help="Also measure the raw COPY rate of this PostgreSQL server"
-            " (postgresql://user@host:port/db), for capacity planning; the stores stay in"
-            " SQLite. Needs: pip install 'clarion[postgres]'.",
+            help="Stores in this PostgreSQL database (postgresql://user@host:port/db; it must"
+            " hold no Clarion data, and is emptied afterwards); needs --broker. Also measures"
+            " its raw COPY rate. [default: the embedded SQLite stores]",
             show_default=False,
         ),
     ] = None,
@@ -91,6 +91,8 @@ def fanout(
         raise InputError.single("workers", "a number, or numbers separated by commas") from None
     if not counts or min(counts) < 1:
         raise InputError.single("workers", "at least one worker process")
+    if store is not None and broker is None:
+        raise InputError.single("store", "needs --broker redis://… too: the queues go to Redis")
     results = []
     for count in counts:
         with _progress() as bar:
@@ -101,7 +103,7 @@ def fanout(
                     batch_size=batch_size,
                     broker=broker,
                     partitions=partitions,
-                    postgres=postgres if count == counts[-1] else None,  # measured once
+                    store=store,
                     progress=_advance(bar),
                 )
             )
@@ -124,7 +126,7 @@ def fanout(
 def _fanout_table(result: FanoutReport) -> None:
     title = (
         f"Fan-out to {result.recipients:,} followers, {result.workers} worker(s),"
-        f" queues in {result.broker}"
+        f" queues in {result.broker}, stores in {result.store}"
     )
     table = Table("measure", "value", title=title)
     table.add_row("202 → first inbox entry", f"{result.seconds_to_first * 1000:.0f} ms")

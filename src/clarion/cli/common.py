@@ -34,6 +34,17 @@ BrokerOption = Annotated[
         show_default=False,
     ),
 ]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="CLARION_STORE",
+        help="Keep the stores in PostgreSQL (postgresql://user@host:port/db), so workers and"
+        " API processes on many machines share them; needs --broker too."
+        " [default: in the SQLite database]",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 

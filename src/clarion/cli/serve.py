@@ -12,7 +12,13 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from clarion.cli.common import BrokerOption, DbOption, configure_logging, settings_for
+from clarion.cli.common import (
+    BrokerOption,
+    DbOption,
+    StoreOption,
+    configure_logging,
+    settings_for,
+)
 from clarion.errors import InputError
 from clarion.models import Priority
 from clarion.runtime import check_backends
@@ -33,6 +39,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     db: DbOption = None,
     broker: BrokerOption = None,
+    store: StoreOption = None,
     workers: Annotated[
         int | None, typer.Option(help="General worker processes. [default: 2]", show_default=False)
     ] = None,
@@ -46,20 +53,23 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the HTTP API and the pipeline workers (on the embedded SQLite backend unless
-    --broker names a Redis server)."""
-    settings = settings_for(db, broker=broker, workers=workers, p0_workers=p0_workers)
+    --broker names a Redis server and --store a PostgreSQL database)."""
+    settings = settings_for(db, broker=broker, store=store, workers=workers, p0_workers=p0_workers)
     configure_logging(log_level)
     asyncio.run(check_backends(settings))
     os.environ["CLARION_DB"] = str(settings.db.resolve())
     if settings.broker:
         os.environ["CLARION_BROKER"] = settings.broker
+    if settings.store:
+        os.environ["CLARION_STORE"] = settings.store
     specs = standard_workers(
         settings.workers, settings.p0_workers, bulk_nice=settings.bulk_worker_nice
     )
     supervisor = Supervisor(specs, os.environ)
     queues = f"queues in {settings.broker}" if settings.broker else "queues in the database"
+    stores = f"stores in {settings.store}" if settings.store else f"database {settings.db}"
     _out.print(
-        f"Clarion on http://{host}:{port} (database {settings.db}, {queues}); {api_processes} API"
+        f"Clarion on http://{host}:{port} ({stores}, {queues}); {api_processes} API"
         f" process(es), {settings.workers} workers + {settings.p0_workers} reserved for P0"
     )
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down, restoring the handlers it found.
@@ -96,6 +106,7 @@ def _watch(supervisor: Supervisor, stop: threading.Event) -> None:
 def worker(
     db: DbOption = None,
     broker: BrokerOption = None,
+    store: StoreOption = None,
     stages: Annotated[str, typer.Option(help="Comma-separated stages to run.")] = ",".join(STAGES),
     priorities: Annotated[str, typer.Option(help="Comma-separated priorities to take.")] = (
         "P0,P1,P2"
@@ -122,7 +133,7 @@ def worker(
         chosen = [Priority(p.strip().upper()) for p in priorities.split(",") if p.strip()]
     except ValueError:
         raise InputError.single("priorities", "choose from P0, P1, P2") from None
-    settings = settings_for(db, broker=broker)
+    settings = settings_for(db, broker=broker, store=store)
     configure_logging(log_level)
     asyncio.run(check_backends(settings))
     if nice:

@@ -10,6 +10,8 @@ import orjson
 
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import StatusHook, TemplateVersion
+from clarion.stores.rows import HOOK_COLUMNS
+from clarion.stores.rows import hook as hook_from_row
 from clarion.types import JSONObject
 
 
@@ -153,23 +155,11 @@ class SqliteStatusHookStore:
         where, params = ("WHERE sender = ?", (sender,)) if sender is not None else ("", ())
         rows = await self._db.read(
             lambda c: c.execute(
-                "SELECT id, sender, url, events, secrets, created_at, disabled_at"
-                f" FROM status_hooks {where} ORDER BY created_at",
+                f"SELECT {HOOK_COLUMNS} FROM status_hooks {where} ORDER BY created_at",
                 params,
             ).fetchall()
         )
-        return [
-            StatusHook(
-                r[0],
-                r[1],
-                r[2],
-                frozenset(orjson.loads(r[3])),
-                tuple(orjson.loads(r[4])),
-                r[5],
-                r[6],
-            )
-            for r in rows
-        ]
+        return [hook_from_row(r) for r in rows]
 
     async def delete(self, hook_id: str, sender: str | None) -> bool:
         sql = "DELETE FROM status_hooks WHERE id = ?"

@@ -18,33 +18,15 @@ from typing import Any
 
 import orjson
 
-from clarion.models import Channel, DeviceState, Platform
+from clarion.models import Channel, Platform
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import Address, Device
+from clarion.stores.rows import DEVICE_COLUMNS as _COLUMNS
+from clarion.stores.rows import device as _device
 from clarion.types import UserId
 
-_COLUMNS = (
-    "user_id, device_id, platform, token, meta, app_version, state, registered_at, last_seen,"
-    " invalidated_at, reason"
-)
 _DELIVERABLE = "('active', 'stale')"
 _PUSH_PLATFORMS = "('ios', 'android', 'web')"
-
-
-def _device(row: Any) -> Device:
-    return Device(
-        UserId(row[0]),
-        row[1],
-        Platform(row[2]),
-        row[3],
-        orjson.loads(row[4]),
-        row[5],
-        DeviceState(row[6]),
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-    )
 
 
 class SqliteDeviceStore:

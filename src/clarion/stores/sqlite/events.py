@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
 from clarion.broker.sqlite import SqliteBroker
 from clarion.ingest.ratelimit import Bucket, take
-from clarion.models import Event, EventContent, EventState, EventStatus, Priority
+from clarion.models import Event, EventContent, EventStatus
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import (
     Accepted,
@@ -28,6 +27,8 @@ from clarion.stores.records import (
     PlanFirstSteps,
     RateLimited,
 )
+from clarion.stores.rows import STATUS_COLUMNS as _STATUS_COLUMNS
+from clarion.stores.rows import status as _status
 from clarion.types import EventId, Seq
 
 _INSERT_EVENT = """
@@ -53,11 +54,6 @@ UPDATE events SET
     error = CASE WHEN state = 'dead_lettered' THEN NULL ELSE error END
 WHERE seq = :seq AND fanout_next_batch = :from_batch
 """
-
-_STATUS_COLUMNS = (
-    "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
-    " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error"
-)
 
 
 class SqliteEventStore:
@@ -129,27 +125,6 @@ class SqliteEventStore:
                 "UPDATE events SET state = ?, error = ? WHERE seq = ?", (state, error, seq)
             )
         )
-
-
-def _status(row: Any) -> EventStatus:
-    return EventStatus(
-        event_id=EventId(row[0]),
-        type=row[1],
-        priority=Priority(row[2]),
-        state=EventState(row[3]),
-        recipients=row[4],
-        batches_total=row[5],
-        batches_done=row[6],
-        delivered=row[7],
-        suppressed=row[8],
-        held=row[9],
-        failed=row[10],
-        created_at=row[11],
-        first_delivery_at=row[12],
-        completed_at=row[13],
-        sender=row[14],
-        error=row[15],
-    )
 
 
 def _accept_all(

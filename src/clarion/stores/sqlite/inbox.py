@@ -6,17 +6,14 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.records import InboxItem, InboxPage
+from clarion.stores.records import InboxPage
+from clarion.stores.rows import INBOX_COLUMNS, inbox_item
 from clarion.types import EventId, Seq, UserId
 
-_PAGE = """
-SELECT i.seq, e.event_id, e.type, e.actor, e.object, e.title, e.body, e.created_at,
-       i.read_at IS NOT NULL, e.template, e.template_version,
-       CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END
-FROM inbox i JOIN events e ON e.seq = i.seq
-WHERE i.user_id = ? AND i.seq < ?
-ORDER BY i.seq DESC LIMIT ?
-"""
+_PAGE = (
+    f"SELECT {INBOX_COLUMNS} FROM inbox i JOIN events e ON e.seq = i.seq"
+    " WHERE i.user_id = ? AND i.seq < ? ORDER BY i.seq DESC LIMIT ?"
+)
 
 
 class SqliteInboxStore:
@@ -31,23 +28,7 @@ class SqliteInboxStore:
             unread = c.execute(
                 "SELECT count(*) FROM inbox WHERE user_id = ? AND read_at IS NULL", (user_id,)
             ).fetchone()[0]
-            items = [
-                InboxItem(
-                    seq=Seq(r[0]),
-                    event_id=EventId(r[1]),
-                    type=r[2],
-                    actor=r[3],
-                    object=r[4],
-                    title=r[5],
-                    body=r[6],
-                    created_at=r[7],
-                    read=bool(r[8]),
-                    template=r[9],
-                    template_version=r[10],
-                    payload=orjson.loads(r[11]),
-                )
-                for r in rows[:limit]
-            ]
+            items = [inbox_item(r) for r in rows[:limit]]
             more = len(rows) > limit
             return InboxPage(items, items[-1].seq if more else None, int(unread))
 

@@ -1,26 +1,13 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 import orjson
 
 from clarion.models import SenderKey
 from clarion.sqlite import SqliteDatabase
-
-_COLUMNS = "key_id, sender, types, rate_per_s, admin, created_at, revoked_at"
-
-
-def _key(row: Any) -> SenderKey:
-    return SenderKey(
-        key_id=row[0],
-        sender=row[1],
-        types=None if row[2] is None else frozenset(orjson.loads(row[2])),
-        rate_per_s=row[3],
-        admin=bool(row[4]),
-        created_at=row[5],
-        revoked_at=row[6],
-    )
+from clarion.stores.rows import KEY_COLUMNS as _COLUMNS
+from clarion.stores.rows import key as _key
 
 
 class SqliteKeyStore:

@@ -2,19 +2,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict
-from typing import Any
 
 import orjson
 
-from clarion.policy.killswitch import KillKind, KillSwitch
+from clarion.policy.killswitch import KillSwitch
 from clarion.sqlite import SqliteDatabase
+from clarion.stores.rows import SWITCH_COLUMNS as _COLUMNS
+from clarion.stores.rows import switch as _switch
 from clarion.stores.sqlite.audit import record_audit
-
-_COLUMNS = "id, kind, value, reason, created_at, created_by, lifted_at, lifted_by"
-
-
-def _switch(row: Any) -> KillSwitch:
-    return KillSwitch(row[0], KillKind(row[1]), *row[2:])
 
 
 def _json(switch: KillSwitch) -> str:

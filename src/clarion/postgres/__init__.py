@@ -1,0 +1,7 @@
+"""The PostgreSQL backend's connection handling and schema (stores in ``stores.postgres``)."""
+
+from asyncpg import Connection
+
+from clarion.postgres.database import PostgresDatabase, rowcount
+
+__all__ = ["Connection", "PostgresDatabase", "rowcount"]

@@ -1,0 +1,217 @@
+"""The PostgreSQL stores' tables, one migration per schema version.
+
+Applied on first use by every process (under an advisory lock, so many starting at once
+apply each step once) or ahead of time with ``clarion db upgrade``. The hot tables follow
+seed 001 Part 7:
+
+* ``inbox`` is keyed ``(user_id, seq)``: one index gives "newest 20 of user X" (``seq``
+  grows with every accepted event) and makes a second entry for the same event impossible.
+* ``deliveries`` — the delivery log, the biggest table — is partitioned by day on ``at``;
+  ``ensure_log_partitions`` keeps the next days' partitions created, old ones can be
+  detached or dropped whole, and a default partition catches anything outside them.
+* ``outbox`` holds what ingest commits for the broker (Redis) until a relay moves it.
+
+Times are seconds since the epoch on Clarion's clock (``double precision``), as in SQLite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+
+_LOCK = 0x436C6172  # "Clar": the advisory lock migrations and partition upkeep hold
+
+_V1 = """
+CREATE TABLE api_keys (
+    key_hash text PRIMARY KEY, key_id text NOT NULL UNIQUE, sender text NOT NULL, types text,
+    rate_per_s double precision, admin boolean NOT NULL DEFAULT false,
+    created_at double precision NOT NULL, revoked_at double precision
+);
+CREATE TABLE notification_types (
+    name text PRIMARY KEY, spec text NOT NULL, updated_at double precision NOT NULL
+);
+CREATE TABLE users (
+    user_id text PRIMARY KEY, email text, phone text, timezone text, locale text,
+    updated_at double precision NOT NULL, email_verified boolean NOT NULL DEFAULT false,
+    phone_verified boolean NOT NULL DEFAULT false, email_bounced_at double precision
+);
+CREATE TABLE devices (
+    user_id text NOT NULL, device_id text NOT NULL, platform text NOT NULL, token text NOT NULL,
+    meta text NOT NULL DEFAULT '{}', app_version text, state text NOT NULL,
+    registered_at double precision NOT NULL, last_seen double precision NOT NULL,
+    invalidated_at double precision, reason text,
+    PRIMARY KEY (user_id, device_id)
+);
+CREATE UNIQUE INDEX devices_by_token ON devices (platform, token);
+CREATE TABLE templates (
+    template_id text NOT NULL, version integer NOT NULL, doc text NOT NULL,
+    created_at double precision NOT NULL, created_by text NOT NULL,
+    PRIMARY KEY (template_id, version)
+);
+CREATE TABLE providers (
+    name text PRIMARY KEY, doc text NOT NULL, updated_at double precision NOT NULL
+);
+CREATE TABLE provider_tokens (
+    name text PRIMARY KEY, token text NOT NULL, issued_at double precision NOT NULL
+);
+CREATE TABLE status_hooks (
+    id text PRIMARY KEY, sender text NOT NULL, url text NOT NULL, events text NOT NULL,
+    secrets text NOT NULL, created_at double precision NOT NULL, disabled_at double precision
+);
+CREATE TABLE secrets (name text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE followers (
+    creator_id text NOT NULL, follower_id text NOT NULL, PRIMARY KEY (creator_id, follower_id)
+);
+CREATE TABLE follower_counts (creator_id text PRIMARY KEY, count bigint NOT NULL);
+CREATE TABLE preferences (
+    user_id text PRIMARY KEY, doc text NOT NULL, version integer NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE SEQUENCE events_seq;
+CREATE TABLE events (
+    seq bigint PRIMARY KEY, event_id text NOT NULL UNIQUE, sender text NOT NULL,
+    type text NOT NULL, priority text NOT NULL, fan_out text NOT NULL, actor text, target text,
+    object text, campaign text, template text, template_version integer, collapse_key text,
+    title text NOT NULL, body text NOT NULL, payload text NOT NULL,
+    created_at double precision NOT NULL, expires_at double precision NOT NULL,
+    state text NOT NULL, recipients bigint NOT NULL DEFAULT 0, batches_total bigint,
+    batches_done bigint NOT NULL DEFAULT 0, fanout_next_batch bigint NOT NULL DEFAULT 0,
+    delivered bigint NOT NULL DEFAULT 0, suppressed bigint NOT NULL DEFAULT 0,
+    held bigint NOT NULL DEFAULT 0, failed bigint NOT NULL DEFAULT 0,
+    first_delivery_at double precision, completed_at double precision, error text
+);
+CREATE TABLE idempotency (
+    key text PRIMARY KEY, event_id text NOT NULL, expires_at double precision NOT NULL
+);
+CREATE TABLE rate_buckets (
+    sender text PRIMARY KEY, tokens double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE TABLE batches (
+    seq bigint NOT NULL, batch_key text NOT NULL, worker text NOT NULL,
+    recipients integer NOT NULL, done_at double precision NOT NULL,
+    PRIMARY KEY (seq, batch_key)
+);
+CREATE TABLE inbox (
+    user_id text NOT NULL, seq bigint NOT NULL, read_at double precision,
+    PRIMARY KEY (user_id, seq)
+);
+CREATE INDEX inbox_by_event ON inbox (seq);
+CREATE TABLE deliveries (
+    id bigserial, user_id text NOT NULL, seq bigint NOT NULL, channel text NOT NULL,
+    attempt integer NOT NULL, outcome text NOT NULL, reason text,
+    at double precision NOT NULL, provider_ref text
+) PARTITION BY RANGE (at);
+CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT;
+CREATE INDEX deliveries_by_user ON deliveries (user_id, seq);
+CREATE INDEX deliveries_by_ref ON deliveries (provider_ref) WHERE provider_ref IS NOT NULL;
+CREATE TABLE outbox (
+    id bigserial PRIMARY KEY, topic text NOT NULL, body bytea NOT NULL,
+    enqueued_at double precision NOT NULL, available_at double precision NOT NULL,
+    attempts integer NOT NULL DEFAULT 0, lease bigint
+);
+CREATE INDEX outbox_ready ON outbox (topic, available_at);
+CREATE TABLE frequency (user_id text PRIMARY KEY, stamps double precision[] NOT NULL);
+CREATE TABLE kill_switches (
+    id text PRIMARY KEY, kind text NOT NULL, value text NOT NULL, reason text NOT NULL,
+    created_at double precision NOT NULL, created_by text NOT NULL,
+    lifted_at double precision, lifted_by text
+);
+CREATE TABLE audit (
+    id bigserial PRIMARY KEY, kind text NOT NULL, subject text NOT NULL, actor text NOT NULL,
+    at double precision NOT NULL, before text, after text
+);
+CREATE INDEX audit_by_subject ON audit (kind, subject, id);
+CREATE TABLE worker_stats (
+    worker text NOT NULL, stage text NOT NULL, messages bigint NOT NULL, items bigint NOT NULL,
+    busy_s double precision NOT NULL, updated_at double precision NOT NULL,
+    PRIMARY KEY (worker, stage)
+);
+CREATE TABLE provider_health (provider text PRIMARY KEY, doc text NOT NULL);
+CREATE TABLE sender_strikes (
+    sender text NOT NULL, at double precision NOT NULL, error text NOT NULL
+);
+CREATE INDEX sender_strikes_by_sender ON sender_strikes (sender, at);
+CREATE TABLE sender_blocks (
+    sender text PRIMARY KEY, blocked_at double precision NOT NULL, reason text NOT NULL
+);
+CREATE TABLE partition_sets (
+    creator_id text PRIMARY KEY, generation integer NOT NULL, size integer NOT NULL,
+    followers bigint NOT NULL, built_at double precision NOT NULL,
+    refreshed_at double precision NOT NULL
+);
+CREATE TABLE partitions (
+    creator_id text NOT NULL, part_no integer NOT NULL, upto text, count integer NOT NULL,
+    members text[] NOT NULL, PRIMARY KEY (creator_id, part_no)
+);
+CREATE TABLE follower_changes (
+    id bigserial PRIMARY KEY, creator_id text NOT NULL, follower_id text NOT NULL,
+    added boolean NOT NULL
+);
+CREATE INDEX follower_changes_by_creator ON follower_changes (creator_id, id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+
+LOG_DAYS_AHEAD = 7
+
+
+async def migrate(conn: asyncpg.Connection) -> int:
+    """Bring the database up to the newest schema; returns the version it is at."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS clarion_schema (version integer NOT NULL)")
+        current = await conn.fetchval("SELECT max(version) FROM clarion_schema") or 0
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO clarion_schema (version) VALUES ($1)", version)
+    return len(MIGRATIONS)
+
+
+async def ensure_log_partitions(conn: asyncpg.Connection, now: float) -> list[str]:
+    """Create the delivery log's daily partitions from today to ``LOG_DAYS_AHEAD`` days on;
+    returns the names it created. Run at start and by ``clarion db upgrade``."""
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    created = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        for offset in range(LOG_DAYS_AHEAD + 1):
+            day = today + dt.timedelta(days=offset)
+            name = f"deliveries_{day:%Y%m%d}"
+            if await conn.fetchval("SELECT to_regclass($1)", name) is not None:
+                continue
+            start = dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()
+            # Rows for that day that the default partition took meanwhile move over first.
+            await conn.execute(f"CREATE TABLE {name} (LIKE deliveries INCLUDING DEFAULTS)")
+            await conn.execute(
+                f"WITH moved AS (DELETE FROM deliveries_default WHERE at >= $1 AND at < $2"
+                f" RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+                start,
+                start + 86_400,
+            )
+            await conn.execute(
+                f"ALTER TABLE deliveries ATTACH PARTITION {name}"
+                f" FOR VALUES FROM ({start!r}) TO ({start + 86_400!r})"
+            )
+            created.append(name)
+    return created
+
+
+async def clarion_rows(conn: asyncpg.Connection) -> int:
+    """How many events the database holds (0 also when Clarion's schema is not there)."""
+    if await conn.fetchval("SELECT to_regclass('events')") is None:
+        return 0
+    return int(await conn.fetchval("SELECT count(*) FROM events"))
+
+
+async def empty_all(conn: asyncpg.Connection) -> None:
+    """Every Clarion table emptied and every counter restarted: for a benchmark's own
+    database after its run, and for tests. Never pointed at a database others use."""
+    tables = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename <> 'clarion_schema' AND tablename NOT LIKE 'deliveries_%'"
+    )
+    names = ", ".join(f'"{t[0]}"' for t in tables)
+    await conn.execute(f"TRUNCATE {names} RESTART IDENTITY")
+    await conn.execute("ALTER SEQUENCE events_seq RESTART")

@@ -1,0 +1,187 @@
+"""Recording what evaluation decided: inbox entries, the delivery log and event progress.
+
+One transaction per call and a fixed handful of statements whatever the number of batches:
+every list travels as arrays and PostgreSQL loops over them (``unnest``). A batch is
+recorded at most once: its ``(seq, batch_key)`` marker is inserted first and a batch seen
+before — or being recorded right now by another worker, whose insert this one waits for —
+is skipped whole.
+
+Progress is added to the event rows in the UPDATE itself (``events.batches_done + …``), not
+computed beforehand, so two workers finishing batches of one event at once both count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clarion.models import Channel, Outcome
+from clarion.postgres import Connection, PostgresDatabase
+from clarion.stores.postgres.devices import apply_invalidations
+from clarion.stores.records import BatchResult, DeliveryRecord
+from clarion.types import EventId, Seq, UserId
+
+_MARK = """
+INSERT INTO batches (seq, batch_key, worker, recipients, done_at)
+SELECT s, k, $4, n, $5 FROM unnest($1::bigint[], $2::text[], $3::int[]) AS b(s, k, n)
+ON CONFLICT DO NOTHING RETURNING seq, batch_key
+"""
+_INBOX = """
+INSERT INTO inbox (user_id, seq) SELECT u, s FROM unnest($1::text[], $2::bigint[]) AS x(u, s)
+ON CONFLICT DO NOTHING
+"""
+_INBOX_LOG = f"""
+INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, at)
+SELECT u, s, '{Channel.IN_APP.value}', 1, '{Outcome.DELIVERED.value}', $3
+FROM unnest($1::text[], $2::bigint[]) AS x(u, s)
+"""
+_LOG = """
+INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, provider_ref)
+SELECT u, s, ch, a, o, r, $8, ref
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
+    AS x(u, s, ch, a, o, r, ref)
+"""
+# Frequency caps count notifications, appended in the commit that records them; each
+# person's array keeps at most the last day (and the last 1,000 entries).
+_COUNT = """
+INSERT INTO frequency (user_id, stamps)
+SELECT u, array_fill($2::float8, ARRAY[count(*)::int]) FROM unnest($1::text[]) u
+GROUP BY u ORDER BY u
+ON CONFLICT (user_id) DO UPDATE SET stamps = (
+    SELECT coalesce(array_agg(v ORDER BY v DESC), '{}') FROM (
+        SELECT v FROM unnest(frequency.stamps || excluded.stamps) v
+        WHERE v > $3 ORDER BY v DESC LIMIT 1000
+    ) kept
+)
+"""
+_COMPLETE = (
+    "events.batches_total IS NOT NULL AND events.batches_done + p.batches >= events.batches_total"
+    " AND events.held + p.held = 0"
+)
+_PROGRESS = f"""
+WITH p AS (
+    SELECT s AS seq, sum(b) AS batches, sum(d) AS delivered, sum(x) AS suppressed,
+           sum(h) - sum(r) AS held, sum(f) AS failed
+    FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[])
+        AS v(s, b, d, x, h, r, f)
+    GROUP BY s
+)
+UPDATE events SET
+    batches_done = events.batches_done + p.batches,
+    held = events.held + p.held,
+    delivered = events.delivered + p.delivered,
+    suppressed = events.suppressed + p.suppressed,
+    failed = events.failed + p.failed,
+    first_delivery_at = CASE WHEN p.delivered > 0 THEN coalesce(events.first_delivery_at, $8)
+        ELSE events.first_delivery_at END,
+    state = CASE WHEN {_COMPLETE} AND events.state NOT IN ('failed', 'killed') THEN 'completed'
+        ELSE events.state END,
+    completed_at = CASE WHEN {_COMPLETE} AND events.completed_at IS NULL THEN $8
+        ELSE events.completed_at END
+FROM p WHERE events.seq = p.seq
+"""
+
+
+class PostgresDeliveryStore:
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
+        if not results:
+            return 0
+        async with self._db.transaction() as c:
+            return await _record(c, results, worker, now)
+
+    async def recorded(self, keys: Sequence[tuple[Seq, str]]) -> set[tuple[Seq, str]]:
+        if not keys:
+            return set()
+        rows = await self._db.fetch(
+            "SELECT b.seq, b.batch_key FROM unnest($1::bigint[], $2::text[]) AS k(s, key)"
+            " JOIN batches b ON b.seq = k.s AND b.batch_key = k.key",
+            [s for s, _ in keys],
+            [k for _, k in keys],
+        )
+        return {(Seq(r[0]), r[1]) for r in rows}
+
+    async def receipt(self, provider_ref: str, outcome: str, reason: str, at: float) -> bool:
+        logged = await self._db.execute(
+            "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at,"
+            " provider_ref) SELECT user_id, seq, channel, attempt, $1, $2, $3, provider_ref"
+            " FROM deliveries WHERE provider_ref = $4 ORDER BY id LIMIT 1",
+            outcome,
+            reason,
+            at,
+            provider_ref,
+        )
+        return logged > 0
+
+    async def for_user(
+        self, user_id: UserId, *, event_id: EventId | None, limit: int
+    ) -> list[DeliveryRecord]:
+        rows = await self._db.fetch(
+            "SELECT e.event_id, d.user_id, d.channel, d.attempt, d.outcome, d.reason, d.at"
+            " FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.user_id = $1"
+            " AND ($2::text IS NULL OR e.event_id = $2) ORDER BY d.seq DESC, d.id DESC LIMIT $3",
+            user_id,
+            event_id,
+            limit,
+        )
+        return [DeliveryRecord(EventId(r[0]), UserId(r[1]), *r[2:]) for r in rows]
+
+
+async def _record(c: Connection, results: Sequence[BatchResult], worker: str, now: float) -> int:
+    new = {
+        (Seq(r[0]), r[1])
+        for r in await c.fetch(
+            _MARK,
+            [r.seq for r in results],
+            [r.batch_key for r in results],
+            [r.recipients for r in results],
+            worker,
+            now,
+        )
+    }
+    fresh = sorted(
+        (r for r in results if (r.seq, r.batch_key) in new), key=lambda r: (r.seq, r.batch_key)
+    )
+    if not fresh:
+        return 0
+    users = [u for r in fresh for u in r.inbox]
+    if users:
+        seqs = [r.seq for r in fresh for _ in r.inbox]
+        await c.execute(_INBOX, users, seqs)
+        await c.execute(_INBOX_LOG, users, seqs, now)
+    outcomes = [(r.seq, o) for r in fresh for o in r.outcomes]
+    if outcomes:
+        await c.execute(
+            _LOG,
+            [o.user_id for _, o in outcomes],
+            [s for s, _ in outcomes],
+            [o.channel for _, o in outcomes],
+            [o.attempt for _, o in outcomes],
+            [o.outcome.value for _, o in outcomes],
+            [o.reason for _, o in outcomes],
+            [o.provider_ref for _, o in outcomes],
+            now,
+        )
+    counted = [u for r in fresh for u in r.counted]
+    if counted:
+        await c.execute(_COUNT, counted, now, now - 86_400)
+    invalidated = [i for r in fresh for i in r.invalidated]
+    if invalidated:
+        await apply_invalidations(c, invalidated, now)
+    await c.execute(
+        "SELECT 1 FROM events WHERE seq = ANY($1::bigint[]) ORDER BY seq FOR UPDATE",
+        sorted({r.seq for r in fresh}),
+    )  # lock the events in one order: two workers' progress updates cannot deadlock
+    await c.execute(
+        _PROGRESS,
+        [r.seq for r in fresh],
+        [int(r.completes_batch) for r in fresh],
+        [len(r.inbox) + r.delivered for r in fresh],
+        [r.suppressed for r in fresh],
+        [r.held for r in fresh],
+        [r.released for r in fresh],
+        [r.failed for r in fresh],
+        now,
+    )
+    return len(fresh)

@@ -1,0 +1,112 @@
+"""Rows → records, shared by the backends: both select the same columns in the same order,
+so a stored row reads back the same whichever database held it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from clarion.models import DeviceState, EventState, EventStatus, Platform, Priority, SenderKey
+from clarion.policy.killswitch import KillKind, KillSwitch
+from clarion.stores.records import Device, InboxItem, StatusHook
+from clarion.types import EventId, Seq, UserId
+
+KEY_COLUMNS = "key_id, sender, types, rate_per_s, admin, created_at, revoked_at"
+DEVICE_COLUMNS = (
+    "user_id, device_id, platform, token, meta, app_version, state, registered_at, last_seen,"
+    " invalidated_at, reason"
+)
+SWITCH_COLUMNS = "id, kind, value, reason, created_at, created_by, lifted_at, lifted_by"
+STATUS_COLUMNS = (
+    "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
+    " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error"
+)
+HOOK_COLUMNS = "id, sender, url, events, secrets, created_at, disabled_at"
+INBOX_COLUMNS = (
+    "i.seq, e.event_id, e.type, e.actor, e.object, e.title, e.body, e.created_at,"
+    " i.read_at IS NOT NULL, e.template, e.template_version,"
+    " CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END"
+)
+
+
+def key(row: Any) -> SenderKey:
+    return SenderKey(
+        key_id=row[0],
+        sender=row[1],
+        types=None if row[2] is None else frozenset(orjson.loads(row[2])),
+        rate_per_s=row[3],
+        admin=bool(row[4]),
+        created_at=row[5],
+        revoked_at=row[6],
+    )
+
+
+def device(row: Any) -> Device:
+    return Device(
+        UserId(row[0]),
+        row[1],
+        Platform(row[2]),
+        row[3],
+        orjson.loads(row[4]),
+        row[5],
+        DeviceState(row[6]),
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+    )
+
+
+def switch(row: Any) -> KillSwitch:
+    return KillSwitch(row[0], KillKind(row[1]), *row[2:])
+
+
+def status(row: Any) -> EventStatus:
+    return EventStatus(
+        event_id=EventId(row[0]),
+        type=row[1],
+        priority=Priority(row[2]),
+        state=EventState(row[3]),
+        recipients=row[4],
+        batches_total=row[5],
+        batches_done=row[6],
+        delivered=row[7],
+        suppressed=row[8],
+        held=row[9],
+        failed=row[10],
+        created_at=row[11],
+        first_delivery_at=row[12],
+        completed_at=row[13],
+        sender=row[14],
+        error=row[15],
+    )
+
+
+def hook(row: Any) -> StatusHook:
+    return StatusHook(
+        row[0],
+        row[1],
+        row[2],
+        frozenset(orjson.loads(row[3])),
+        tuple(orjson.loads(row[4])),
+        row[5],
+        row[6],
+    )
+
+
+def inbox_item(row: Any) -> InboxItem:
+    return InboxItem(
+        seq=Seq(row[0]),
+        event_id=EventId(row[1]),
+        type=row[2],
+        actor=row[3],
+        object=row[4],
+        title=row[5],
+        body=row[6],
+        created_at=row[7],
+        read=bool(row[8]),
+        template=row[9],
+        template_version=row[10],
+        payload=orjson.loads(row[11]),
+    )

@@ -1,0 +1,46 @@
+"""Looking into a runtime's database directly, whichever backend holds it: what a test needs
+to check that no store method exposes (who got an entry for an event) or to tamper with."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clarion.config import Settings
+from clarion.runtime import Runtime, open_runtime
+
+
+async def rows(runtime: Runtime, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (``?`` placeholders) on the runtime's store; committed at once."""
+    if runtime._postgres is not None:
+        numbered = sql
+        for n in range(1, len(args) + 1):
+            numbered = numbered.replace("?", f"${n}", 1)
+        async with runtime._postgres.transaction() as c:
+            return [tuple(r) for r in await c.fetch(numbered, *args)]
+    db = runtime._sqlite
+    assert db is not None
+    return await db.write(lambda c: c.execute(sql, args).fetchall())
+
+
+async def inbox_users(runtime: Runtime, event_id: str) -> list[str]:
+    """Who has an inbox entry for the event, in id order."""
+    found = await rows(
+        runtime,
+        "SELECT user_id FROM inbox JOIN events USING (seq) WHERE event_id = ? ORDER BY user_id",
+        event_id,
+    )
+    return [r[0] for r in found]
+
+
+def query(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """``rows`` from outside any event loop, on a runtime of its own (end-to-end tests)."""
+
+    async def run() -> list[tuple[Any, ...]]:
+        runtime = open_runtime(settings)
+        try:
+            return await rows(runtime, sql, *args)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())
