@@ -9,7 +9,7 @@ import orjson
 
 from clarion.models import DeviceState, EventState, EventStatus, Platform, Priority, SenderKey
 from clarion.policy.killswitch import KillKind, KillSwitch
-from clarion.stores.records import Device, InboxItem, StatusHook
+from clarion.stores.records import AuditEntry, Device, InboxItem, StatusHook
 from clarion.types import EventId, Seq, UserId
 
 KEY_COLUMNS = "key_id, sender, types, rate_per_s, admin, created_at, revoked_at"
@@ -109,4 +109,16 @@ def inbox_item(row: Any) -> InboxItem:
         template=row[9],
         template_version=row[10],
         payload=orjson.loads(row[11]),
+    )
+
+
+def audit_entry(kind: str, subject: str, row: Any) -> AuditEntry:
+    """From ``actor, at, before, after`` (JSON text or NULL)."""
+    return AuditEntry(
+        kind,
+        subject,
+        row[0],
+        row[1],
+        None if row[2] is None else orjson.loads(row[2]),
+        None if row[3] is None else orjson.loads(row[3]),
     )

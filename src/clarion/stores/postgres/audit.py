@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
-
 from clarion.postgres import Connection, PostgresDatabase
 from clarion.stores.records import AuditEntry
+from clarion.stores.rows import audit_entry
 
 
 async def record_audit(
@@ -38,14 +37,4 @@ async def read_audit(db: PostgresDatabase, kind: str, subject: str, limit: int) 
         subject,
         limit,
     )
-    return [
-        AuditEntry(
-            kind,
-            subject,
-            r[0],
-            r[1],
-            None if r[2] is None else orjson.loads(r[2]),
-            None if r[3] is None else orjson.loads(r[3]),
-        )
-        for r in rows
-    ]
+    return [audit_entry(kind, subject, r) for r in rows]

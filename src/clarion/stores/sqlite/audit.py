@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 
-import orjson
-
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import AuditEntry
+from clarion.stores.rows import audit_entry
 
 
 def record_audit(
@@ -35,14 +34,4 @@ async def read_audit(db: SqliteDatabase, kind: str, subject: str, limit: int) ->
             (kind, subject, limit),
         ).fetchall()
     )
-    return [
-        AuditEntry(
-            kind,
-            subject,
-            r[0],
-            r[1],
-            None if r[2] is None else orjson.loads(r[2]),
-            None if r[3] is None else orjson.loads(r[3]),
-        )
-        for r in rows
-    ]
+    return [audit_entry(kind, subject, r) for r in rows]

@@ -18,8 +18,8 @@ from clarion.broker.sqlite import SqliteBroker
 from clarion.ingest.ratelimit import Bucket, take
 from clarion.models import Event, EventContent, EventStatus
 from clarion.sqlite import SqliteDatabase
+from clarion.stores.accepting import event_row, split_repeats
 from clarion.stores.records import (
-    Accepted,
     FanoutAdvance,
     FanoutPosition,
     IngestOutcome,
@@ -154,16 +154,7 @@ def _accept_one(
             (orjson.dumps(keys), now),
         ).fetchall()
     )
-    fresh: list[Event] = []
-    accepted: list[Accepted] = []
-    for event in request.events:
-        original = seen.get(event.idempotency_key)
-        if original is not None:
-            accepted.append(Accepted(EventId(original), duplicate=True))
-            continue
-        seen[event.idempotency_key] = event.event_id
-        fresh.append(event)
-        accepted.append(Accepted(event.event_id))
+    accepted, fresh = split_repeats(request.events, seen)
     if fresh and request.rate_per_s is not None:
         wait = _spend(c, request, len(fresh), now)
         if wait > 0:
@@ -204,29 +195,7 @@ def _insert(
     c.executemany(
         _INSERT_EVENT,
         [
-            (
-                seq,
-                e.event_id,
-                e.sender,
-                e.type,
-                e.priority.value,
-                e.fan_out.value,
-                e.actor,
-                e.target,
-                e.object,
-                e.campaign,
-                e.template,
-                e.template_version,
-                e.collapse_key,
-                e.title,
-                e.body,
-                orjson.dumps(e.payload).decode(),
-                e.created_at,
-                e.expires_at,
-                batches,
-                batches or None,
-                recipients,
-            )
+            event_row(seq, e, batches, recipients)
             for seq, e, (batches, recipients) in zip(seqs, events, steps.progress, strict=True)
         ],
     )

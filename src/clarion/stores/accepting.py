@@ -1,0 +1,60 @@
+"""The parts of the ingest transaction that do not depend on the database (both backends'
+``EventStore.accept`` run them between their own reads and writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from clarion.models import Event
+from clarion.stores.records import Accepted
+from clarion.types import EventId
+
+
+def split_repeats(
+    events: Sequence[Event], seen: Mapping[str, str]
+) -> tuple[list[Accepted], list[Event]]:
+    """Each event's answer, and the events that are new: a key already stored (``seen``:
+    key → original event id) or repeated within the request answers with the first id."""
+    known = dict(seen)
+    fresh: list[Event] = []
+    accepted: list[Accepted] = []
+    for event in events:
+        original = known.get(event.idempotency_key)
+        if original is not None:
+            accepted.append(Accepted(EventId(original), duplicate=True))
+            continue
+        known[event.idempotency_key] = event.event_id
+        fresh.append(event)
+        accepted.append(Accepted(event.event_id))
+    return accepted, fresh
+
+
+def event_row(seq: int, e: Event, batches: int, recipients: int) -> tuple[Any, ...]:
+    """An ``events`` row's values in insert order (see the stores' ``_INSERT_EVENT``):
+    ``batches`` and ``recipients`` are what ingest already planned (a direct event's batch)."""
+    return (
+        seq,
+        e.event_id,
+        e.sender,
+        e.type,
+        e.priority.value,
+        e.fan_out.value,
+        e.actor,
+        e.target,
+        e.object,
+        e.campaign,
+        e.template,
+        e.template_version,
+        e.collapse_key,
+        e.title,
+        e.body,
+        orjson.dumps(e.payload).decode(),
+        e.created_at,
+        e.expires_at,
+        batches,
+        batches or None,
+        recipients,
+    )
