@@ -27,6 +27,11 @@ def topic(stage: str, priority: Priority) -> str:
     return f"{stage}.{priority.value.lower()}"
 
 
+ALL_TOPICS: tuple[str, ...] = tuple(
+    topic(stage, priority) for stage in STAGES for priority in Priority
+)
+
+
 def priority_of(name: str) -> Priority:
     """``push.p1`` → P1."""
     return Priority(name.rpartition(".")[2].upper())

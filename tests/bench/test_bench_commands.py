@@ -79,6 +79,17 @@ def test_bench_fanout_on_redis_and_postgres(redis_url: str, postgres_dsn: str) -
     assert again["delivered"] == 1000
 
 
+def test_bench_ingest_on_redis_and_postgres(redis_url: str, postgres_dsn: str) -> None:
+    asyncio.run(empty_postgres(postgres_dsn))
+    result = bench(
+        "ingest", "--seconds", "1", "--concurrency", "4", "--broker", redis_url,
+        "--store", postgres_dsn,
+    )  # fmt: skip
+    assert (result["broker"], result["store"]) == ("redis", "postgresql")
+    assert result["accepted_events"] == result["stored_events"] > 0
+    assert result["errors"] == 0
+
+
 def test_bench_fanout_refuses_a_store_it_cannot_use(redis_url: str) -> None:
     for extra, said in (
         ((), "needs --broker"),

@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import redis
-
+from clarion.bench.backends import owned_backends
 from clarion.bench.driver import Progress, send_event, wait_until_done
 from clarion.bench.raw import (
     postgres_copy_rows_per_s,
@@ -27,12 +25,10 @@ from clarion.bench.raw import (
     sqlite_insert_rows_per_s,
 )
 from clarion.config import Settings
-from clarion.errors import ConfigError
 from clarion.keys import create_key
 from clarion.launch import LocalClarion, peak_rss_mb
 from clarion.models import Channel, Priority, TypeSpec
 from clarion.pipeline.partitions import refresh_partitions
-from clarion.postgres.schema import clarion_rows, empty_all
 from clarion.runtime import Runtime, open_runtime
 from clarion.supervisor import standard_workers
 from clarion.types import EventId, UserId
@@ -79,11 +75,7 @@ def run_fanout(
     progress: Progress | None = None,
 ) -> FanoutReport:
     report = progress or (lambda *_: None)
-    if broker is not None:
-        claim_empty_redis(broker)
-    if store is not None:
-        asyncio.run(_claim_empty_postgres(store))
-    with tempfile.TemporaryDirectory(prefix="clarion-bench-") as scratch:
+    with owned_backends(broker, store), tempfile.TemporaryDirectory(prefix="clarion-") as scratch:
         settings = Settings(
             db=Path(scratch) / "bench.db",
             batch_size=batch_size,
@@ -104,9 +96,7 @@ def run_fanout(
     if broker is not None:
         report("raw redis pipeline rate", 0, None)
         raw_redis = round(redis_pipeline_ops_per_s(broker))
-        release_redis(broker)
     if store is not None:
-        asyncio.run(_release_postgres(store))
         report("raw postgresql copy rate", 0, None)
         raw_pg = round(postgres_copy_rows_per_s(store))
     first = (status.first_delivery_at or accepted_at) - accepted_at
@@ -130,56 +120,6 @@ def run_fanout(
         raw_pg_copy_rows_per_s=raw_pg,
         stages=stages,
     )
-
-
-def claim_empty_redis(url: str) -> None:
-    """The benchmark owns the Redis database it is given, so it must start empty of Clarion
-    queues (it removes them when done)."""
-    client = redis.Redis.from_url(url)
-    try:
-        if client.exists("clarion:topics"):
-            raise ConfigError(
-                f"{url} already holds Clarion queues; give the benchmark a database of its own"
-                " (for example redis://host:6379/15)"
-            )
-    except redis.ConnectionError as exc:
-        raise ConfigError(f"cannot reach the broker at {url}: {exc}") from None
-    finally:
-        client.close()
-
-
-async def _claim_empty_postgres(dsn: str) -> None:
-    """Like the Redis database, the PostgreSQL one must be the benchmark's own."""
-    try:
-        conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise ConfigError(f"cannot reach the store at {dsn}: {exc}") from None
-    try:
-        if await clarion_rows(conn):
-            raise ConfigError(
-                f"{dsn} already holds Clarion data; give the benchmark a database of its own"
-                " (createdb clarion_bench)"
-            )
-    finally:
-        await conn.close()
-
-
-async def _release_postgres(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await empty_all(conn)
-    finally:
-        await conn.close()
-
-
-def release_redis(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match="clarion:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 async def _prepare(settings: Settings, followers: int, report: Progress) -> str:

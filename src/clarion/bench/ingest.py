@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from clarion.bench.backends import owned_backends
 from clarion.bench.loadgen import post_for
 from clarion.config import Settings
 from clarion.keys import create_key
@@ -42,6 +43,8 @@ class IngestReport:
     workers: int
     api_processes: int
     stored_events: int
+    broker: str = "sqlite"
+    store: str = "sqlite"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,9 +57,14 @@ def run_ingest(
     batch: int = 0,
     workers: int = 2,
     api_processes: int = 1,
+    broker: str | None = None,
+    store: str | None = None,
 ) -> IngestReport:
-    with tempfile.TemporaryDirectory(prefix="clarion-ingest-") as scratch:
-        settings = Settings(db=Path(scratch) / "ingest.db")
+    with (
+        owned_backends(broker, store),
+        tempfile.TemporaryDirectory(prefix="clarion-ingest-") as scratch,
+    ):
+        settings = Settings(db=Path(scratch) / "ingest.db", broker=broker, store=store)
         key = asyncio.run(_prepare(settings))
         local = LocalClarion(settings, standard_workers(workers, 0), api_processes=api_processes)
         with local:
@@ -78,6 +86,8 @@ def run_ingest(
         workers=workers,
         api_processes=api_processes,
         stored_events=stored,
+        broker="redis" if broker else "sqlite",
+        store="postgresql" if store else "sqlite",
     )
 
 

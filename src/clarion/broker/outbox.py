@@ -26,15 +26,20 @@ from typing import Protocol
 
 from clarion.broker.base import DeadLetter, Message, Outbound
 from clarion.broker.redis import RedisBroker
+from clarion.topics import ALL_TOPICS
 
 _RELAY_LIMIT = 1000
+_LOOK_S = 0.25
 _WAIT_SLICE_S = 0.005
 
 
 class Outbox(Protocol):
     """Where a store keeps ingest's messages until Redis has them."""
 
-    async def ready(self, topic: str) -> bool: ...
+    async def ready_topics(self, topics: Sequence[str]) -> set[str]:
+        """Those of ``topics`` with a message to hand out now."""
+        ...
+
     async def consume(self, topic: str, *, limit: int) -> list[Message]: ...
     async def ack(self, messages: Sequence[Message]) -> None: ...
     async def nack(self, message: Message, *, delay_s: float) -> None: ...
@@ -56,16 +61,33 @@ class OutboxRelay:
         self._broker = broker
         self._max_stream_len = max_stream_len
         self.lease_s = broker.lease_s
+        self._ready: set[str] = set()
+        self._looked: tuple[int, float] | None = None
+
+    async def _has_ready(self, topic: str) -> bool:
+        """Whether the outbox has ``topic`` messages to move. Workers ask for every topic on
+        every round; the outbox is asked once for all of them, again only after a commit
+        that may have added some (its ``version``) or a moment later (delayed ones come
+        due). A round trip per topic per round to a remote store was, measured, the
+        ingest benchmark's bottleneck: idle workers woken by every commit."""
+        version, now = await self._outbox.version(), time.monotonic()
+        if self._looked is None or self._looked[0] != version or now - self._looked[1] > _LOOK_S:
+            self._ready = await self._outbox.ready_topics(ALL_TOPICS)
+            self._looked = (version, now)
+        return topic in self._ready
 
     async def relay(self, topic: str) -> int:
         """Move ``topic``'s committed outbox messages to Redis while its stream has room;
         returns how many moved."""
-        if not await self._outbox.ready(topic):
+        if not await self._has_ready(topic):
             return 0
         room = self._max_stream_len - await self._broker.depth(topic)
         if room <= 0:
             return 0
-        pending = await self._outbox.consume(topic, limit=min(room, _RELAY_LIMIT))
+        limit = min(room, _RELAY_LIMIT)
+        pending = await self._outbox.consume(topic, limit=limit)
+        if len(pending) < limit:
+            self._ready.discard(topic)  # drained (until the next commit says otherwise)
         if not pending:
             return 0
         try:

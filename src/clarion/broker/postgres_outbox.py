@@ -35,13 +35,14 @@ class PostgresOutbox:
         self._notices = 0
         self._stop_listening: Callable[[], Awaitable[None]] | None = None
 
-    async def ready(self, topic: str) -> bool:
-        found = await self._db.fetchval(
-            "SELECT 1 FROM outbox WHERE topic = $1 AND available_at <= $2 LIMIT 1",
-            topic,
+    async def ready_topics(self, topics: Sequence[str]) -> set[str]:
+        rows = await self._db.fetch(
+            "SELECT t FROM unnest($1::text[]) t WHERE EXISTS"
+            " (SELECT 1 FROM outbox WHERE topic = t AND available_at <= $2)",
+            list(topics),
             self._clock.now(),
         )
-        return found is not None
+        return {r[0] for r in rows}
 
     async def consume(self, topic: str, *, limit: int) -> list[Message]:
         now = self._clock.now()
@@ -80,7 +81,7 @@ class PostgresOutbox:
         """Changes whenever a commit may have added messages."""
         if self._stop_listening is None:
             self._stop_listening = await self._db.listen(OUTBOX_CHANNEL, self._noticed)
-        return self._notices
+        return self._notices + self._db.outbox_commits
 
     def _noticed(self, *_: object) -> None:
         self._notices += 1

@@ -83,6 +83,10 @@ class SqliteBroker:
         )
         return found is not None
 
+    async def ready_topics(self, topics: Sequence[str]) -> set[str]:
+        """Those of ``topics`` with a message to hand out now (local reads, one each)."""
+        return {t for t in topics if await self.ready(t)}
+
     async def consume(self, topic: str, *, limit: int) -> list[Message]:
         # Looking is free; claiming takes the write lock, so only claim when there is
         # something to claim.
@@ -229,8 +233,9 @@ class SqliteBroker:
                 return
 
     async def version(self) -> int:
-        """Changes whenever another connection commits (``PRAGMA data_version``)."""
-        return self._db.data_version()
+        """Changes whenever anybody commits: another connection (``PRAGMA data_version``)
+        or this one."""
+        return self._db.data_version() + self._db.own_changes()
 
     async def close(self) -> None:
         """The database handle belongs to the runtime, which closes it."""

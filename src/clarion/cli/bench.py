@@ -54,6 +54,25 @@ def _advance(bar: Progress) -> Callable[[str, int, int | None], None]:
     return advance
 
 
+_BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Queues in this Redis database (redis://host:port/n; it must hold no Clarion"
+        " queues, and they are removed afterwards). [default: embedded SQLite queues]",
+        show_default=False,
+    ),
+]
+_StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Stores in this PostgreSQL database (postgresql://user@host:port/db; it must"
+        " hold no Clarion data, and is emptied afterwards); needs --broker. The fan-out"
+        " benchmark also measures its raw COPY rate. [default: the embedded SQLite stores]",
+        show_default=False,
+    ),
+]
+
+
 @app.command("fanout")
 def fanout(
     followers: Annotated[int, typer.Option(help="Followers of the celebrity.")] = 1_000_000,
@@ -61,27 +80,12 @@ def fanout(
         str, typer.Option(help="Worker processes; a list such as 1,2 runs once for each.")
     ] = "2",
     batch_size: Annotated[int, typer.Option(help="Recipients per batch.")] = 1000,
-    broker: Annotated[
-        str | None,
-        typer.Option(
-            help="Queues in this Redis database (redis://host:port/n; it must hold no Clarion"
-            " queues, and they are removed afterwards). [default: embedded SQLite queues]",
-            show_default=False,
-        ),
-    ] = None,
+    broker: _BrokerOption = None,
     partitions: Annotated[
         bool,
         typer.Option("--partitions", help="Precompute the celebrity's follower partitions first."),
     ] = False,
-    store: Annotated[
-        str | None,
-        typer.Option(
-            help="Stores in this PostgreSQL database (postgresql://user@host:port/db; it must"
-            " hold no Clarion data, and is emptied afterwards); needs --broker. Also measures"
-            " its raw COPY rate. [default: the embedded SQLite stores]",
-            show_default=False,
-        ),
-    ] = None,
+    store: _StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
     """A celebrity fan-out: 202 → every follower's inbox."""
@@ -91,8 +95,7 @@ def fanout(
         raise InputError.single("workers", "a number, or numbers separated by commas") from None
     if not counts or min(counts) < 1:
         raise InputError.single("workers", "at least one worker process")
-    if store is not None and broker is None:
-        raise InputError.single("store", "needs --broker redis://… too: the queues go to Redis")
+    _check_backends(broker, store)
     results = []
     for count in counts:
         with _progress() as bar:
@@ -121,6 +124,11 @@ def fanout(
     if len(results) > 1:
         each = ", ".join(f"{w} → {r:,.0f}/s" for w, r in zip(counts, rates, strict=True))
         Console().print(f"Scaling with worker processes: {each} (factor {factor})")
+
+
+def _check_backends(broker: str | None, store: str | None) -> None:
+    if store is not None and broker is None:
+        raise InputError.single("store", "needs --broker redis://… too: the queues go to Redis")
 
 
 def _fanout_table(result: FanoutReport) -> None:
@@ -156,9 +164,12 @@ def ingest(
     ] = 0,
     workers: Annotated[int, typer.Option(help="Worker processes consuming meanwhile.")] = 2,
     api_processes: Annotated[int, typer.Option(help="HTTP server processes.")] = 1,
+    broker: _BrokerOption = None,
+    store: _StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
     """Accepted events per second through POST /v1/notifications (or /batch)."""
+    _check_backends(broker, store)
     _err.print(f"sending for {seconds:g}s with {concurrency} requests in flight …")
     result = run_ingest(
         seconds=seconds,
@@ -166,6 +177,8 @@ def ingest(
         batch=batch,
         workers=workers,
         api_processes=api_processes,
+        broker=broker,
+        store=store,
     )
     if as_json:
         typer.echo(json.dumps(result.to_json()))
@@ -176,6 +189,7 @@ def ingest(
     table.add_row("latency p50 / p99", f"{result.p50_ms:.1f} / {result.p99_ms:.1f} ms")
     table.add_row("events stored", f"{result.stored_events:,}")
     table.add_row("processes", f"{result.api_processes} API, {result.workers} workers")
+    table.add_row("queues / stores", f"{result.broker} / {result.store}")
     Console().print(table)
 
 

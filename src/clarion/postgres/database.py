@@ -19,6 +19,16 @@ from asyncpg import Connection
 from clarion.errors import ConfigError
 from clarion.postgres.schema import ensure_log_partitions, migrate
 
+SESSION_SETTINGS = {
+    # Clarion's hot tables are read by id lists (``= ANY($1)``, 1,000 ids a batch) and sit in
+    # memory. At the default cost of 4 for a random page, the planner preferred scanning a
+    # 200,000-row table whole to 1,000 index probes: 11.4 ms against 1.5 ms per lookup,
+    # which made batch ingest six times slower. 1.1 is the usual setting for SSDs.
+    "random_page_cost": "1.1",
+    # Compiling a big batch statement costs more than it saves on short transactions.
+    "jit": "off",
+}
+
 
 class PostgresDatabase:
     def __init__(self, dsn: str, *, now: Callable[[], float], max_connections: int = 4) -> None:
@@ -27,6 +37,9 @@ class PostgresDatabase:
         self._max = max_connections
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self.outbox_commits = 0
+        """Commits of this process that added outbox messages (other processes' arrive as
+        NOTIFY): with it a relay here sees its own ingest at once."""
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -48,7 +61,9 @@ class PostgresDatabase:
             await ensure_log_partitions(first, self._now())
         finally:
             await first.close()
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self._max)
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self._max, server_settings=SESSION_SETTINGS
+        )
         assert pool is not None
         return pool
 

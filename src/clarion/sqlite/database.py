@@ -116,6 +116,12 @@ class SqliteDatabase:
         with self._guard:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def own_changes(self) -> int:
+        """Rows this connection has changed so far (its own commits do not move
+        ``data_version``)."""
+        with self._guard:
+            return self._conn.total_changes
+
     def close(self) -> None:
         if self._closed:
             return

@@ -30,13 +30,17 @@ from clarion.types import EventId, Seq
 
 OUTBOX_CHANNEL = "clarion_outbox"
 
-_INSERT_EVENT = """
+# A whole group's events in one statement: each column travels as an array.
+_INSERT_EVENTS = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
                     campaign, template, template_version, collapse_key, title, body,
-                    payload, created_at, expires_at, state,
-                    fanout_next_batch, batches_total, recipients)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        'accepted', $19, $20, $21)
+                    payload, created_at, expires_at, fanout_next_batch, batches_total,
+                    recipients, state)
+SELECT *, 'accepted' FROM unnest(
+    $1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::text[], $14::text[],
+    $15::text[], $16::text[], $17::float8[], $18::float8[], $19::bigint[], $20::bigint[],
+    $21::bigint[])
 """
 
 _ADVANCE = """
@@ -74,7 +78,9 @@ class PostgresEventStore:
                 outcomes.append(outcome)
             if fresh:
                 await _insert(c, fresh, plan, now)
-            return outcomes
+        if fresh:
+            self._db.outbox_commits += 1
+        return outcomes
 
     async def status(self, event_id: EventId) -> EventStatus | None:
         row = await self._db.fetchrow(
@@ -176,18 +182,19 @@ async def _insert(c: Connection, events: list[Event], plan: PlanFirstSteps, now:
         )
     )
     steps = plan([(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)])
-    await c.executemany(
-        _INSERT_EVENT,
-        [
-            event_row(seq, e, batches, recipients)
-            for seq, e, (batches, recipients) in zip(seqs, events, steps.progress, strict=True)
-        ],
-    )
-    await c.executemany(
-        "INSERT INTO idempotency (key, event_id, expires_at) VALUES ($1, $2, $3)"
+    rows = [
+        event_row(seq, e, batches, recipients)
+        for seq, e, (batches, recipients) in zip(seqs, events, steps.progress, strict=True)
+    ]
+    await c.execute(_INSERT_EVENTS, *(list(column) for column in zip(*rows, strict=True)))
+    await c.execute(
+        "INSERT INTO idempotency (key, event_id, expires_at)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])"
         " ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id,"
         " expires_at = excluded.expires_at",
-        [(e.idempotency_key, e.event_id, e.idempotency_expires_at) for e in events],
+        [e.idempotency_key for e in events],
+        [e.event_id for e in events],
+        [e.idempotency_expires_at for e in events],
     )
     await enqueue(c, steps.outbound, now)
 
@@ -197,8 +204,12 @@ async def enqueue(c: Connection, messages: Sequence[Outbound], now: float) -> No
     if not messages:
         return
     assert all(m.dead_letter is None for m in messages), "the outbox carries live messages"
-    await c.executemany(
-        "INSERT INTO outbox (topic, body, enqueued_at, available_at) VALUES ($1, $2, $3, $4)",
-        [(m.topic, m.body, now, now + m.delay_s) for m in messages],
+    await c.execute(
+        "INSERT INTO outbox (topic, body, enqueued_at, available_at)"
+        " SELECT t, b, $3, $3 + d FROM unnest($1::text[], $2::bytea[], $4::float8[]) AS m(t, b, d)",
+        [m.topic for m in messages],
+        [m.body for m in messages],
+        now,
+        [m.delay_s for m in messages],
     )
     await c.execute(f"NOTIFY {OUTBOX_CHANNEL}")
