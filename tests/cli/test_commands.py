@@ -164,25 +164,6 @@ def test_worker_and_serve_refuse_a_broker_they_cannot_use(db: Path) -> None:
     assert "broker must be a redis:// (or rediss://, unix://) URL" in wrong.stderr
 
 
-def test_worker_on_redis_stops_cleanly_on_sigterm(db: Path, redis_url: str) -> None:
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "clarion", "worker", "--db", str(db), "--broker", redis_url],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        # Wait for it to be up (it logs what it consumes), then ask it to stop.
-        assert worker.stderr is not None
-        while "consuming" not in (line := worker.stderr.readline()):
-            assert line, "the worker exited before it started consuming"
-        worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=30)
-    finally:
-        worker.kill()
-    assert worker.returncode == 0, err
-    assert "stopped" in err
-
-
 def test_a_postgres_store_needs_redis_queues_and_a_reachable_server(
     db: Path, redis_url: str
 ) -> None:
@@ -219,16 +200,20 @@ def test_db_upgrade_on_either_backend(db: Path, postgres_dsn: str) -> None:
     assert "store" in bad.stderr
 
 
-def test_worker_on_redis_and_postgres_stops_cleanly_on_sigterm(
-    db: Path, redis_url: str, postgres_dsn: str
+@pytest.mark.parametrize("store", [False, True], ids=["sqlite-store", "postgres-store"])
+def test_worker_on_redis_stops_cleanly_on_sigterm(
+    db: Path, redis_url: str, store: bool, request: pytest.FixtureRequest
 ) -> None:
-    command = ["worker", "--broker", redis_url, "--store", postgres_dsn]
+    command = ["worker", "--broker", redis_url]
+    if store:
+        command += ["--store", str(request.getfixturevalue("postgres_dsn"))]
     worker = subprocess.Popen(
         [sys.executable, "-m", "clarion", *command, "--db", str(db)],
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
+        # Wait for it to be up (it logs what it consumes), then ask it to stop.
         assert worker.stderr is not None
         while "consuming" not in (line := worker.stderr.readline()):
             assert line, "the worker exited before it started consuming"
