@@ -46,6 +46,7 @@ from clarion.stores.base import (
     TypeStore,
     UserStore,
 )
+from clarion.stores.redis import RedisProviderHealthStore
 from clarion.stores.sqlite import (
     SqliteDeliveryStore,
     SqliteEventStore,
@@ -105,6 +106,8 @@ class Runtime:
     stores: Stores
     _sqlite: SqliteDatabase | None
     _postgres: PostgresDatabase | None = None
+    _redis_state: RedisProviderHealthStore | None = None
+    """Provider health, when it lives in Redis with the queues."""
 
     async def check(self) -> None:
         """Fail with a clear message now, rather than in every worker round, if the broker
@@ -129,6 +132,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.broker.close()
+        if self._redis_state is not None:
+            await self._redis_state.close()
         if self._sqlite is not None:
             self._sqlite.close()
         if self._postgres is not None:
@@ -157,19 +162,22 @@ def open_runtime(
         broker = OutboxRelay(
             outbox, _redis(settings, clock), max_stream_len=settings.max_stream_len
         )
-        return Runtime(settings, clock, broker, postgres_stores(pg), None, pg)
+        health = RedisProviderHealthStore(settings.broker)
+        return Runtime(settings, clock, broker, postgres_stores(pg, health), None, pg, health)
     db = SqliteDatabase(settings.db, synchronous="FULL" if durable_commits else "NORMAL")
     if settings.broker is None:
-        queues: Broker = SqliteBroker(
+        queues = SqliteBroker(
             db, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts
         )
-    else:
-        queues = OutboxRelay(
-            SqliteBroker(db, clock, lease_s=settings.lease_s, max_attempts=_OUTBOX_ATTEMPTS),
-            _redis(settings, clock),
-            max_stream_len=settings.max_stream_len,
-        )
-    return Runtime(settings, clock, queues, sqlite_stores(db), db)
+        stores = sqlite_stores(db, SqliteProviderHealthStore(db))
+        return Runtime(settings, clock, queues, stores, db)
+    relay = OutboxRelay(
+        SqliteBroker(db, clock, lease_s=settings.lease_s, max_attempts=_OUTBOX_ATTEMPTS),
+        _redis(settings, clock),
+        max_stream_len=settings.max_stream_len,
+    )
+    health = RedisProviderHealthStore(settings.broker)
+    return Runtime(settings, clock, relay, sqlite_stores(db, health), db, None, health)
 
 
 def _redis(settings: Settings, clock: Clock) -> RedisBroker:
@@ -179,7 +187,9 @@ def _redis(settings: Settings, clock: Clock) -> RedisBroker:
     )
 
 
-def sqlite_stores(db: SqliteDatabase) -> Stores:
+def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> Stores:
+    """Every store in the SQLite file except provider health, which lives with the queues
+    (``stores.redis.health`` once they are in Redis)."""
     return Stores(
         keys=SqliteKeyStore(db),
         types=SqliteTypeStore(db),
@@ -199,12 +209,12 @@ def sqlite_stores(db: SqliteDatabase) -> Stores:
         provider_tokens=SqliteProviderTokenStore(db),
         status_hooks=SqliteStatusHookStore(db),
         secrets=SqliteSecretStore(db),
-        provider_health=SqliteProviderHealthStore(db),
+        provider_health=provider_health,
         senders=SqliteSenderGuardStore(db),
     )
 
 
-def postgres_stores(db: PostgresDatabase) -> Stores:
+def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) -> Stores:
     return Stores(
         keys=pg.PostgresKeyStore(db),
         types=pg.PostgresTypeStore(db),
@@ -224,7 +234,7 @@ def postgres_stores(db: PostgresDatabase) -> Stores:
         provider_tokens=pg.PostgresProviderTokenStore(db),
         status_hooks=pg.PostgresStatusHookStore(db),
         secrets=pg.PostgresSecretStore(db),
-        provider_health=pg.PostgresProviderHealthStore(db),
+        provider_health=provider_health,
         senders=pg.PostgresSenderGuardStore(db),
     )
 

@@ -128,7 +128,6 @@ CREATE TABLE worker_stats (
     busy_s double precision NOT NULL, updated_at double precision NOT NULL,
     PRIMARY KEY (worker, stage)
 );
-CREATE TABLE provider_health (provider text PRIMARY KEY, doc text NOT NULL);
 CREATE TABLE sender_strikes (
     sender text NOT NULL, at double precision NOT NULL, error text NOT NULL
 );

@@ -13,7 +13,6 @@ from clarion.stores.postgres.devices import PostgresDeviceStore
 from clarion.stores.postgres.events import PostgresEventStore
 from clarion.stores.postgres.followers import PostgresFollowerStore
 from clarion.stores.postgres.frequency import PostgresFrequencyStore
-from clarion.stores.postgres.health import PostgresProviderHealthStore
 from clarion.stores.postgres.inbox import PostgresInboxStore
 from clarion.stores.postgres.keys import PostgresKeyStore
 from clarion.stores.postgres.killswitches import PostgresKillSwitchStore
@@ -35,7 +34,6 @@ __all__ = [
     "PostgresKillSwitchStore",
     "PostgresPartitionStore",
     "PostgresPreferenceStore",
-    "PostgresProviderHealthStore",
     "PostgresProviderStore",
     "PostgresProviderTokenStore",
     "PostgresSecretStore",
