@@ -123,6 +123,10 @@ class Runtime:
                     " Is Redis running there? (or leave --broker unset for the embedded queues)"
                 ) from None
 
+    async def upkeep(self) -> list[str]:
+        """The stores' periodic chores (PostgreSQL: the delivery log's next partitions)."""
+        return await self._postgres.upkeep() if self._postgres is not None else []
+
     def before_writes(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Await ``hook`` before each of this process's write transactions (the worker's
         give-way to P0 work, ``Runner.give_way_if_bulk``). Only SQLite needs it: there every

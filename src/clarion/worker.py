@@ -7,6 +7,7 @@ SIGKILL loses nothing either — the unacked batch is redelivered when its lease
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
@@ -143,6 +144,22 @@ def build_runner(
     return runner
 
 
+UPKEEP_EVERY_S = 3600.0
+
+
+async def _upkeep(runtime: Runtime, stop: asyncio.Event) -> None:
+    """The stores' chores, hourly, for as long as the worker runs."""
+    while not stop.is_set():
+        try:
+            created = await runtime.upkeep()
+            if created:
+                log.info("created %s", ", ".join(created))
+        except Exception:
+            log.exception("store upkeep failed; trying again in an hour")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), UPKEEP_EVERY_S)
+
+
 async def run_worker(
     settings: Settings,
     *,
@@ -159,9 +176,11 @@ async def run_worker(
     runner = build_runner(
         runtime, stages=stages, priorities=priorities, name=name, keys=await signing_keys(runtime)
     )
+    chores = asyncio.create_task(_upkeep(runtime, stop))
     try:
         await runner.run(stop)
     finally:
+        chores.cancel()
         await runner.close()
         await runtime.close()
         log.info("worker %s stopped", name)

@@ -98,6 +98,12 @@ class PostgresDatabase:
 
         return stop
 
+    async def upkeep(self) -> list[str]:
+        """The delivery log's partitions for the coming days (workers call this hourly, so
+        a long-lived deployment needs no cron); returns those it created."""
+        async with (await self.pool()).acquire() as conn:
+            return await ensure_log_partitions(conn, self._now())
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
