@@ -8,10 +8,10 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import asyncpg
 import redis
 
 from clarion.errors import ConfigError
+from clarion.postgres import connect
 from clarion.postgres.schema import clarion_rows, empty_all
 
 
@@ -48,26 +48,17 @@ def claim_empty_redis(url: str) -> None:
 
 async def _claim_empty_postgres(dsn: str) -> None:
     """Like the Redis database, the PostgreSQL one must be the benchmark's own."""
-    try:
-        conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise ConfigError(f"cannot reach the store at {dsn}: {exc}") from None
-    try:
+    async with connect(dsn) as conn:
         if await clarion_rows(conn):
             raise ConfigError(
                 f"{dsn} already holds Clarion data; give the benchmark a database of its own"
                 " (createdb clarion_bench)"
             )
-    finally:
-        await conn.close()
 
 
 async def _release_postgres(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
+    async with connect(dsn) as conn:
         await empty_all(conn)
-    finally:
-        await conn.close()
 
 
 def release_redis(url: str) -> None:

@@ -10,10 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import redis
 
-from clarion.errors import ConfigError
+from clarion.postgres import connect
 
 
 def sqlite_insert_rows_per_s(rows: int = 1_000_000, chunk: int = 1000) -> float:
@@ -61,12 +60,8 @@ def postgres_copy_rows_per_s(dsn: str, rows: int = 200_000, chunk: int = 1000) -
     pipeline would commit a batch. The scratch table is dropped afterwards."""
 
     async def measure() -> float:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ConfigError(f"cannot reach PostgreSQL at {dsn}: {exc}") from None
         table = f"clarion_raw_{uuid.uuid4().hex[:12]}"
-        try:
+        async with connect(dsn) as conn:
             await conn.execute(
                 f"CREATE TABLE {table} (user_id text NOT NULL, seq bigint NOT NULL,"
                 " created_at double precision NOT NULL, PRIMARY KEY (user_id, seq))"
@@ -77,9 +72,8 @@ def postgres_copy_rows_per_s(dsn: str, rows: int = 200_000, chunk: int = 1000) -
                 records = [(u, n, 1.0) for u, _, _ in batch]
                 async with conn.transaction():
                     await conn.copy_records_to_table(table, records=records)
-            return rows / (time.perf_counter() - started)
-        finally:
-            await conn.execute(f"DROP TABLE IF EXISTS {table}")
-            await conn.close()
+            elapsed = time.perf_counter() - started
+            await conn.execute(f"DROP TABLE {table}")
+        return rows / elapsed
 
     return asyncio.run(measure())

@@ -7,12 +7,12 @@ import json
 import sqlite3
 import time
 
-import asyncpg
 import typer
 from rich.console import Console
 
 from clarion.cli.common import DbOption, JsonOption, StoreOption, settings_for
-from clarion.errors import ConfigError, InputError
+from clarion.errors import InputError
+from clarion.postgres import connect
 from clarion.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from clarion.postgres.schema import ensure_log_partitions, migrate
 from clarion.sqlite import SqliteDatabase
@@ -58,17 +58,8 @@ def upgrade(db: DbOption = None, store: StoreOption = None, as_json: JsonOption 
 
 
 async def _upgrade_postgres(dsn: str) -> tuple[int, list[str]]:
-    try:
-        conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise ConfigError(
-            f"cannot reach the store at {dsn}: {str(exc).rstrip('.')}."
-            " Is PostgreSQL running there, and does the database exist?"
-        ) from None
-    try:
+    async with connect(dsn) as conn:
         version = await migrate(conn)
         created = await ensure_log_partitions(conn, time.time())
-    finally:
-        await conn.close()
     assert version == len(PG_MIGRATIONS)
     return version, created

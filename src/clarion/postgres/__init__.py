@@ -2,6 +2,6 @@
 
 from asyncpg import Connection
 
-from clarion.postgres.database import PostgresDatabase, rowcount
+from clarion.postgres.database import PostgresDatabase, connect, rowcount
 
-__all__ = ["Connection", "PostgresDatabase", "rowcount"]
+__all__ = ["Connection", "PostgresDatabase", "connect", "rowcount"]

@@ -49,18 +49,9 @@ class PostgresDatabase:
         return self._pool
 
     async def _open(self) -> asyncpg.Pool:
-        try:
-            first = await asyncpg.connect(self.dsn, timeout=10)
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-            raise ConfigError(
-                f"cannot reach the store at {self.dsn}: {str(exc).rstrip('.')}."
-                " Is PostgreSQL running there, and does the database exist?"
-            ) from None
-        try:
+        async with connect(self.dsn) as first:
             await migrate(first)
             await ensure_log_partitions(first, self._now())
-        finally:
-            await first.close()
         pool = await asyncpg.create_pool(
             self.dsn, min_size=1, max_size=self._max, server_settings=SESSION_SETTINGS
         )
@@ -90,7 +81,7 @@ class PostgresDatabase:
         self, channel: str, callback: Callable[..., object]
     ) -> Callable[[], Awaitable[None]]:
         """Call ``callback`` on every NOTIFY on ``channel``; returns how to stop."""
-        conn = await asyncpg.connect(self.dsn, timeout=10)
+        conn = await _connect(self.dsn)
         await conn.add_listener(channel, callback)
 
         async def stop() -> None:
@@ -108,6 +99,27 @@ class PostgresDatabase:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _connect(dsn: str) -> Connection:
+    try:
+        return await asyncpg.connect(dsn, timeout=10)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        raise ConfigError(
+            f"cannot reach the store at {dsn}: {str(exc).rstrip('.')}."
+            " Is PostgreSQL running there, and does the database exist?"
+        ) from None
+
+
+@asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[Connection]:
+    """One connection outside any pool (schema work, benchmarks); an unreachable server is
+    a ``ConfigError`` that says what to check."""
+    conn = await _connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def rowcount(status: str) -> int:

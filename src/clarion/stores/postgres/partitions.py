@@ -4,10 +4,10 @@ exists and applied inside those bounds by a refresh. Members are a ``text[]`` pe
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 
 from clarion.postgres import Connection, PostgresDatabase
+from clarion.stores.partition_changes import ChangedPartitions
 from clarion.stores.records import PartitionSet
 from clarion.types import UserId
 
@@ -110,18 +110,12 @@ class PostgresPartitionStore:
                 " ORDER BY id",
                 creator,
             )
-            bounds = [u for u in current.uppers[:-1] if u is not None]
-            touched: dict[int, set[str]] = {}
-            for _, follower, added in changes:
-                part_no = bisect.bisect_left(bounds, follower)
-                members = touched.get(part_no)
-                if members is None:
-                    members = touched[part_no] = set(await _members(c, creator, part_no))
-                (members.add if added else members.discard)(follower)
+            changed = ChangedPartitions(current.uppers, changes)
+            before = {n: await _members(c, creator, n) for n in changed.touched}
             await c.executemany(
                 "UPDATE partitions SET members = $3, count = $4"
                 " WHERE creator_id = $1 AND part_no = $2",
-                [(creator, n, sorted(m), len(m)) for n, m in touched.items()],
+                [(creator, n, m, len(m)) for n, m in changed.apply(before).items()],
             )
             if changes:
                 await c.execute(

@@ -13,13 +13,13 @@ are read, so any change after the read is logged, and the log entries up to the 
 
 from __future__ import annotations
 
-import bisect
 import sqlite3
 from collections.abc import Iterator, Sequence
 
 import orjson
 
 from clarion.sqlite import SqliteDatabase
+from clarion.stores.partition_changes import ChangedPartitions
 from clarion.stores.records import PartitionSet
 from clarion.types import UserId
 
@@ -137,19 +137,13 @@ class SqlitePartitionStore:
                 " ORDER BY id",
                 (creator,),
             ).fetchall()
-            bounds = [u for u in current.uppers[:-1] if u is not None]
-            touched: dict[int, set[str]] = {}
-            for _, follower, added in changes:
-                part_no = bisect.bisect_left(bounds, follower)
-                members = touched.get(part_no)
-                if members is None:
-                    members = touched[part_no] = set(_members(c, creator, part_no))
-                (members.add if added else members.discard)(follower)
-            for part_no, members in touched.items():
+            changed = ChangedPartitions(current.uppers, changes)
+            before = {n: _members(c, creator, n) for n in changed.touched}
+            for part_no, members in changed.apply(before).items():
                 c.execute(
                     "UPDATE partitions SET members = ?, count = ?"
                     " WHERE creator_id = ? AND part_no = ?",
-                    (orjson.dumps(sorted(members)), len(members), creator, part_no),
+                    (orjson.dumps(members), len(members), creator, part_no),
                 )
             if changes:
                 c.execute(
