@@ -7,8 +7,11 @@ workers build one and close it when done.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from clarion.broker import Broker
@@ -46,7 +49,13 @@ from clarion.stores.base import (
     TypeStore,
     UserStore,
 )
-from clarion.stores.redis import RedisProviderHealthStore
+from clarion.stores.redis import (
+    AnnouncedKillSwitchStore,
+    RedisFrequencyStore,
+    RedisFrontedDeliveryStore,
+    RedisIngestGuard,
+    RedisProviderHealthStore,
+)
 from clarion.stores.sqlite import (
     SqliteDeliveryStore,
     SqliteEventStore,
@@ -106,8 +115,8 @@ class Runtime:
     stores: Stores
     _sqlite: SqliteDatabase | None
     _postgres: PostgresDatabase | None = None
-    _redis_state: RedisProviderHealthStore | None = None
-    """Provider health, when it lives in Redis with the queues."""
+    _redis_state: aioredis.Redis | None = None
+    """The connection to the hot state in Redis, when the queues are there."""
 
     async def check(self) -> None:
         """Fail with a clear message now, rather than in every worker round, if the broker
@@ -137,7 +146,7 @@ class Runtime:
     async def close(self) -> None:
         await self.broker.close()
         if self._redis_state is not None:
-            await self._redis_state.close()
+            await self._redis_state.aclose()
         if self._sqlite is not None:
             self._sqlite.close()
         if self._postgres is not None:
@@ -166,8 +175,9 @@ def open_runtime(
         broker = OutboxRelay(
             outbox, _redis(settings, clock), max_stream_len=settings.max_stream_len
         )
-        health = RedisProviderHealthStore(settings.broker)
-        return Runtime(settings, clock, broker, postgres_stores(pg, health), None, pg, health)
+        state = hot_state_client(settings.broker)
+        stores = with_hot_state(postgres_stores(pg, RedisProviderHealthStore(state)), state)
+        return Runtime(settings, clock, broker, stores, None, pg, state)
     db = SqliteDatabase(settings.db, synchronous="FULL" if durable_commits else "NORMAL")
     if settings.broker is None:
         queues = SqliteBroker(
@@ -180,8 +190,9 @@ def open_runtime(
         _redis(settings, clock),
         max_stream_len=settings.max_stream_len,
     )
-    health = RedisProviderHealthStore(settings.broker)
-    return Runtime(settings, clock, relay, sqlite_stores(db, health), db, None, health)
+    state = hot_state_client(settings.broker)
+    stores = with_hot_state(sqlite_stores(db, RedisProviderHealthStore(state)), state)
+    return Runtime(settings, clock, relay, stores, db, None, state)
 
 
 def _redis(settings: Settings, clock: Clock) -> RedisBroker:
@@ -240,6 +251,29 @@ def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) 
         secrets=pg.PostgresSecretStore(db),
         provider_health=provider_health,
         senders=pg.PostgresSenderGuardStore(db),
+    )
+
+
+def hot_state_client(url: str) -> aioredis.Redis:
+    """A Redis connection that fails fast: every use of the hot state has a slower way
+    round (the store) that beats waiting out redis-py's default backoff while Redis is down.
+    One immediate retry still covers a pooled connection that a Redis restart closed."""
+    return aioredis.Redis.from_url(
+        url, retry=Retry(NoBackoff(), 1), socket_connect_timeout=1.0, socket_timeout=5.0
+    )
+
+
+def with_hot_state(stores: Stores, client: aioredis.Redis) -> Stores:
+    """Put Redis in front of the stores' hot paths (``stores.redis``): what every API
+    process or worker reads or bumps per request or batch, where one database row or lock
+    would serialize them."""
+    frequency = RedisFrequencyStore(client)
+    return replace(
+        stores,
+        events=RedisIngestGuard(stores.events, client),
+        deliveries=RedisFrontedDeliveryStore(stores.deliveries, client, frequency),
+        frequency=frequency,
+        kill_switches=AnnouncedKillSwitchStore(stores.kill_switches, client),
     )
 
 

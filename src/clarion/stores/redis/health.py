@@ -30,8 +30,8 @@ def _key(provider: str) -> str:
 
 
 class RedisProviderHealthStore:
-    def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url)
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
 
     async def update(self, provider: str, change: Callable[[Health], tuple[Health, T]]) -> T:
         key = _key(provider)
@@ -65,6 +65,3 @@ class RedisProviderHealthStore:
             for name, doc in zip(names, docs, strict=True)
             if doc is not None
         }
-
-    async def close(self) -> None:
-        await self._redis.aclose()

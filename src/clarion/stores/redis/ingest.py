@@ -1,0 +1,211 @@
+"""The ingest hot path's shared state in Redis: the idempotency cache and each sender's
+token bucket (seed 001 "Ingestion flow", steps 4 to 6).
+
+``RedisIngestGuard`` wraps the store's ``EventStore``:
+
+* A repeated key is answered from Redis (one MGET per call) without touching the store.
+  Entries are written after the store commits, never before, so a crash in between cannot
+  leave a key that names an event nobody stored. The store's own idempotency table stays
+  the safety net: two requests racing with a new key both miss here and the store's
+  transaction decides between them.
+* A sender's bucket is one Lua script per request (``take`` below mirrors
+  ``ingest.ratelimit.take``), shared by every API process without a database lock. A
+  request whose events then fail to commit has spent its tokens: the limiter errs towards
+  admitting less, never more.
+* Redis unreachable: the call goes to the store exactly as without Redis — its table
+  dedups and its bucket limits — so an outage of the cache costs speed, not correctness.
+
+Entries carry their expiry on Clarion's clock (which tests move); Redis's own TTL, on the
+wall clock, only collects them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from clarion.models import Event, EventContent, EventStatus
+from clarion.stores.accepting import split_repeats
+from clarion.stores.base import EventStore
+from clarion.stores.records import (
+    Accepted,
+    FanoutAdvance,
+    FanoutPosition,
+    IngestOutcome,
+    IngestRequest,
+    PlanFirstSteps,
+    RateLimited,
+)
+from clarion.types import EventId, Seq
+
+log = logging.getLogger(__name__)
+
+_IDEM = "clarion:idem:"
+_BUCKET = "clarion:bucket:"
+_GC_MARGIN_S = 60
+"""Wall-clock slack on top of an entry's own lifetime before Redis collects it."""
+
+# KEYS[1] bucket; ARGV rate/s, capacity, need, now. Returns the wait as a string ("0":
+# granted and spent, "inf": never fits); a Lua number would come back truncated.
+_TAKE = """
+local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
+local need, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local b = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens = capacity
+if b[1] then
+  tokens = math.min(capacity, tonumber(b[1]) + math.max(now - tonumber(b[2]), 0) * rate)
+end
+local wait = '0'
+if need <= tokens then
+  tokens = tokens - need
+elseif need > capacity then
+  wait = 'inf'
+else
+  wait = tostring((need - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return wait
+"""
+
+
+class RedisIngestGuard:
+    """An ``EventStore`` whose dedup cache and sender buckets are in Redis."""
+
+    def __init__(self, store: EventStore, client: aioredis.Redis) -> None:
+        self._store = store
+        self._redis = client
+        self._take = client.register_script(_TAKE)
+
+    async def accept(
+        self, requests: Sequence[IngestRequest], plan: PlanFirstSteps, now: float
+    ) -> list[IngestOutcome]:
+        try:
+            seen = await self._seen(requests, now)
+            splits = [split_repeats(r.events, seen) for r in requests]
+            waits = await self._spend(requests, [fresh for _, fresh in splits], now)
+        except RedisError as exc:
+            log.warning("ingest cache unavailable: %s", exc)
+            return await self._store.accept(requests, plan, now)
+        outcomes: list[IngestOutcome | None] = []
+        passed: list[IngestRequest] = []
+        for request, (answered, fresh), wait in zip(requests, splits, waits, strict=True):
+            if wait > 0:
+                outcomes.append(RateLimited(wait))
+            elif fresh:
+                outcomes.append(None)  # the store answers
+                # Already limited here: the store must not spend from its own bucket too.
+                passed.append(replace(request, events=fresh, rate_per_s=None))
+            else:
+                outcomes.append(answered)
+        stored = iter(await self._store.accept(passed, plan, now) if passed else [])
+        final: list[IngestOutcome] = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if outcome is None:
+                outcome = _merge(request.events, seen, next(stored))
+                await self._remember(request.events, outcome, now)
+            final.append(outcome)
+        return final
+
+    async def _seen(self, requests: Sequence[IngestRequest], now: float) -> dict[str, str]:
+        keys = list({e.idempotency_key for r in requests for e in r.events})
+        if not keys:
+            return {}
+        values = await self._redis.mget([_IDEM + k for k in keys])
+        seen: dict[str, str] = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is not None:
+                event_id, _, expires = _text(value).partition("|")
+                if float(expires) > now:
+                    seen[key] = event_id
+        return seen
+
+    async def _spend(
+        self, requests: Sequence[IngestRequest], fresh_events: list[list[Event]], now: float
+    ) -> list[float]:
+        """Each request's wait (0: admitted), one script call per limited request; repeats
+        cost nothing."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            limited = []
+            for request, fresh in zip(requests, fresh_events, strict=True):
+                if fresh and request.rate_per_s is not None:
+                    capacity = max(request.rate_per_s * request.burst, 1.0)
+                    args = [request.rate_per_s, capacity, len(fresh), now]
+                    await self._take(keys=[_BUCKET + request.sender], args=args, client=pipe)
+                    limited.append(True)
+                else:
+                    limited.append(False)
+            answers = iter(await pipe.execute())
+        return [_wait(next(answers)) if is_limited else 0.0 for is_limited in limited]
+
+    async def _remember(self, events: Sequence[Event], outcome: IngestOutcome, now: float) -> None:
+        """Cache the keys the store just decided (after its commit: see the module doc)."""
+        if isinstance(outcome, RateLimited):
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event, accepted in zip(events, outcome, strict=True):
+                    life_s = event.idempotency_expires_at - now
+                    # A repeat keeps its original's window: only new events are written.
+                    if not accepted.duplicate and life_s > 0:
+                        pipe.set(
+                            _IDEM + event.idempotency_key,
+                            f"{accepted.event_id}|{event.idempotency_expires_at!r}",
+                            ex=math.ceil(life_s) + _GC_MARGIN_S,
+                        )
+                await pipe.execute()
+        except RedisError as exc:  # the store has them: repeats are still caught there
+            log.warning("ingest cache write failed: %s", exc)
+
+    # The rest is the store's.
+
+    async def status(self, event_id: EventId) -> EventStatus | None:
+        return await self._store.status(event_id)
+
+    async def count(self) -> int:
+        return await self._store.count()
+
+    async def contents(self, seqs: Sequence[Seq]) -> dict[Seq, EventContent]:
+        return await self._store.contents(seqs)
+
+    async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]:
+        return await self._store.positions(seqs)
+
+    async def advance(self, advances: Sequence[FanoutAdvance], now: float) -> None:
+        await self._store.advance(advances, now)
+
+    async def fail(self, seq: Seq, error: str, *, state: str = "failed") -> None:
+        await self._store.fail(seq, error, state=state)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _wait(answer: bytes | str) -> float:
+    text = _text(answer)
+    return math.inf if text == "inf" else float(text)
+
+
+def _merge(events: Sequence[Event], seen: dict[str, str], stored: IngestOutcome) -> list[Accepted]:
+    """One answer per event of the request: from the cache, or from the store's answer for
+    the fresh events (a key repeated inside the request gets its first event's answer)."""
+    assert not isinstance(stored, RateLimited), "the store does not limit guarded requests"
+    by_key: dict[str, Accepted] = {}
+    fresh = iter(stored)
+    answers: list[Accepted] = []
+    for event in events:
+        key = event.idempotency_key
+        if key in seen:
+            answers.append(Accepted(EventId(seen[key]), duplicate=True))
+        elif key in by_key:
+            answers.append(Accepted(by_key[key].event_id, duplicate=True))
+        else:
+            by_key[key] = next(fresh)
+            answers.append(by_key[key])
+    return answers

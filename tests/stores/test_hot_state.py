@@ -1,0 +1,146 @@
+"""The hot state in front of the stores when the queues are in Redis (``stores.redis``):
+answers come from Redis, the store stays the safety net, and losing Redis's copy (a
+flush, an unreachable server) costs speed, never a duplicate or a lost count."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import redis.asyncio as aioredis
+
+from clarion.clock import ManualClock
+from clarion.config import Settings
+from clarion.pipeline.messages import plan_first_steps
+from clarion.launch import free_port
+from clarion.runtime import Runtime, hot_state_client, open_runtime
+from clarion.stores.records import Accepted, BatchResult, IngestRequest, RateLimited
+from clarion.stores.redis import RedisIngestGuard
+from clarion.testing import accept, event, type_spec
+from clarion.types import Seq, UserId
+from tests.backends import rows
+
+LIKE = type_spec()
+
+
+@pytest.fixture(params=["redis", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def _flush(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+async def test_a_repeat_is_answered_from_redis_without_the_store(runtime: Runtime) -> None:
+    now = runtime.clock.now()
+    first = event(LIKE, now=now, object="photo_1")
+    await accept(runtime, first)
+    await rows(runtime, "DELETE FROM idempotency")  # the store no longer knows the key
+    again = event(LIKE, now=now, object="photo_1")
+    assert await accept(runtime, again) == [Accepted(first.event_id, duplicate=True)]
+    assert await runtime.stores.events.status(again.event_id) is None
+
+
+async def test_the_store_still_catches_a_repeat_redis_has_lost(
+    runtime: Runtime, redis_url: str
+) -> None:
+    now = runtime.clock.now()
+    first = event(LIKE, now=now, object="photo_1")
+    await accept(runtime, first)
+    await _flush(redis_url)
+    again = event(LIKE, now=now, object="photo_1")
+    assert await accept(runtime, again) == [Accepted(first.event_id, duplicate=True)]
+    assert await runtime.broker.depth("evaluate.p1") == 1
+
+
+async def test_a_cached_key_lapses_on_clarions_clock(runtime: Runtime, clock: ManualClock) -> None:
+    first = event(LIKE, now=clock.now(), object="photo_1")
+    await accept(runtime, first)
+    await rows(runtime, "DELETE FROM idempotency")
+    clock.advance(3601)  # Redis still holds the entry (its own TTL is wall-clock)
+    later = event(LIKE, now=clock.now(), object="photo_1")
+    assert await accept(runtime, later) == [Accepted(later.event_id)]
+
+
+async def test_sender_buckets_live_in_redis_and_bind_every_api_process(
+    runtime: Runtime, settings: Settings, clock: ManualClock
+) -> None:
+    other = open_runtime(settings, clock=clock)  # a second API process
+    try:
+        now = clock.now()
+        spent = await accept(runtime, event(LIKE, now=now, object="a"), rate_per_s=1)
+        assert isinstance(spent, list)
+        refused = await accept(other, event(LIKE, now=now, object="b"), rate_per_s=1)
+        assert isinstance(refused, RateLimited)
+        assert math.isclose(refused.retry_after_s, 1.0)
+        assert await rows(runtime, "SELECT * FROM rate_buckets") == []  # not the store's
+        clock.advance(1.0)
+        assert isinstance(await accept(other, event(LIKE, now=clock.now()), rate_per_s=1), list)
+    finally:
+        await other.close()
+
+
+async def test_without_redis_the_store_dedups_and_limits(runtime: Runtime) -> None:
+    # The store under the guard, and a guard whose Redis is not there.
+    store = runtime.stores.events._store  # type: ignore[attr-defined]
+    unreachable = hot_state_client(f"redis://127.0.0.1:{free_port()}")
+    guard = RedisIngestGuard(store, unreachable)
+    plan = functools.partial(plan_first_steps, batch_size=100)
+    now = runtime.clock.now()
+    first, again, third = (event(LIKE, now=now, object=o) for o in ("p1", "p1", "p2"))
+
+    def request(*events: object) -> list[IngestRequest]:
+        return [IngestRequest("tests", 1.0, 1.0, list(events))]  # type: ignore[arg-type]
+
+    try:
+        assert await guard.accept(request(first), plan, now) == [[Accepted(first.event_id)]]
+        assert await guard.accept(request(again), plan, now) == [
+            [Accepted(first.event_id, duplicate=True)]
+        ]
+        (limited,) = await guard.accept(request(third), plan, now)
+        assert isinstance(limited, RateLimited)
+    finally:
+        await unreachable.aclose()
+
+
+async def _seq(runtime: Runtime, object_id: str) -> Seq:
+    e = event(LIKE, now=runtime.clock.now(), object=object_id)
+    await accept(runtime, e)
+    (found,) = await rows(runtime, "SELECT seq FROM events WHERE event_id = ?", e.event_id)
+    return Seq(found[0])
+
+
+async def test_frequency_counts_are_in_redis_and_a_redelivery_counts_once(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    seq = await _seq(runtime, "photo_1")
+    ann, bob = UserId("ann"), UserId("bob")
+    result = BatchResult(seq, "b0", 2, inbox=[ann, bob], counted=[ann])
+    deliveries = runtime.stores.deliveries
+    assert await deliveries.record_batches([result], "w", clock.now()) == 1
+    assert await deliveries.record_batches([result], "w", clock.now() + 5) == 0  # redelivered
+    recent = await runtime.stores.frequency.recent([ann, bob], clock.now() - 60)
+    assert recent == {ann: [clock.now()]}
+    assert await rows(runtime, "SELECT * FROM frequency") == []  # not the store's
+    clock.advance(86_401)
+    assert await runtime.stores.frequency.recent([ann], clock.now() - 86_400) == {}
+
+
+async def test_recorded_batches_are_answered_from_redis_and_then_from_the_store(
+    runtime: Runtime, redis_url: str
+) -> None:
+    seq = await _seq(runtime, "photo_1")
+    deliveries = runtime.stores.deliveries
+    await deliveries.record_batches([BatchResult(seq, "b0", 1, inbox=[UserId("ann")])], "w", 0)
+    keys = [(seq, "b0"), (seq, "b1")]
+    await rows(runtime, "DELETE FROM batches")  # only Redis knows b0 now
+    assert await deliveries.recorded(keys) == {(seq, "b0")}
+    await deliveries.record_batches([BatchResult(seq, "b1", 1, inbox=[UserId("bob")])], "w", 0)
+    await _flush(redis_url)  # only the store knows b1 now
+    assert await deliveries.recorded(keys) == {(seq, "b1")}
