@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 
 from clarion.clock import ManualClock
 from clarion.config import Settings
-from clarion.pipeline.messages import plan_first_steps
 from clarion.launch import free_port
+from clarion.pipeline.messages import plan_first_steps
 from clarion.runtime import Runtime, hot_state_client, open_runtime
 from clarion.stores.records import Accepted, BatchResult, IngestRequest, RateLimited
 from clarion.stores.redis import RedisIngestGuard
