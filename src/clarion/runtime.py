@@ -51,6 +51,7 @@ from clarion.stores.base import (
 )
 from clarion.stores.redis import (
     AnnouncedKillSwitchStore,
+    CachedPreferenceStore,
     RedisFrequencyStore,
     RedisFrontedDeliveryStore,
     RedisIngestGuard,
@@ -274,6 +275,7 @@ def with_hot_state(stores: Stores, client: aioredis.Redis) -> Stores:
         deliveries=RedisFrontedDeliveryStore(stores.deliveries, client, frequency),
         frequency=frequency,
         kill_switches=AnnouncedKillSwitchStore(stores.kill_switches, client),
+        preferences=CachedPreferenceStore(stores.preferences, client),
     )
 
 

@@ -4,6 +4,7 @@ flush, an unreachable server) costs speed, never a duplicate or a lost count."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -144,3 +145,53 @@ async def test_recorded_batches_are_answered_from_redis_and_then_from_the_store(
     await deliveries.record_batches([BatchResult(seq, "b1", 1, inbox=[UserId("bob")])], "w", 0)
     await _flush(redis_url)  # only the store knows b1 now
     assert await deliveries.recorded(keys) == {(seq, "b1")}
+
+
+async def _write_behind_the_cache(runtime: Runtime, user: str, doc: str, version: int) -> None:
+    """Change a preference document in the store only, as if the cache's write was lost."""
+    await rows(runtime, "DELETE FROM preferences WHERE user_id = ?", user)
+    await rows(
+        runtime,
+        "INSERT INTO preferences (user_id, doc, version, updated_at) VALUES (?, ?, ?, ?)",
+        user,
+        doc,
+        version,
+        1.0,
+    )
+
+
+async def test_preferences_are_served_from_the_cache_and_a_write_is_read_back_at_once(
+    runtime: Runtime,
+) -> None:
+    store, ann = runtime.stores.preferences, UserId("ann")
+    assert await store.load_many([ann]) == {}  # cached as "no document"
+    await _write_behind_the_cache(runtime, ann, '{"enabled": false}', 1)
+    assert await store.load_many([ann]) == {}  # still the cached answer
+    stored = await store.put(ann, {"enabled": True}, 2.0, "ann", expected_version=1)
+    assert stored.version == 2
+    (seen,) = (await store.load_many([ann])).values()
+    assert (seen.version, seen.doc) == (2, {"enabled": True})  # read-your-writes
+
+
+async def test_a_late_fill_with_an_older_version_cannot_undo_a_write(runtime: Runtime) -> None:
+    from clarion.stores.redis.preferences import CachedPreferenceStore
+
+    store, ann = runtime.stores.preferences, UserId("ann")
+    await store.put(ann, {"enabled": False}, 1.0, "ann")
+    newer = await store.put(ann, {"enabled": True}, 2.0, "ann")
+    assert isinstance(store, CachedPreferenceStore)
+    older = dataclasses.replace(newer, raw=b'{"enabled": false}', version=1)
+    await store._remember({ann: older})  # an evaluator that read the store before the write
+    await store._remember({ann: None})  # and one that read it before there was any document
+    (seen,) = (await store.load_many([ann])).values()
+    assert seen.version == 2
+
+
+async def test_fan_out_sized_lookups_go_to_the_store(runtime: Runtime) -> None:
+    from clarion.stores.redis.preferences import CACHED_UP_TO
+
+    store, ann = runtime.stores.preferences, UserId("ann")
+    crowd = [ann] + [UserId(f"u{i}") for i in range(CACHED_UP_TO)]
+    assert await store.load_many(crowd) == {}  # not cached: nobody's "no document" is kept
+    await _write_behind_the_cache(runtime, ann, '{"enabled": false}', 1)
+    assert [r.version for r in (await store.load_many([ann])).values()] == [1]
