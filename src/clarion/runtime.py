@@ -146,6 +146,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.broker.close()
+        if isinstance(self.stores.events, RedisIngestGuard):
+            await self.stores.events.settle()
         if self._redis_state is not None:
             await self._redis_state.aclose()
         if self._sqlite is not None:

@@ -38,10 +38,17 @@ async def _flush(redis_url: str) -> None:
         await client.aclose()
 
 
+async def _settle(runtime: Runtime) -> None:
+    guard = runtime.stores.events
+    assert isinstance(guard, RedisIngestGuard)
+    await guard.settle()
+
+
 async def test_a_repeat_is_answered_from_redis_without_the_store(runtime: Runtime) -> None:
     now = runtime.clock.now()
     first = event(LIKE, now=now, object="photo_1")
     await accept(runtime, first)
+    await _settle(runtime)
     await rows(runtime, "DELETE FROM idempotency")  # the store no longer knows the key
     again = event(LIKE, now=now, object="photo_1")
     assert await accept(runtime, again) == [Accepted(first.event_id, duplicate=True)]
@@ -54,6 +61,7 @@ async def test_the_store_still_catches_a_repeat_redis_has_lost(
     now = runtime.clock.now()
     first = event(LIKE, now=now, object="photo_1")
     await accept(runtime, first)
+    await _settle(runtime)
     await _flush(redis_url)
     again = event(LIKE, now=now, object="photo_1")
     assert await accept(runtime, again) == [Accepted(first.event_id, duplicate=True)]
@@ -63,6 +71,7 @@ async def test_the_store_still_catches_a_repeat_redis_has_lost(
 async def test_a_cached_key_lapses_on_clarions_clock(runtime: Runtime, clock: ManualClock) -> None:
     first = event(LIKE, now=clock.now(), object="photo_1")
     await accept(runtime, first)
+    await _settle(runtime)
     await rows(runtime, "DELETE FROM idempotency")
     clock.advance(3601)  # Redis still holds the entry (its own TTL is wall-clock)
     later = event(LIKE, now=clock.now(), object="photo_1")
@@ -85,6 +94,43 @@ async def test_sender_buckets_live_in_redis_and_bind_every_api_process(
         assert isinstance(await accept(other, event(LIKE, now=clock.now()), rate_per_s=1), list)
     finally:
         await other.close()
+
+
+async def _forget_keys(redis_url: str) -> None:
+    """Drop Redis's idempotency entries only (as before a cache write has landed)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for key in await client.keys("clarion:idem:*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def test_a_repeat_redis_missed_costs_no_tokens(
+    runtime: Runtime, redis_url: str, clock: ManualClock
+) -> None:
+    now = clock.now()
+    first, second = event(LIKE, now=now, object="p1"), event(LIKE, now=now, object="p2")
+    assert isinstance(await accept(runtime, first, rate_per_s=2), list)  # 1 of 2 tokens left
+    await _settle(runtime)
+    await _forget_keys(redis_url)
+    again = event(LIKE, now=now, object="p1")
+    repeat = await accept(runtime, again, rate_per_s=2)  # spent here, given back after
+    assert repeat == [Accepted(first.event_id, duplicate=True)]
+    assert await accept(runtime, second, rate_per_s=2) == [Accepted(second.event_id)]
+
+
+async def test_a_refused_request_that_only_repeats_is_answered_as_a_repeat(
+    runtime: Runtime, redis_url: str, clock: ManualClock
+) -> None:
+    first = event(LIKE, now=clock.now(), object="p1")
+    assert isinstance(await accept(runtime, first, rate_per_s=1), list)  # the bucket is empty
+    await _settle(runtime)
+    await _forget_keys(redis_url)
+    again = event(LIKE, now=clock.now(), object="p1")
+    assert await accept(runtime, again, rate_per_s=1) == [Accepted(first.event_id, True)]
+    fresh = await accept(runtime, event(LIKE, now=clock.now(), object="p2"), rate_per_s=1)
+    assert isinstance(fresh, RateLimited)
 
 
 async def test_without_redis_the_store_dedups_and_limits(runtime: Runtime) -> None:

@@ -143,6 +143,8 @@ async def _accept_one(
         )
     }
     accepted, fresh = split_repeats(request.events, seen)
+    if fresh and request.refused_wait is not None:
+        return RateLimited(request.refused_wait), []
     if fresh and request.rate_per_s is not None:
         wait = await _spend(c, request, len(fresh), now)
         if wait > 0:

@@ -155,6 +155,8 @@ def _accept_one(
         ).fetchall()
     )
     accepted, fresh = split_repeats(request.events, seen)
+    if fresh and request.refused_wait is not None:
+        return RateLimited(request.refused_wait), []
     if fresh and request.rate_per_s is not None:
         wait = _spend(c, request, len(fresh), now)
         if wait > 0:
