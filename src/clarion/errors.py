@@ -79,3 +79,9 @@ class RateLimitedError(ClarionError):
 
 class BackendError(ClarionError):
     """A store or broker failed; the caller may retry later."""
+
+
+class CountsUnavailableError(BackendError):
+    """Frequency counts cannot be read right now (Redis is away). Evaluation lets P0 and
+    P1 through uncapped and holds P2 back until they can be read (seed 001: fail open for
+    P0, allow P1, fail closed for marketing)."""

@@ -6,9 +6,14 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from clarion.clock import ManualClock
 from clarion.config import Settings
+from clarion.errors import CountsUnavailableError
 from clarion.models import EventState, FanOut, Priority, TypeSpec
+from clarion.pipeline.evaluate import EvaluateStage
+from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.killswitch import KillKind, KillSwitch
 from clarion.runtime import Runtime, open_runtime
 from clarion.stores.records import DeliveryRecord
@@ -274,3 +279,30 @@ async def test_workers_see_a_new_kill_switch_within_the_refresh(
     lifted = (await cache.current()).stopping(type_name="promo", sender="s", campaign=None)
     assert lifted == (None if backend != "sqlite" else switch_id)
     assert REFRESH_S <= 0.5  # with evaluation on top, honoured within a second
+
+
+async def test_without_frequency_counts_p0_and_p1_go_out_and_p2_waits(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    class Away:
+        async def recent(self, user_ids: object, since: float) -> dict[UserId, list[float]]:
+            raise CountsUnavailableError("frequency counts unavailable: connection refused")
+
+    s = runtime.stores
+    stage = EvaluateStage(
+        s.preferences, s.deliveries, s.users, s.devices, Away(),
+        KillSwitchCache(s.kill_switches), clock, worker="test",
+    )  # fmt: skip
+    await prefs(runtime, BOB, frequency_caps={"per_hour": 1})
+    for spec, topic in ((OTP, "evaluate.p0"), (LIKE, "evaluate.p1")):
+        event_id = await send(runtime, spec)
+        (message,) = await runtime.broker.consume(topic, limit=1)
+        result = await stage.handle([stage.decode(message)])
+        assert result.after_publish is not None
+        await result.after_publish()
+        assert await inbox_count(runtime, event_id) == 1  # uncapped while counts are away
+    promo = await send(runtime, PROMO)
+    (message,) = await runtime.broker.consume("evaluate.p2", limit=1)
+    with pytest.raises(CountsUnavailableError):  # the claim fails and is retried later
+        await stage.handle([stage.decode(message)])
+    assert await inbox_count(runtime, promo) == 0

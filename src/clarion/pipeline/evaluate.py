@@ -15,12 +15,14 @@ deterministic key, so a redelivered claim re-holds them under the same key.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clarion.broker import Message, Outbound
 from clarion.clock import Clock
-from clarion.models import Channel, Outcome, Routing
+from clarion.errors import CountsUnavailableError
+from clarion.models import Channel, Outcome, Priority, Routing
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.messages import (
     DeliveryBatch,
@@ -44,6 +46,8 @@ from clarion.stores.base import (
 from clarion.stores.records import ALL_CHANNELS, BatchResult, DeliveryOutcome, StoredPreferences
 from clarion.topics import EVALUATE
 from clarion.types import UserId
+
+log = logging.getLogger(__name__)
 
 _RECIPIENTS_PER_COMMIT = 4000
 """Bounds how long one commit holds the database's write lock (a few milliseconds)."""
@@ -139,7 +143,12 @@ class EvaluateStage:
             context.zones = await self._users.timezones(unzoned)
         capped = [u for u, p in context.prefs.items() if p.caps is not None]
         if capped:
-            context.stamps = await self._frequency.recent(capped, context.now - DAY_S)
+            try:
+                context.stamps = await self._frequency.recent(capped, context.now - DAY_S)
+            except CountsUnavailableError as exc:
+                if any(b.header.priority is Priority.P2 for b in items):
+                    raise  # marketing waits for the counts (the claim is retried)
+                log.warning("%s: P0/P1 go out uncapped meanwhile", exc)
         return context
 
     def _parse(self, record: StoredPreferences) -> Preferences:

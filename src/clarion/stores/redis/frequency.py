@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from clarion.errors import CountsUnavailableError
 from clarion.policy.frequency import DAY_S
 from clarion.stores.records import BatchResult
 from clarion.types import UserId
@@ -34,10 +36,13 @@ class RedisFrequencyStore:
     async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
         if not user_ids:
             return {}
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for user in user_ids:
-                pipe.zrangebyscore(_key(user), f"({since!r}", "+inf", withscores=True)
-            answers = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user in user_ids:
+                    pipe.zrangebyscore(_key(user), f"({since!r}", "+inf", withscores=True)
+                answers = await pipe.execute()
+        except RedisError as exc:
+            raise CountsUnavailableError(f"frequency counts unavailable: {exc}") from exc
         return {
             user: [score for _, score in members]
             for user, members in zip(user_ids, answers, strict=True)
