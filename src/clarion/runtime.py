@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from secrets import token_hex
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -127,11 +128,28 @@ class Runtime:
         if isinstance(self.broker, OutboxRelay):
             try:
                 await self.broker.ping()
+                await self._claim_redis()
             except (OSError, RedisError) as exc:
                 raise ConfigError(
                     f"cannot reach the broker at {self.settings.broker}: {str(exc).rstrip('.')}."
                     " Is Redis running there? (or leave --broker unset for the embedded queues)"
                 ) from None
+
+    async def _claim_redis(self) -> None:
+        """Refuse a Redis database that holds another store's queues and hot state. Their
+        entries name events by seq and key: read against a new or recreated store they would
+        mark its batches recorded and its keys repeated, and lose its notifications."""
+        assert self._redis_state is not None
+        store_id = await self.stores.secrets.get_or_create("store_id", lambda: token_hex(8))
+        if await self._redis_state.set(_REDIS_OWNER, store_id, nx=True):
+            return
+        owner = await self._redis_state.get(_REDIS_OWNER)
+        if owner is not None and owner != store_id.encode():
+            raise ConfigError(
+                f"the Redis database at {self.settings.broker} holds the queues and state of"
+                " another Clarion store. Point --broker at an empty database (redis://host:port/n"
+                " with another n), or empty this one if that store is gone for good."
+            )
 
     async def upkeep(self) -> list[str]:
         """The stores' periodic chores (PostgreSQL: the delivery log's next partitions)."""
@@ -155,6 +173,9 @@ class Runtime:
         if self._postgres is not None:
             await self._postgres.close()
 
+
+_REDIS_OWNER = "clarion:store"
+"""Which store's queues and hot state a Redis database holds (``Runtime.check``)."""
 
 # Outbox messages are never given up on: they wait until Redis takes them.
 _OUTBOX_ATTEMPTS = 1_000_000

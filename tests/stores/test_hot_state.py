@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from clarion.clock import ManualClock
 from clarion.config import Settings
+from clarion.errors import ConfigError
 from clarion.launch import free_port
 from clarion.pipeline.messages import plan_first_steps
 from clarion.runtime import Runtime, hot_state_client, open_runtime
@@ -241,3 +243,20 @@ async def test_fan_out_sized_lookups_go_to_the_store(runtime: Runtime) -> None:
     assert await store.load_many(crowd) == {}  # not cached: nobody's "no document" is kept
     await _write_behind_the_cache(runtime, ann, '{"enabled": false}', 1)
     assert [r.version for r in (await store.load_many([ann])).values()] == [1]
+
+
+async def test_redis_holding_another_stores_state_is_refused(
+    runtime: Runtime, settings: Settings, clock: ManualClock, tmp_path: Path
+) -> None:
+    await runtime.check()  # the first store to start claims the Redis database
+    same = open_runtime(settings, clock=clock)  # another process of the same store
+    other = open_runtime(
+        Settings(db=tmp_path / "another.db", broker=settings.broker), clock=clock
+    )  # a new store (a recreated file, say) against the same Redis
+    try:
+        await same.check()
+        with pytest.raises(ConfigError, match="another Clarion store"):
+            await other.check()
+    finally:
+        await same.close()
+        await other.close()

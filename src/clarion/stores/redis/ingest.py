@@ -54,8 +54,9 @@ _BUCKET = "clarion:bucket:"
 _GC_MARGIN_S = 60
 """Wall-clock slack on top of an entry's own lifetime before Redis collects it."""
 
-# KEYS[1] bucket; ARGV rate/s, capacity, need, now. Returns the wait as a string ("0":
-# granted and spent, "inf": never fits); a Lua number would come back truncated.
+# KEYS[1] bucket; ARGV rate/s, capacity, need, now (a negative need gives tokens back).
+# Returns the wait as a string ("0": granted and spent, "inf": never fits); a Lua number
+# would come back truncated.
 _TAKE = """
 local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
 local need, now = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -184,8 +185,8 @@ class RedisIngestGuard:
 
     async def settle(self) -> None:
         """Wait for the cache writes still under way. Writing after answering keeps Redis
-        off the 202's path (measured: ~10% of single-event ingest when awaited); until an
-        entry lands a repeat is caught by the store, as after a cache loss."""
+        off the 202's path (awaiting them measured ~10% more off single-event ingest); until
+        an entry lands, a repeat is caught by the store, as after a cache loss."""
         await asyncio.gather(*self._writing)
 
     async def _remember(self, decided: list[tuple[Event, Accepted]], now: float) -> None:
@@ -247,7 +248,7 @@ def _wait(answer: bytes | str) -> float:
 def _merge(events: Sequence[Event], seen: dict[str, str], stored: IngestOutcome) -> list[Accepted]:
     """One answer per event of the request: from the cache, or from the store's answer for
     the fresh events (a key repeated inside the request gets its first event's answer)."""
-    assert not isinstance(stored, RateLimited), "the store does not limit guarded requests"
+    assert not isinstance(stored, RateLimited), "refusals are answered before merging"
     by_key: dict[str, Accepted] = {}
     fresh = iter(stored)
     answers: list[Accepted] = []
