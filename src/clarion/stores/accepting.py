@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
+from clarion.ingest.ratelimit import Bucket, take
 from clarion.models import Event
-from clarion.stores.records import Accepted
+from clarion.stores.records import Accepted, IngestRequest, RateLimited
 from clarion.types import EventId
 
 
@@ -30,6 +31,29 @@ def split_repeats(
         fresh.append(event)
         accepted.append(Accepted(event.event_id))
     return accepted, fresh
+
+
+def refusal(request: IngestRequest, fresh: Sequence[Event]) -> RateLimited | None:
+    """A request that a limiter in front of the store refused (``refused_wait``) stays
+    refused, unless none of its events is new (a repeat is answered, and costs nothing)."""
+    if fresh and request.refused_wait is not None:
+        return RateLimited(request.refused_wait)
+    return None
+
+
+def charge(
+    stored: tuple[float, float] | None, request: IngestRequest, need: int, now: float
+) -> tuple[Bucket, float]:
+    """Spend ``need`` tokens from the sender's bucket as stored (tokens, updated_at):
+    the bucket to write back, and the wait (0: granted)."""
+    assert request.rate_per_s is not None
+    return take(
+        None if stored is None else Bucket(stored[0], stored[1]),
+        rate_per_s=request.rate_per_s,
+        burst_s=request.burst,
+        need=need,
+        now=now,
+    )
 
 
 def event_row(seq: int, e: Event, batches: int, recipients: int) -> tuple[Any, ...]:

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.broker import Outbound
-from clarion.ingest.ratelimit import Bucket, take
 from clarion.models import Event, EventContent, EventStatus
 from clarion.postgres import Connection, PostgresDatabase
-from clarion.stores.accepting import event_row, split_repeats
+from clarion.stores.accepting import charge, event_row, refusal, split_repeats
 from clarion.stores.records import (
     FanoutAdvance,
     FanoutPosition,
@@ -143,8 +142,9 @@ async def _accept_one(
         )
     }
     accepted, fresh = split_repeats(request.events, seen)
-    if fresh and request.refused_wait is not None:
-        return RateLimited(request.refused_wait), []
+    refused = refusal(request, fresh)
+    if refused is not None:
+        return refused, []
     if fresh and request.rate_per_s is not None:
         wait = await _spend(c, request, len(fresh), now)
         if wait > 0:
@@ -153,17 +153,10 @@ async def _accept_one(
 
 
 async def _spend(c: Connection, request: IngestRequest, need: int, now: float) -> float:
-    assert request.rate_per_s is not None
     row = await c.fetchrow(
         "SELECT tokens, updated_at FROM rate_buckets WHERE sender = $1", request.sender
     )
-    bucket, wait = take(
-        None if row is None else Bucket(row[0], row[1]),
-        rate_per_s=request.rate_per_s,
-        burst_s=request.burst,
-        need=need,
-        now=now,
-    )
+    bucket, wait = charge(row, request, need, now)
     if wait == 0:
         await c.execute(
             "INSERT INTO rate_buckets (sender, tokens, updated_at) VALUES ($1, $2, $3)"

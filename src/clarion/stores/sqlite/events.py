@@ -15,10 +15,9 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.broker.sqlite import SqliteBroker
-from clarion.ingest.ratelimit import Bucket, take
 from clarion.models import Event, EventContent, EventStatus
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.accepting import event_row, split_repeats
+from clarion.stores.accepting import charge, event_row, refusal, split_repeats
 from clarion.stores.records import (
     FanoutAdvance,
     FanoutPosition,
@@ -155,8 +154,9 @@ def _accept_one(
         ).fetchall()
     )
     accepted, fresh = split_repeats(request.events, seen)
-    if fresh and request.refused_wait is not None:
-        return RateLimited(request.refused_wait), []
+    refused = refusal(request, fresh)
+    if refused is not None:
+        return refused, []
     if fresh and request.rate_per_s is not None:
         wait = _spend(c, request, len(fresh), now)
         if wait > 0:
@@ -165,17 +165,10 @@ def _accept_one(
 
 
 def _spend(c: sqlite3.Connection, request: IngestRequest, need: int, now: float) -> float:
-    assert request.rate_per_s is not None
     row = c.execute(
         "SELECT tokens, updated_at FROM rate_buckets WHERE sender = ?", (request.sender,)
     ).fetchone()
-    bucket, wait = take(
-        None if row is None else Bucket(row[0], row[1]),
-        rate_per_s=request.rate_per_s,
-        burst_s=request.burst,
-        need=need,
-        now=now,
-    )
+    bucket, wait = charge(row, request, need, now)
     if wait == 0:
         c.execute(
             "INSERT INTO rate_buckets (sender, tokens, updated_at) VALUES (?, ?, ?)"
