@@ -6,7 +6,6 @@ workers build one and close it when done.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from secrets import token_hex
 
@@ -26,7 +25,7 @@ from clarion.errors import ConfigError
 from clarion.postgres import PostgresDatabase
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.urgency import UrgentLane
-from clarion.sqlite import SqliteDatabase
+from clarion.sqlite import SqliteDatabase, WriteGate
 from clarion.stores import postgres as pg
 from clarion.stores.base import (
     DeliveryStore,
@@ -155,12 +154,12 @@ class Runtime:
         """The stores' periodic chores (PostgreSQL: the delivery log's next partitions)."""
         return await self._postgres.upkeep() if self._postgres is not None else []
 
-    def before_writes(self, hook: Callable[[], Awaitable[None]]) -> None:
-        """Await ``hook`` before each of this process's write transactions (the worker's
-        give-way to P0 work, ``Runner.give_way_if_bulk``). Only SQLite needs it: there every
-        process shares one write lock, PostgreSQL locks rows."""
+    def gate_writes(self, gate: WriteGate) -> None:
+        """Let ``gate`` order this process's write transactions against other processes',
+        P0 work first (``Runner`` in a worker, ``LaneGate`` in the API). Only SQLite needs
+        it: there every process shares one write lock, PostgreSQL locks rows."""
         if self._sqlite is not None:
-            self._sqlite.before_write = hook
+            self._sqlite.gate = gate
 
     async def close(self) -> None:
         await self.broker.close()
@@ -182,14 +181,20 @@ _OUTBOX_ATTEMPTS = 1_000_000
 
 
 def open_runtime(
-    settings: Settings, *, clock: Clock | None = None, durable_commits: bool = False
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    durable_commits: bool = False,
+    urgent: bool = False,
 ) -> Runtime:
     """Open the stores in ``settings.db`` (or ``settings.store``) and the queues there or in
     ``settings.broker``.
 
     ``durable_commits`` makes every SQLite commit fsync (``synchronous=FULL``): the API and
     the CLI use it so that a 202 or a printed key really is on disk; workers do not need it
-    (see ``clarion.sqlite.database``). PostgreSQL commits are always durable.
+    (see ``clarion.sqlite.database``). PostgreSQL commits are always durable. ``urgent``
+    marks a process on the P0 path (the API, P0-reserved workers): on SQLite it leaves WAL
+    checkpoints to the others.
     """
     clock = clock or SystemClock()
     if settings.store is not None:
@@ -202,7 +207,9 @@ def open_runtime(
         state = hot_state_client(settings.broker)
         stores = with_hot_state(postgres_stores(pg, RedisProviderHealthStore(state)), state)
         return Runtime(settings, clock, broker, stores, None, pg, state)
-    db = SqliteDatabase(settings.db, synchronous="FULL" if durable_commits else "NORMAL")
+    db = SqliteDatabase(
+        settings.db, synchronous="FULL" if durable_commits else "NORMAL", checkpoints=not urgent
+    )
     if settings.broker is None:
         queues = SqliteBroker(
             db, clock, lease_s=settings.lease_s, max_attempts=settings.max_attempts

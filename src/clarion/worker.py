@@ -140,7 +140,7 @@ def build_runner(
         load=load_monitor(runtime),
         lane=urgent_lane(runtime),
     )
-    runtime.before_writes(runner.give_way_if_bulk)
+    runtime.gate_writes(runner)
     return runner
 
 
@@ -168,7 +168,7 @@ async def run_worker(
     name: str = "worker",
     clock: Clock | None = None,
 ) -> None:
-    runtime = open_runtime(settings, clock=clock)
+    runtime = open_runtime(settings, clock=clock, urgent=set(priorities) == {Priority.P0})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,6 +19,7 @@ from clarion.pipeline.runner import Runner
 from clarion.resilience.senders import SenderGuard
 from clarion.resilience.urgency import UrgentLane
 from clarion.runtime import Runtime
+from clarion.sqlite import SqliteDatabase
 from clarion.testing import accept_ids, event, type_spec
 from clarion.types import UserId
 from clarion.worker import build_runner
@@ -197,14 +198,22 @@ async def test_a_slow_batch_keeps_its_lease_so_no_second_worker_takes_it(
     assert await broker.depth("slow.p1") == 0  # acked under the renewed lease
 
 
+def on_the_lane(
+    clock: ManualClock, tmp_path: Path, *, max_wait_s: float = 0.2
+) -> tuple[MemoryBroker, Slow, Runner, UrgentLane]:
+    """A runner for every priority on the urgent lane, with a slow stage, and another
+    process's handle on the same lane (the API, a P0 worker or a bulk worker)."""
+    broker = MemoryBroker(clock)
+    stage = Slow()
+    lane = UrgentLane(tmp_path / "db.urgent", max_wait_s=max_wait_s)
+    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
+    return broker, stage, runner, UrgentLane(tmp_path / "db.urgent")
+
+
 async def test_p0_work_holds_the_urgent_lane_and_bulk_work_gives_way(
     clock: ManualClock, tmp_path: Path
 ) -> None:
-    broker = MemoryBroker(clock)
-    stage = Slow()
-    lane = UrgentLane(tmp_path / "db.urgent")
-    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
-    bulk = UrgentLane(tmp_path / "db.urgent")  # another worker's handle
+    broker, stage, runner, bulk = on_the_lane(clock, tmp_path)  # bulk: another worker
     await broker.publish([Outbound("slow.p0", b"otp"), Outbound("slow.p2", b"promo")])
     working = asyncio.create_task(runner.run_once())
     await stage.started.wait()
@@ -220,16 +229,12 @@ async def test_p0_work_holds_the_urgent_lane_and_bulk_work_gives_way(
 async def test_a_bulk_batch_commits_only_after_p0_work_elsewhere_lets_go(
     clock: ManualClock, tmp_path: Path
 ) -> None:
-    broker = MemoryBroker(clock)
-    stage = Slow()
-    lane = UrgentLane(tmp_path / "db.urgent", max_wait_s=30)
-    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
-    otp = UrgentLane(tmp_path / "db.urgent")  # the API or a P0 worker in another process
+    broker, stage, runner, otp = on_the_lane(clock, tmp_path, max_wait_s=30)
     await broker.publish([Outbound("slow.p2", b"promo")])
     working = asyncio.create_task(runner.run_once())
     await stage.started.wait()  # claimed while nobody had P0 work
     otp.hold()  # an OTP arrives while the batch is in hand
-    commit = asyncio.create_task(runner.give_way_if_bulk())  # the store calls it to commit
+    commit = asyncio.create_task(runner.wait_turn())  # the store calls it to commit
     await asyncio.sleep(0.05)
     assert not commit.done()  # the batch's commit waits for the OTP
     otp.release()
@@ -238,19 +243,45 @@ async def test_a_bulk_batch_commits_only_after_p0_work_elsewhere_lets_go(
     assert await working == 1
 
 
+async def test_bulk_work_hands_the_write_lock_back_to_p0_work_and_p0_work_skips_the_queue(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    broker, stage, runner, otp = on_the_lane(clock, tmp_path)
+    await broker.publish([Outbound("slow.p2", b"promo")])
+    working = asyncio.create_task(runner.run_once())
+    await stage.started.wait()
+    assert not runner.should_yield()
+    assert not runner.urgent()
+    otp.hold()
+    assert runner.should_yield()  # a bulk batch's commit gives the lock back
+    otp.release()
+    stage.release.set()
+    assert await working == 1
+
+    await broker.publish([Outbound("slow.p0", b"otp")])
+    stage.started.clear()
+    stage.release.clear()
+    working = asyncio.create_task(runner.run_once())
+    await stage.started.wait()
+    otp.hold()
+    assert runner.urgent()  # P0 in hand: first in line
+    assert not runner.should_yield()
+    otp.release()
+    stage.release.set()
+    assert await working == 1
+    reserved = Runner(broker, [stage], clock, priorities=[Priority.P0])
+    assert reserved.urgent()  # a P0-reserved worker's every write is P0 work
+
+
 async def test_p0_work_never_waits_to_commit(clock: ManualClock, tmp_path: Path) -> None:
-    broker = MemoryBroker(clock)
-    stage = Slow()
-    lane = UrgentLane(tmp_path / "db.urgent", max_wait_s=30)
-    runner = Runner(broker, [stage], clock, priorities=list(Priority), lane=lane)
-    other_otp = UrgentLane(tmp_path / "db.urgent")
+    broker, stage, runner, other_otp = on_the_lane(clock, tmp_path, max_wait_s=30)
     other_otp.hold()
     await broker.publish([Outbound("slow.p0", b"otp")])
     # Claiming it writes too (the SQLite queue), before this worker holds the lane itself.
-    await asyncio.wait_for(runner.give_way_if_bulk(), 1)
+    await asyncio.wait_for(runner.wait_turn(), 1)
     working = asyncio.create_task(runner.run_once())
     await stage.started.wait()
-    await asyncio.wait_for(runner.give_way_if_bulk(), 1)  # no waiting for another OTP
+    await asyncio.wait_for(runner.wait_turn(), 1)  # no waiting for another OTP
     stage.release.set()
     assert await working == 1
     other_otp.release()
@@ -261,13 +292,24 @@ async def test_a_worker_gives_way_before_each_of_its_store_writes(runtime: Runti
     runner = build_runner(runtime)
     db = runtime._sqlite
     assert db is not None
-    assert db.before_write == runner.give_way_if_bulk
+    assert db.gate is runner
+    store: SqliteDatabase = db
     seen = []
 
-    async def hook() -> None:
-        seen.append(await db.read(lambda c: c.in_transaction))
+    class Recording:
+        def urgent(self) -> bool:
+            return False
 
-    runtime.before_writes(hook)
+        async def wait_turn(self) -> None:
+            seen.append(("turn", await store.read(lambda c: c.in_transaction)))
+
+        def should_yield(self) -> bool:
+            seen.append(("yield?", store._conn.in_transaction))
+            return False
+
+    runtime.gate_writes(Recording())
     await runtime.stores.types.put(type_spec("like"), runtime.clock.now())
-    assert seen == [False]  # awaited once, before the transaction began
+    # Its turn awaited before the transaction began; asked to yield with the lock held,
+    # still before the transaction began.
+    assert seen == [("turn", False), ("yield?", False)]
     await runner.close()

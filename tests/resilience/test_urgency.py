@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from clarion.resilience.urgency import UrgentLane
+from clarion.resilience.urgency import LaneGate, UrgentLane
 
 
 async def test_bulk_gives_way_while_p0_holds_and_not_longer(tmp_path: Path) -> None:
@@ -30,3 +30,15 @@ async def test_a_steady_stream_of_p0_only_slows_bulk_down(tmp_path: Path) -> Non
     waited = await bulk.give_way()
     assert 0.05 <= waited < 0.5  # gave up waiting: bulk work is never starved
     p0.release()
+
+
+async def test_the_apis_writes_are_urgent_while_it_holds_the_lane(tmp_path: Path) -> None:
+    lane = UrgentLane(tmp_path / "db.urgent")
+    gate = LaneGate(lane)
+    assert not gate.urgent()
+    lane.hold()  # accepting a P0 event
+    assert gate.urgent()
+    lane.release()
+    assert not gate.urgent()
+    await asyncio.wait_for(gate.wait_turn(), 1)  # the API never gives way: no bulk work
+    assert not gate.should_yield()

@@ -44,7 +44,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
-        active = runtime or open_runtime(settings or Settings.from_env(), durable_commits=True)
+        active = runtime or open_runtime(
+            settings or Settings.from_env(), durable_commits=True, urgent=True
+        )
         services = ApiServices(active)
         services.start()
         app.state.services = services

@@ -11,6 +11,7 @@ from clarion.ingest.validation import Limits
 from clarion.ingest.writer import IngestWriter
 from clarion.keys import hash_key
 from clarion.models import Priority, SenderKey, TypeSpec
+from clarion.resilience.urgency import LaneGate
 from clarion.runtime import Runtime, load_monitor, urgent_lane
 
 KEY_CACHE_S = 5.0
@@ -34,6 +35,7 @@ class ApiServices:
             idempotency_window_s=settings.idempotency_window_s,
         )
         self.lane = urgent_lane(runtime)
+        runtime.gate_writes(LaneGate(self.lane))
         self.writer = IngestWriter(
             runtime.stores.events, runtime.clock, batch_size=settings.batch_size
         )

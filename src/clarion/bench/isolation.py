@@ -7,8 +7,11 @@ the moment the Twilio look-alike received the request (both wall clocks of this 
 
 First OTPs are sent one at a time at a steady pace with nothing else going on (idle).
 Then a P2 campaign to ``flood`` followers (in-app) is accepted and OTPs keep coming at the
-same pace until it has been delivered. Meanwhile we note what shedding did: P2 events the
-API refused with 429 and the load levels it reported.
+same pace until it has been delivered; that is repeated ``rounds`` times (a new campaign to
+the same followers each time) and the OTPs of every round are pooled. One million
+recipients are delivered in under two seconds here, about 35 OTPs: their "p99" would be
+their maximum, so one round is a poor estimate. Meanwhile we note what shedding did: P2
+events the API refused with 429 and the load levels it reported.
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ OTP_EVERY_S = 0.05
 WARM_UP_OTPS = 10
 """Sent first and not timed: the first sends open connections and sign tokens."""
 MAX_FLOOD_OTPS = 2000
-"""OTPs sent under the flood at most (people with a phone are made for as many)."""
+"""OTPs sent under the floods at most (people with a phone are made for as many)."""
 
 
 @dataclass
 class IsolationReport:
     flood_recipients: int
+    """Per round: each round is a campaign to this many people."""
+    rounds: int
     p0_p50_idle_ms: float
     p0_p99_idle_ms: float
     p0_p50_flood_ms: float
@@ -59,6 +64,7 @@ class IsolationReport:
     otps_idle: int
     otps_flood: int
     flood_seconds: float
+    """All rounds together."""
     flood_recipients_per_s: float
     p2_refused_during_flood: int
     p2_probes_during_flood: int
@@ -76,6 +82,8 @@ class _Run:
 
     api: httpx.Client
     sms: httpx.Client
+    people: int
+    """People with a phone: OTP ``i`` goes to person ``i``."""
     sent: dict[str, float] = field(default_factory=dict)
     """Phone number → when its OTP was posted."""
     accept_ms: dict[str, float] = field(default_factory=dict)
@@ -95,9 +103,9 @@ class _Run:
         if answer.status_code != 202:
             raise BackendError(f"an OTP was refused: {answer.status_code} {answer.text}")
 
-    def probe_p2(self, index: int) -> None:
+    def probe_p2(self) -> None:
         """What a P2 sender meets now; and the load level the API reports."""
-        promo = {"type": "promo", "target": "u000000000", "object": str(index)}
+        promo = {"type": "promo", "target": "u000000000", "object": f"probe-{self.probes}"}
         answer = self.api.post("/v1/notifications", json=promo)
         self.probes += 1
         self.refused += answer.status_code == 429
@@ -120,7 +128,7 @@ class _Run:
 
 
 def run_isolation(
-    flood: int, *, otps_idle: int = 100, progress: Progress | None = None
+    flood: int, *, otps_idle: int = 100, rounds: int = 3, progress: Progress | None = None
 ) -> IsolationReport:
     report = progress or (lambda *_: None)
     with tempfile.TemporaryDirectory(prefix="clarion-bench-") as scratch:
@@ -140,17 +148,16 @@ def run_isolation(
                     timeout=30,
                 )
                 with api, sms:
-                    run = _Run(api, sms)
+                    run = _Run(api, sms, WARM_UP_OTPS + otps_idle + MAX_FLOOD_OTPS)
                     idle_phones = _idle(run, otps_idle, report)
-                    first = WARM_UP_OTPS + otps_idle
-                    flood_phones, flood_s = _flood(run, flood, first, report)
+                    flood_phones, flood_s = _floods(run, flood, rounds, report)
                     idle = run.latencies_ms(idle_phones)
                     under_flood = run.latencies_ms(flood_phones)
     return _summary(
         idle,
         under_flood,
         ([run.accept_ms[p] for p in idle_phones], [run.accept_ms[p] for p in flood_phones]),
-        flood,
+        (flood, rounds),
         flood_s,
         run,
         settings,
@@ -165,55 +172,70 @@ def _idle(run: _Run, count: int, report: Progress) -> list[str]:
     return [_phone(i) for i in range(WARM_UP_OTPS, WARM_UP_OTPS + count)]
 
 
-def _flood(run: _Run, flood: int, first: int, report: Progress) -> tuple[list[str], float]:
-    started = time.time()
+def _floods(run: _Run, flood: int, rounds: int, report: Progress) -> tuple[list[str], float]:
+    """Every round's OTPs, and the seconds the campaigns took together."""
+    phones: list[str] = []
+    seconds = 0.0
+    for round_no in range(rounds):
+        report("campaign rounds", round_no, rounds)
+        started = time.time()
+        phones += _flood(run, flood, f"sale-{round_no}", report)
+        seconds += time.time() - started
+    report("campaign rounds", rounds, rounds)
+    return phones, seconds
+
+
+def _flood(run: _Run, flood: int, campaign: str, report: Progress) -> list[str]:
+    """The OTPs sent while a campaign to ``flood`` followers was being delivered."""
     answer = run.api.post(
         "/v1/notifications",
-        json={"type": "promo", "actor": BRAND, "fan_out": "followers", "object": "sale"},
+        json={"type": "promo", "actor": BRAND, "fan_out": "followers", "object": campaign},
     )
     if answer.status_code != 202:
         raise BackendError(f"the campaign was refused: {answer.status_code} {answer.text}")
     event_id = answer.json()["event_id"]
-    index, polls = first, 0
+    polls = 0
     phones: list[str] = []
     while True:
-        if len(phones) < MAX_FLOOD_OTPS:
+        if len(run.sent) < run.people:
+            index = len(run.sent)
             run.send_otp(index)
             phones.append(_phone(index))
-            index += 1
         polls += 1
         if polls % 10 == 0:
-            run.probe_p2(index)
+            run.probe_p2()
             status = run.api.get(f"/v1/notifications/{event_id}").json()
             report("campaign delivered", status["delivered"], flood)
             if status["state"] in ("completed", "failed"):
-                return phones, time.time() - started
+                return phones
         time.sleep(OTP_EVERY_S)
 
 
 def _summary(
     idle: list[float],
-    flood: list[float],
+    under_flood: list[float],
     accepts: tuple[list[float], list[float]],
-    recipients: int,
+    campaigns: tuple[int, int],
     flood_s: float,
     run: _Run,
     settings: Settings,
 ) -> IsolationReport:
-    p99_idle, p99_flood = _p99(idle), _p99(flood)
+    p99_idle, p99_flood = _p99(idle), _p99(under_flood)
+    recipients, rounds = campaigns
     return IsolationReport(
         flood_recipients=recipients,
+        rounds=rounds,
         p0_p50_idle_ms=round(statistics.median(idle), 1),
         p0_p99_idle_ms=round(p99_idle, 1),
-        p0_p50_flood_ms=round(statistics.median(flood), 1),
+        p0_p50_flood_ms=round(statistics.median(under_flood), 1),
         p0_p99_flood_ms=round(p99_flood, 1),
         p99_ratio=round(p99_flood / p99_idle, 2) if p99_idle else 0.0,
         p0_accept_p99_idle_ms=round(_p99(accepts[0]), 1),
         p0_accept_p99_flood_ms=round(_p99(accepts[1]), 1),
         otps_idle=len(idle),
-        otps_flood=len(flood),
+        otps_flood=len(under_flood),
         flood_seconds=round(flood_s, 2),
-        flood_recipients_per_s=round(recipients / flood_s) if flood_s else 0,
+        flood_recipients_per_s=round(recipients * rounds / flood_s) if flood_s else 0,
         p2_refused_during_flood=run.refused,
         p2_probes_during_flood=run.probes,
         load_levels_seen=run.levels,

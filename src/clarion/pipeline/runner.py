@@ -67,6 +67,7 @@ class Runner:
     ) -> None:
         self._broker = broker
         self._lane = lane
+        self._p0_only = set(priorities) == {Priority.P0}
         self._guard = guard
         self._load = load
         self._clock = clock
@@ -130,14 +131,25 @@ class Runner:
             lane.release()
         return 0
 
-    async def give_way_if_bulk(self) -> None:
-        """Called before each of this process's write transactions. While it works a less
-        urgent batch and another process has P0 work in progress, the batch's commit waits
-        (at most the lane's ``max_wait_s``), so the OTP's own commits do not queue behind
-        it: before, an OTP crossing its stages waited for a bulk commit at nearly every
-        one (measured: P0 p99 under a 1M flood 42 to 60 ms before, 18 to 30 after)."""
+    def urgent(self) -> bool:
+        """``WriteGate``: a P0-reserved worker's writes, and any worker's while it has P0
+        work in hand, skip the store's write queue."""
+        return self._p0_only or (self._lane is not None and self._lane.holding)
+
+    async def wait_turn(self) -> None:
+        """Called before each of this process's write transactions (``WriteGate``). While
+        it works a less urgent batch and another process has P0 work in progress, the
+        batch's commit waits (at most the lane's ``max_wait_s``), so the OTP's own commits
+        do not queue behind it: before, an OTP crossing its stages waited for a bulk commit
+        at nearly every one (measured: P0 p99 under a 1M flood 42 to 60 ms before, 18 to 30
+        after)."""
         if self._working_bulk and self._lane is not None:
             await self._lane.give_way()
+
+    def should_yield(self) -> bool:
+        """Called with the write lock held: a bulk batch's commit that was already queued
+        for the lock when P0 work began hands it back."""
+        return self._working_bulk and self._lane is not None and self._lane.busy()
 
     async def _keep_pace(self, name: str, busy_s: float) -> None:
         """Under load, less urgent work gives way: after a batch of it, rest in proportion,

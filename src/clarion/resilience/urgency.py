@@ -71,3 +71,20 @@ class UrgentLane:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class LaneGate:
+    """The API's ``WriteGate``: while it accepts a P0 event (it holds the lane), its
+    commits skip the store's write queue; it never gives way (it has no bulk work)."""
+
+    def __init__(self, lane: UrgentLane) -> None:
+        self._lane = lane
+
+    def urgent(self) -> bool:
+        return self._lane.holding
+
+    async def wait_turn(self) -> None:
+        return None
+
+    def should_yield(self) -> bool:
+        return False

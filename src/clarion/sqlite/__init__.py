@@ -1,5 +1,5 @@
 """The embedded backend's shared SQLite file: connections, locking and schema."""
 
-from clarion.sqlite.database import SqliteDatabase
+from clarion.sqlite.database import SqliteDatabase, WriteGate
 
-__all__ = ["SqliteDatabase"]
+__all__ = ["SqliteDatabase", "WriteGate"]
