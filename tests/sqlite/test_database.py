@@ -231,3 +231,33 @@ async def test_the_flusher_follows_the_wal_when_sqlite_recreates_it(
     flusher.after_commit()
     await asyncio.sleep(0.05)
     assert len(flushed) == 2  # closed: no more flushes
+
+
+async def test_p0_commits_leave_wal_checkpoints_to_bulk_work(path: Path) -> None:
+    db = SqliteDatabase(path)  # a general worker's handle: it checkpoints bulk commits
+    gate = Gate(urgent_now=True)
+    db.gate = gate
+    wal = path.with_name(path.name + "-wal")
+    big = "x" * 1_000_000
+    page = 4096
+
+    def insert_big(n: int) -> Callable[[sqlite3.Connection], None]:
+        return lambda c: c.execute(
+            "INSERT INTO notification_types VALUES (?, ?, 0)", (f"t{n}", big)
+        ).close()
+
+    try:
+        for n in range(12):  # ~3,000 pages, three times the checkpoint threshold
+            await db.write(insert_big(n))
+        assert wal.stat().st_size > 2 * database.BULK_CHECKPOINT_PAGES * page
+        pages = await db.read(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        assert pages == database.BULK_CHECKPOINT_PAGES  # restored for bulk commits
+        gate.urgent_now = False
+        await db.write(insert_big(12))  # bulk: its commit checkpoints the lot
+        await db.write(insert_type("promo"))  # so the WAL starts over
+        _, frames, _ = await db.read(
+            lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        )
+        assert frames < database.BULK_CHECKPOINT_PAGES
+    finally:
+        db.close()

@@ -112,8 +112,8 @@ class SqliteDatabase:
                 conn.close()
         bulk = checkpoints and synchronous == "NORMAL"
         self._flusher = WalFlusher(self.path) if bulk else None
-        pages = BULK_CHECKPOINT_PAGES if checkpoints else BACKSTOP_CHECKPOINT_PAGES
-        self._conn = _connect(self.path, synchronous, pages)
+        self._checkpoint_pages = BULK_CHECKPOINT_PAGES if checkpoints else BACKSTOP_CHECKPOINT_PAGES
+        self._conn = _connect(self.path, synchronous, self._checkpoint_pages)
         self._guard = threading.RLock()
         self._closed = False
         self.gate: WriteGate | None = None
@@ -168,12 +168,17 @@ class SqliteDatabase:
         soon as it is free. The ``flock`` holder keeps the ``flock`` through the WAL
         checkpoint its commit may run, and other bulk writers queue behind it, but SQLite's
         lock is released before the checkpoint, so an OTP waits at most for the bulk
-        transaction in progress."""
+        transaction in progress. Nor does a P0 commit run a WAL checkpoint: that is bulk
+        work's chore."""
         deadline = time.monotonic() + URGENT_WAIT_S
         while True:
             with self._guard:
                 if self._begin_now():
-                    return self._transaction(fn, begun=True)
+                    self._conn.execute("PRAGMA wal_autocheckpoint=0")
+                    try:
+                        return self._transaction(fn, begun=True)
+                    finally:
+                        self._conn.execute(f"PRAGMA wal_autocheckpoint={self._checkpoint_pages}")
             if time.monotonic() > deadline:
                 raise sqlite3.OperationalError("database is locked")
             await asyncio.sleep(_URGENT_POLL_S)
