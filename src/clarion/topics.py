@@ -37,6 +37,11 @@ def priority_of(name: str) -> Priority:
     return Priority(name.rpartition(".")[2].upper())
 
 
+def reserved_for_p0(priorities: Iterable[Priority]) -> bool:
+    """Whether a worker consuming ``priorities`` only ever has P0 work (``--priorities P0``)."""
+    return set(priorities) == {Priority.P0}
+
+
 def consumption_order(
     stages: Sequence[str], priorities: Iterable[Priority]
 ) -> list[tuple[str, str]]:

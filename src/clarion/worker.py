@@ -30,7 +30,7 @@ from clarion.pipeline.switches import KillSwitchCache
 from clarion.resilience.health import ProviderHealth
 from clarion.resilience.senders import SenderGuard
 from clarion.runtime import Runtime, load_monitor, open_runtime, signing_keys, urgent_lane
-from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS
+from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS, reserved_for_p0
 from clarion.unsubscribe import SigningKeys
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ async def run_worker(
     name: str = "worker",
     clock: Clock | None = None,
 ) -> None:
-    runtime = open_runtime(settings, clock=clock, urgent=set(priorities) == {Priority.P0})
+    runtime = open_runtime(settings, clock=clock, urgent=reserved_for_p0(priorities))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -34,7 +34,7 @@ from clarion.resilience.senders import SenderGuard
 from clarion.resilience.urgency import UrgentLane
 from clarion.stores.base import StatsStore
 from clarion.stores.records import StageStats
-from clarion.topics import consumption_order, priority_of
+from clarion.topics import consumption_order, priority_of, reserved_for_p0
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Runner:
     ) -> None:
         self._broker = broker
         self._lane = lane
-        self._p0_only = set(priorities) == {Priority.P0}
+        self._p0_only = reserved_for_p0(priorities)
         self._guard = guard
         self._load = load
         self._clock = clock
