@@ -298,12 +298,11 @@ def with_hot_state(stores: Stores, client: aioredis.Redis) -> Stores:
     """Put Redis in front of the stores' hot paths (``stores.redis``): what every API
     process or worker reads or bumps per request or batch, where one database row or lock
     would serialize them."""
-    frequency = RedisFrequencyStore(client)
     return replace(
         stores,
         events=RedisIngestGuard(stores.events, client),
-        deliveries=RedisFrontedDeliveryStore(stores.deliveries, client, frequency),
-        frequency=frequency,
+        deliveries=RedisFrontedDeliveryStore(stores.deliveries, client),
+        frequency=RedisFrequencyStore(client),
         kill_switches=AnnouncedKillSwitchStore(stores.kill_switches, client),
         preferences=CachedPreferenceStore(stores.preferences, client),
     )

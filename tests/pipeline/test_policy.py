@@ -14,12 +14,14 @@ from clarion.errors import CountsUnavailableError
 from clarion.models import EventState, FanOut, Priority, TypeSpec
 from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.switches import KillSwitchCache
+from clarion.policy.frequency import CapCheck
 from clarion.policy.killswitch import KillKind, KillSwitch
 from clarion.runtime import Runtime, open_runtime
 from clarion.stores.records import DeliveryRecord
 from clarion.testing import accept_ids, event, type_spec, users
 from clarion.types import EventId, UserId
 from clarion.worker import build_runner
+from tests.backends import rows
 
 LIKE = type_spec("like", Priority.P1)
 PROMO = type_spec("promo", Priority.P2, default_enabled=True)
@@ -162,6 +164,44 @@ async def test_daily_cap_drops_p1(runtime: Runtime, clock: ManualClock) -> None:
     assert [r.reason for r in await trail(runtime, sent[2])] == ["freq_cap"]
 
 
+async def test_caps_hold_when_a_persons_notifications_arrive_in_one_claim(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    hourly, daily = users(30, "h"), users(10, "d")
+    for user in hourly:
+        await prefs(runtime, user, frequency_caps={"per_hour": 3})
+    for user in daily:
+        await prefs(runtime, user, frequency_caps={"per_day": 2})
+    people = hourly + daily
+    # 320 events in one request, people interleaved: one evaluation message of 320
+    # single-recipient batches (batch_size is 100, so four messages; all in one claim).
+    batch = [
+        event(LIKE, now=clock.now(), target=user, object=f"p{n}")
+        for n in range(8)
+        for user in people
+    ]
+    await accept_ids(runtime, *batch)
+    await drain(runtime)
+    got = await runtime.stores.frequency.recent(people, clock.now() - 60)
+    assert {u: len(got.get(u, [])) for u in people} == {u: 3 for u in hourly} | {
+        u: 2 for u in daily
+    }
+    entries = await rows(
+        runtime, "SELECT user_id, count(*) FROM inbox GROUP BY user_id ORDER BY user_id"
+    )
+    assert dict(entries) == {u: 3 for u in hourly} | {u: 2 for u in daily}
+    outcomes = await rows(
+        runtime,
+        "SELECT outcome, reason, count(*) FROM deliveries WHERE channel = 'all'"
+        " GROUP BY outcome, reason ORDER BY outcome",
+    )
+    assert outcomes == [("held", "freq_cap", 30 * 5), ("suppressed", "freq_cap", 10 * 6)]
+    clock.advance(3601)  # the held come back: three more each, the rest wait again
+    await drain(runtime)
+    entries = await rows(runtime, "SELECT count(*) FROM inbox WHERE user_id LIKE 'h%'")
+    assert entries == [(30 * 6,)]
+
+
 async def test_caps_count_each_notification_once_across_redelivery(
     runtime: Runtime, clock: ManualClock
 ) -> None:
@@ -285,6 +325,9 @@ async def test_without_frequency_counts_p0_and_p1_go_out_and_p2_waits(
     runtime: Runtime, clock: ManualClock
 ) -> None:
     class Away:
+        async def reserve(self, requests: object, now: float) -> list[CapCheck]:
+            raise CountsUnavailableError("frequency counts unavailable: connection refused")
+
         async def recent(self, user_ids: object, since: float) -> dict[UserId, list[float]]:
             raise CountsUnavailableError("frequency counts unavailable: connection refused")
 

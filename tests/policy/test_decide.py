@@ -9,6 +9,7 @@ import pytest
 
 from clarion.models import Channel, Outcome, Priority
 from clarion.policy.decide import Notice, Reason, Verdict, decide
+from clarion.policy.frequency import check
 from clarion.policy.preferences import DEFAULT, Preferences
 
 NOON = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -86,7 +87,9 @@ def test_quiet_hours_hold_p1_drop_p2_and_let_p0_through() -> None:
 )
 def test_frequency_caps(priority: Priority, stamps: list[float], outcome: Outcome) -> None:
     capped = prefs(frequency_caps={"per_hour": 2, "per_day": 5})
-    result = verdict(capped, notice(priority), stamps=stamps)
+    caps = capped.caps
+    assert caps is not None
+    result = verdict(capped, notice(priority), cap=check(caps, stamps, NOON))
     assert result.outcome is outcome
     if outcome is not Outcome.DELIVERED:
         assert result.reason is Reason.FREQ_CAP

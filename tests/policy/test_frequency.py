@@ -1,4 +1,5 @@
-from clarion.policy.frequency import FrequencyCaps, check
+from clarion.policy.frequency import FrequencyCaps, SlotRequest, allot, check
+from clarion.types import Seq, UserId
 
 NOW = 1_000_000.0
 HOUR = 3600.0
@@ -34,3 +35,16 @@ def test_frees_at_accounts_for_every_extra_notification() -> None:
     stamps = [NOW - 50, NOW - 40, NOW - 30, NOW - 20]  # 4 in the hour, cap 2
     # Three must age out before a 2nd fits: it frees when the third-oldest turns an hour.
     assert check(caps, stamps, NOW).hour_frees_at == NOW - 30 + HOUR
+
+
+def test_allot_answers_in_order_and_gives_a_held_event_its_place_again() -> None:
+    ann, bob = UserId("ann"), UserId("bob")
+    caps = FrequencyCaps(per_hour=2)
+    held = {ann: {Seq(7): NOW - 100}}
+    requests = [SlotRequest(ann, Seq(s), caps) for s in (7, 8, 9)]
+    requests += [SlotRequest(bob, Seq(9), caps), SlotRequest(ann, Seq(10), caps, force=True)]
+    answers, new = allot(requests, held, NOW)
+    assert [a.room for a in answers] == [True, True, False, True, True]
+    assert answers[2].hour_frees_at == NOW - 100 + HOUR
+    assert new == [(ann, Seq(8)), (bob, Seq(9)), (ann, Seq(10))]
+    assert held == {ann: {Seq(7): NOW - 100}}  # what the store read is left alone

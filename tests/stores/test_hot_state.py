@@ -17,6 +17,7 @@ from clarion.config import Settings
 from clarion.errors import ConfigError
 from clarion.launch import free_port
 from clarion.pipeline.messages import plan_first_steps
+from clarion.policy.frequency import UNDER, CapCheck, FrequencyCaps, SlotRequest
 from clarion.runtime import Runtime, hot_state_client, open_runtime
 from clarion.stores.records import Accepted, BatchResult, IngestRequest, RateLimited
 from clarion.stores.redis import RedisIngestGuard
@@ -165,20 +166,21 @@ async def _seq(runtime: Runtime, object_id: str) -> Seq:
     return Seq(found[0])
 
 
-async def test_frequency_counts_are_in_redis_and_a_redelivery_counts_once(
+async def test_frequency_places_are_in_redis_and_a_redelivery_takes_its_own_again(
     runtime: Runtime, clock: ManualClock
 ) -> None:
-    seq = await _seq(runtime, "photo_1")
-    ann, bob = UserId("ann"), UserId("bob")
-    result = BatchResult(seq, "b0", 2, inbox=[ann, bob], counted=[ann])
-    deliveries = runtime.stores.deliveries
-    assert await deliveries.record_batches([result], "w", clock.now()) == 1
-    assert await deliveries.record_batches([result], "w", clock.now() + 5) == 0  # redelivered
-    recent = await runtime.stores.frequency.recent([ann, bob], clock.now() - 60)
-    assert recent == {ann: [clock.now()]}
-    assert await rows(runtime, "SELECT * FROM frequency") == []  # not the store's
+    ann = UserId("ann")
+    caps = FrequencyCaps(per_hour=1)
+    frequency = runtime.stores.frequency
+    assert await frequency.reserve([SlotRequest(ann, Seq(1), caps)], clock.now()) == [UNDER]
+    redelivered = await frequency.reserve([SlotRequest(ann, Seq(1), caps)], clock.now() + 5)
+    assert redelivered == [UNDER]
+    (refused,) = await frequency.reserve([SlotRequest(ann, Seq(2), caps)], clock.now() + 5)
+    assert refused == CapCheck(over_hour=True, hour_frees_at=clock.now() + 3600)
+    assert await frequency.recent([ann], clock.now() - 60) == {ann: [clock.now()]}
+    assert await rows(runtime, "SELECT * FROM frequency_slots") == []  # not the store's
     clock.advance(86_401)
-    assert await runtime.stores.frequency.recent([ann], clock.now() - 86_400) == {}
+    assert await frequency.recent([ann], clock.now() - 86_400) == {}
 
 
 async def test_recorded_batches_are_answered_from_redis_and_then_from_the_store(

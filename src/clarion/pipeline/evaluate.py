@@ -1,12 +1,17 @@
 """Evaluate recipient batches against kill switches, TTL and each person's preferences.
 
 Per claim: one bulk read of the recipients' preference records, and only for the people who
-have one, their profile zones (quiet hours without a zone) and their recent notification
-times (frequency caps). Everyone without a record shares one verdict per batch — the fast
-path for most recipients, with no per-person Python beyond a set difference. People with a
-record are decided one by one (``policy.decide``); their parsed records are cached by
-``(user, version)``, and since the version comes from the store on every read, a change is
-seen by the next evaluation (read-your-writes).
+have one, their profile zones (quiet hours without a zone). Everyone without a record
+shares one verdict per batch — the fast path for most recipients, with no per-person Python
+beyond a set difference. People with a record are decided one by one (``policy.decide``);
+their parsed records are cached by ``(user, version)``, and since the version comes from
+the store on every read, a change is seen by the next evaluation (read-your-writes).
+
+Frequency caps are decided by reservation, not by reading counts: every notification of the
+claim that would reach a capped person asks for a place in their windows, all in one call
+and in claim order (``FrequencyStore.reserve``), and those refused are held or dropped. The
+store makes each reservation atomic, so caps hold when many notifications for one person
+arrive in one claim and when two workers decide for the same person at once.
 
 Outcomes: in-app entries and log rows are recorded in one transaction per group of
 batches; held recipients (quiet hours, an hourly cap) leave as a delayed batch with a
@@ -33,7 +38,7 @@ from clarion.pipeline.messages import (
 from clarion.pipeline.partitions import PartitionReader
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.decide import Notice, Reason, Verdict, decide, suppressed
-from clarion.policy.frequency import DAY_S
+from clarion.policy.frequency import UNDER, CapCheck, SlotRequest
 from clarion.policy.killswitch import KillSet
 from clarion.policy.preferences import DEFAULT, Preferences
 from clarion.stores.base import (
@@ -45,7 +50,7 @@ from clarion.stores.base import (
 )
 from clarion.stores.records import ALL_CHANNELS, BatchResult, DeliveryOutcome, StoredPreferences
 from clarion.topics import EVALUATE
-from clarion.types import UserId
+from clarion.types import Seq, UserId
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,8 @@ class Context:
     kills: KillSet
     prefs: dict[UserId, Preferences] = field(default_factory=dict)
     zones: dict[UserId, str] = field(default_factory=dict)
-    stamps: dict[UserId, list[float]] = field(default_factory=dict)
+    refused: dict[tuple[UserId, Seq], CapCheck] = field(default_factory=dict)
+    """Notifications whose frequency-cap reservation was refused, and why."""
     reach: dict[UserId, frozenset[Channel]] = field(default_factory=dict)
     """Which of push, email, sms and webhook reach each person (loaded only when needed)."""
 
@@ -114,6 +120,7 @@ class EvaluateStage:
         per_message = sum(len(b.recipients) for b in items) / max(len(messages), 1)
         self.claim_limit = max(1, min(_MAX_CLAIM, int(_RECIPIENTS_PER_CLAIM / max(per_message, 1))))
         context = await self._context(items)
+        await self._reserve(items, context)
         results: list[BatchResult] = []
         outbound: list[Outbound] = []
         for batch in items:
@@ -141,15 +148,24 @@ class EvaluateStage:
         ]
         if unzoned:
             context.zones = await self._users.timezones(unzoned)
-        capped = [u for u, p in context.prefs.items() if p.caps is not None]
-        if capped:
-            try:
-                context.stamps = await self._frequency.recent(capped, context.now - DAY_S)
-            except CountsUnavailableError as exc:
-                if any(b.header.priority is Priority.P2 for b in items):
-                    raise  # marketing waits for the counts (the claim is retried)
-                log.warning("%s: P0/P1 go out uncapped meanwhile", exc)
         return context
+
+    async def _reserve(self, items: list[RecipientBatch], context: Context) -> None:
+        requests = slot_requests(items, context)
+        if not requests:
+            return
+        try:
+            answers = await self._frequency.reserve(requests, context.now)
+        except CountsUnavailableError as exc:
+            if any(b.header.priority is Priority.P2 for b in items):
+                raise  # marketing waits for the counts (the claim is retried)
+            log.warning("%s: P0/P1 go out uncapped meanwhile", exc)
+            return
+        context.refused = {
+            (r.user_id, r.seq): answer
+            for r, answer in zip(requests, answers, strict=True)
+            if not answer.room
+        }
 
     def _parse(self, record: StoredPreferences) -> Preferences:
         key = (record.user_id, record.version)
@@ -182,9 +198,7 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
         _apply(result, batch.recipients, suppressed(stop), context, _Routes())
         return result, []
     routes = _Routes()
-    notice = Notice(
-        header.type, header.priority, header.mandatory, header.default_enabled, header.channels
-    )
+    notice = _notice(batch)
     holds: dict[tuple[Reason, float], list[UserId]] = {}
     special = context.prefs.keys() & set(batch.recipients) if context.prefs else set()
     common = [u for u in batch.recipients if u not in special] if special else batch.recipients
@@ -193,29 +207,17 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
         _apply(result, common, verdict, context, routes, holds, routing=header.routing)
     plain_in_app = not context.kills.channels
     for user in special:
-        prefs = context.prefs[user]
         verdict = decide(
-            prefs,
+            context.prefs[user],
             notice,
             now=context.now,
-            stamps=context.stamps.get(user, ()),
+            cap=context.refused.get((user, header.seq), UNDER),
             profile_zone=context.zones.get(user),
         )
         if plain_in_app and verdict.channels == (Channel.IN_APP,) and verdict.deliver:
             result.inbox.append(user)  # the common outcome, without the general bookkeeping
-            if prefs.caps is not None:
-                result.counted.append(user)
             continue
-        _apply(
-            result,
-            [user],
-            verdict,
-            context,
-            routes,
-            holds,
-            routing=header.routing,
-            counts=prefs.caps is not None,
-        )
+        _apply(result, [user], verdict, context, routes, holds, routing=header.routing)
     held = [
         encode_batches(
             [RecipientBatch(header, f"{batch.batch_key}~{_TAG[reason]}{int(until)}", users)],
@@ -248,6 +250,42 @@ class _Routes:
 _TAG = {Reason.HELD_QUIET_HOURS: "q", Reason.FREQ_CAP: "c"}
 
 
+def _notice(batch: RecipientBatch) -> Notice:
+    h = batch.header
+    return Notice(h.type, h.priority, h.mandatory, h.default_enabled, h.channels)
+
+
+def slot_requests(items: list[RecipientBatch], context: Context) -> list[SlotRequest]:
+    """A frequency-cap place for every notification of the claim that would reach a capped
+    person if their caps allowed it, in claim order. P0 passes caps but takes its place."""
+    capped = {u for u, p in context.prefs.items() if p.caps is not None}
+    if not capped:
+        return []
+    requests = []
+    for batch in items:
+        if _stopped(batch, context) is not None:
+            continue
+        notice = _notice(batch)
+        seq, force = batch.header.seq, batch.header.priority is Priority.P0
+        for user in capped.intersection(batch.recipients):
+            prefs = context.prefs[user]
+            assert prefs.caps is not None
+            verdict = decide(prefs, notice, now=context.now, profile_zone=context.zones.get(user))
+            if verdict.deliver and _reaches(user, verdict.channels, context):
+                requests.append(SlotRequest(user, seq, prefs.caps, force))
+    return requests
+
+
+def _reaches(user: UserId, channels: tuple[Channel, ...], context: Context) -> bool:
+    """Whether ``_apply`` would deliver to ``user`` on one of ``channels``."""
+    killed = context.kills.channels
+    live = [c for c in channels if c not in killed] if killed else channels
+    if Channel.IN_APP in live:
+        return True
+    reach = context.reach.get(user, frozenset())
+    return any(c in reach for c in live)
+
+
 def _stopped(batch: RecipientBatch, context: Context) -> Reason | None:
     """Whole-batch stops, decided before anyone's preferences are read."""
     header = batch.header
@@ -270,7 +308,6 @@ def _apply(
     holds: dict[tuple[Reason, float], list[UserId]] | None = None,
     *,
     routing: Routing = Routing.FIRST,
-    counts: bool = False,
 ) -> None:
     """Record one verdict for ``users``: route those it delivers to, log the rest."""
     if verdict.deliver:
@@ -278,9 +315,6 @@ def _apply(
         if context.kills.channels:
             channels = tuple(c for c in channels if c not in context.kills.channels)
         unreached = _route(result, users, channels, context, routes, routing) if channels else users
-        if counts:
-            missed = set(unreached)
-            result.counted += [u for u in users if u not in missed]
         if not unreached:
             return
         users = unreached

@@ -11,12 +11,11 @@ the daily cap both are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from clarion.models import Channel, Outcome, Priority
-from clarion.policy import frequency
+from clarion.policy.frequency import UNDER, CapCheck
 from clarion.policy.preferences import Preferences
 from clarion.policy.quiet_hours import quiet_until
 
@@ -64,17 +63,18 @@ def decide(
     notice: Notice,
     *,
     now: float,
-    stamps: Sequence[float] = (),
+    cap: CapCheck = UNDER,
     profile_zone: str | None = None,
 ) -> Verdict:
-    """``stamps``: the person's recent notification times (only read when they have caps)."""
+    """``cap``: whether the person's frequency caps have room for this notification (the
+    answer to its ``frequency.SlotRequest``; only asked for people with caps)."""
     urgent = notice.priority is Priority.P0
     if not prefs.enabled and not (urgent or notice.mandatory):
         return suppressed(Reason.MASTER_OFF)
     if not notice.mandatory and not prefs.type_enabled(notice.type, default=notice.default_enabled):
         return suppressed(Reason.DISABLED_TYPE)
     if not urgent:
-        waiting = _quiet_or_capped(prefs, notice, now, stamps, profile_zone)
+        waiting = _quiet_or_capped(prefs, notice, now, cap, profile_zone)
         if waiting is not None:
             return waiting
     channels = prefs.channels_for(notice.type, notice.channels)
@@ -89,7 +89,7 @@ def _quiet_or_capped(
     prefs: Preferences,
     notice: Notice,
     now: float,
-    stamps: Sequence[float],
+    cap: CapCheck,
     profile_zone: str | None,
 ) -> Verdict | None:
     if prefs.quiet_hours is not None:
@@ -98,8 +98,7 @@ def _quiet_or_capped(
             if notice.priority is Priority.P1:
                 return Verdict(Outcome.HELD, Reason.HELD_QUIET_HOURS, hold_until=ends)
             return suppressed(Reason.QUIET_HOURS_DROPPED)
-    if prefs.caps is not None:
-        cap = frequency.check(prefs.caps, stamps, now)
+    if prefs.caps is not None and not cap.room:
         if cap.over_day or (cap.over_hour and notice.priority is not Priority.P1):
             return suppressed(Reason.FREQ_CAP)
         if cap.over_hour:

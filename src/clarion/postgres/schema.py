@@ -151,7 +151,20 @@ CREATE TABLE follower_changes (
 CREATE INDEX follower_changes_by_creator ON follower_changes (creator_id, id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+CREATE TABLE frequency_slots (
+    user_id text NOT NULL, seq bigint NOT NULL, at double precision NOT NULL,
+    PRIMARY KEY (user_id, seq)
+);
+INSERT INTO frequency_slots (user_id, seq, at)
+SELECT f.user_id, -s.n, s.at FROM frequency f, unnest(f.stamps) WITH ORDINALITY AS s(at, n);
+DROP TABLE frequency
+"""
+"""Version 2: frequency caps count places keyed by event (``policy.frequency.allot``), so a
+place can be reserved before delivery and asked for again by a redelivery. Counts from
+version 1's per-person arrays carry over under negative seqs, which no event has."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 LOG_DAYS_AHEAD = 7
 

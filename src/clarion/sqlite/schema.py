@@ -301,7 +301,24 @@ CREATE INDEX follower_changes_by_creator ON follower_changes (creator_id, id)
 that keeps them current (only creators with a partition set are logged). ``members`` is a
 JSON array of ids in order; ``upto`` the highest id the partition covers (NULL: the last)."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+CREATE TABLE frequency_slots (
+    user_id     TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    at          REAL NOT NULL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+
+INSERT INTO frequency_slots (user_id, seq, at)
+SELECT f.user_id, -1 - j.key, j.value FROM frequency f, json_each(f.stamps) j;
+
+DROP TABLE frequency
+"""
+"""Version 4: frequency caps count places keyed by event (``policy.frequency.allot``), so a
+place can be reserved before delivery and asked for again by a redelivery. Counts from
+version 3's per-person arrays carry over under negative seqs, which no event has."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

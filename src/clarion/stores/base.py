@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from clarion.models import Channel, EventContent, EventStatus, SenderKey, TypeSpec
+from clarion.policy.frequency import CapCheck, SlotRequest
 from clarion.policy.killswitch import KillSwitch
 from clarion.resilience.breaker import Health
 from clarion.stores.records import (
@@ -186,10 +187,16 @@ class InboxStore(Protocol):
 
 
 class FrequencyStore(Protocol):
-    async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
-        """Times of each person's notifications after ``since`` (only people who have any).
+    """The places capped people hold in their rolling windows (``policy.frequency``)."""
 
-        Counts grow when batches are recorded (``BatchResult.counted``), in that commit."""
+    async def reserve(self, requests: Sequence[SlotRequest], now: float) -> list[CapCheck]:
+        """Give each request a place at ``now`` if the person's caps have room, in order and
+        atomically against every other worker (``frequency.allot``); answers in order.
+        Raises :class:`CountsUnavailableError` when the places cannot be read."""
+        ...
+
+    async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
+        """Times of each person's places taken after ``since`` (only people who have any)."""
         ...
 
 

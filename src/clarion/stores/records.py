@@ -236,8 +236,6 @@ class BatchResult:
     """For a held batch coming back: how many recipients it takes off the held count."""
     completes_batch: bool = True
     """False for re-evaluations of held recipients, which do not count as a new batch."""
-    counted: list[UserId] = field(default_factory=list)
-    """Delivered recipients with frequency caps: their counts go up in the same commit."""
     delivered: int = 0
     """Channel deliveries (in-app entries are counted from ``inbox``)."""
     failed: int = 0

@@ -40,19 +40,6 @@ SELECT u, s, ch, a, o, r, $8, ref
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
     AS x(u, s, ch, a, o, r, ref)
 """
-# Frequency caps count notifications, appended in the commit that records them; each
-# person's array keeps at most the last day (and the last 1,000 entries).
-_COUNT = """
-INSERT INTO frequency (user_id, stamps)
-SELECT u, array_fill($2::float8, ARRAY[count(*)::int]) FROM unnest($1::text[]) u
-GROUP BY u ORDER BY u
-ON CONFLICT (user_id) DO UPDATE SET stamps = (
-    SELECT coalesce(array_agg(v ORDER BY v DESC), '{}') FROM (
-        SELECT v FROM unnest(frequency.stamps || excluded.stamps) v
-        WHERE v > $3 ORDER BY v DESC LIMIT 1000
-    ) kept
-)
-"""
 _COMPLETE = (
     "events.batches_total IS NOT NULL AND events.batches_done + p.batches >= events.batches_total"
     " AND events.held + p.held = 0"
@@ -163,9 +150,6 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
             [o.provider_ref for _, o in outcomes],
             now,
         )
-    counted = [u for r in fresh for u in r.counted]
-    if counted:
-        await c.execute(_COUNT, counted, now, now - 86_400)
     invalidated = [i for r in fresh for i in r.invalidated]
     if invalidated:
         await apply_invalidations(c, invalidated, now)

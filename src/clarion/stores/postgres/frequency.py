@@ -1,23 +1,72 @@
-"""Recent notification times of people with frequency caps (one array per person), appended
-in the commit that records the deliveries (``stores.postgres.deliveries``)."""
+"""The places capped people hold in their rolling windows: one row per (person, event).
+
+``reserve`` takes a transaction-scoped advisory lock per person, always in the same order
+(so two workers never deadlock), then reads, decides (``frequency.allot``) and writes:
+another worker deciding for the same person waits for this commit and then sees its
+places."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from clarion.policy.frequency import DAY_S, CapCheck, SlotRequest, allot
 from clarion.postgres import PostgresDatabase
-from clarion.types import UserId
+from clarion.types import Seq, UserId
+
+_LOCK_SPACE = 0x46726571  # "Freq": the advisory-lock namespace of frequency places
+
+# Sorted in a subquery PostgreSQL cannot flatten (DISTINCT, ORDER BY), so the locks are
+# taken in hash order by everyone.
+_LOCK_PEOPLE = f"""
+SELECT count(pg_advisory_xact_lock({_LOCK_SPACE}, h)) FROM (
+    SELECT DISTINCT hashtext(u) AS h FROM unnest($1::text[]) u ORDER BY h
+) ordered
+"""
 
 
 class PostgresFrequencyStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
+    async def reserve(self, requests: Sequence[SlotRequest], now: float) -> list[CapCheck]:
+        if not requests:
+            return []
+        people = sorted({r.user_id for r in requests})
+        async with self._db.transaction() as c:
+            await c.execute(_LOCK_PEOPLE, people)
+            await c.execute(
+                "DELETE FROM frequency_slots WHERE user_id = ANY($1::text[]) AND at <= $2",
+                people,
+                now - DAY_S,
+            )
+            held: dict[UserId, dict[Seq, float]] = {}
+            for user, seq, at in await c.fetch(
+                "SELECT user_id, seq, at FROM frequency_slots WHERE user_id = ANY($1::text[])",
+                people,
+            ):
+                held.setdefault(user, {})[seq] = at
+            answers, new = allot(requests, held, now)
+            if new:
+                await c.execute(
+                    "INSERT INTO frequency_slots (user_id, seq, at)"
+                    " SELECT u, s, $3 FROM unnest($1::text[], $2::bigint[]) AS x(u, s)"
+                    " ON CONFLICT DO NOTHING",
+                    [u for u, _ in new],
+                    [s for _, s in new],
+                    now,
+                )
+        return answers
+
     async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
         if not user_ids:
             return {}
         rows = await self._db.fetch(
-            "SELECT user_id, stamps FROM frequency WHERE user_id = ANY($1::text[])",
+            "SELECT user_id, at FROM frequency_slots WHERE user_id = ANY($1::text[])"
+            " AND at > $2 ORDER BY user_id, at",
             list(user_ids),
+            since,
         )
-        return {UserId(r[0]): [s for s in r[1] if s > since] for r in rows}
+        found: dict[UserId, list[float]] = {}
+        for user, at in rows:
+            found.setdefault(UserId(user), []).append(at)
+        return found

@@ -1,5 +1,5 @@
-"""The delivery store's hot paths in Redis, after the store's commit: frequency counts
-(``stores.redis.frequency``) and "this batch is recorded" markers.
+"""The delivery store's hot path in Redis, after the store's commit: "this batch is
+recorded" markers.
 
 The store's batch marker, committed with the batch's effects, stays the one authority on
 exactly-once. Redis only learns of a batch once that commit is done, so "recorded" from
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -19,7 +18,6 @@ from redis.exceptions import RedisError
 from clarion.policy.frequency import DAY_S
 from clarion.stores.base import DeliveryStore
 from clarion.stores.records import BatchResult, DeliveryRecord
-from clarion.stores.redis.frequency import RedisFrequencyStore
 from clarion.types import EventId, Seq, UserId
 
 log = logging.getLogger(__name__)
@@ -34,24 +32,17 @@ def _markers(seq: Seq) -> str:
 
 
 class RedisFrontedDeliveryStore:
-    """The store's ``DeliveryStore`` with frequency counts in Redis and a cache of which
-    batches are recorded."""
+    """The store's ``DeliveryStore`` with a cache of which batches are recorded."""
 
-    def __init__(
-        self, store: DeliveryStore, client: aioredis.Redis, frequency: RedisFrequencyStore
-    ) -> None:
+    def __init__(self, store: DeliveryStore, client: aioredis.Redis) -> None:
         self._store = store
         self._redis = client
-        self._frequency = frequency
 
     async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
-        new = await self._store.record_batches(
-            [replace(r, counted=[]) if r.counted else r for r in results], worker, now
-        )
+        new = await self._store.record_batches(results, worker, now)
         try:
-            await self._frequency.count(results, now)
             await self._mark(results)
-        except RedisError as exc:  # delivered is delivered: only a cap may run over by one
+        except RedisError as exc:  # the store's markers still answer
             log.warning("delivery cache write failed: %s", exc)
         return new
 

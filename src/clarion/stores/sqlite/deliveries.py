@@ -50,21 +50,6 @@ UPDATE events SET
 FROM p JOIN n ON n.seq = p.seq WHERE events.seq = p.seq
 """
 
-# Frequency caps count notifications, appended in the commit that records them. Each
-# person's array keeps at most the last day (and the last 1,000 entries).
-_COUNT = """
-INSERT INTO frequency (user_id, stamps)
-SELECT value, json_array(:now) FROM json_each(:users) WHERE true
-ON CONFLICT (user_id) DO UPDATE SET stamps = (
-    SELECT json_group_array(v) FROM (
-        SELECT v FROM (
-            SELECT value AS v FROM json_each(frequency.stamps) WHERE value > :cutoff
-            UNION ALL SELECT :now
-        ) ORDER BY v DESC LIMIT 1000
-    )
-)
-"""
-
 _MARK = """
 INSERT OR IGNORE INTO batches (seq, batch_key, worker, recipients, done_at)
 SELECT value ->> 0, value ->> 1, ?, value ->> 2, ? FROM json_each(?)
@@ -157,9 +142,6 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
             for o in r.outcomes
         ],
     )
-    counted = [u for r in fresh for u in r.counted]
-    if counted:
-        c.execute(_COUNT, {"users": orjson.dumps(counted), "now": now, "cutoff": now - 86_400})
     invalidated = [i for r in fresh for i in r.invalidated]
     if invalidated:
         apply_invalidations(c, invalidated, now)

@@ -1,30 +1,62 @@
-"""Recent notification times of people with frequency caps (one JSON array per person).
+"""The places capped people hold in their rolling windows: one row per (person, event).
 
-Appends happen in ``deliveries._record``, in the commit that records the deliveries, and
-drop anything older than a day as they go, so each array stays as small as the cap."""
+``reserve`` reads and writes inside one write transaction, and SQLite has one writer at a
+time across every process sharing the file: that is what makes a reservation atomic."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 import orjson
 
+from clarion.policy.frequency import DAY_S, CapCheck, SlotRequest, allot
 from clarion.sqlite import SqliteDatabase
-from clarion.types import UserId
+from clarion.types import Seq, UserId
+
+_PEOPLE = "SELECT value FROM json_each(?)"
 
 
 class SqliteFrequencyStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
+    async def reserve(self, requests: Sequence[SlotRequest], now: float) -> list[CapCheck]:
+        if not requests:
+            return []
+        people = orjson.dumps(sorted({r.user_id for r in requests}))
+
+        def take(c: sqlite3.Connection) -> list[CapCheck]:
+            c.execute(
+                f"DELETE FROM frequency_slots WHERE user_id IN ({_PEOPLE}) AND at <= ?",
+                (people, now - DAY_S),
+            )
+            held: dict[UserId, dict[Seq, float]] = {}
+            for user, seq, at in c.execute(
+                f"SELECT user_id, seq, at FROM frequency_slots WHERE user_id IN ({_PEOPLE})",
+                (people,),
+            ):
+                held.setdefault(user, {})[seq] = at
+            answers, new = allot(requests, held, now)
+            c.executemany(
+                "INSERT OR IGNORE INTO frequency_slots (user_id, seq, at) VALUES (?, ?, ?)",
+                [(user, seq, now) for user, seq in new],
+            )
+            return answers
+
+        return await self._db.write(take)
+
     async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
         if not user_ids:
             return {}
         rows = await self._db.read(
             lambda c: c.execute(
-                "SELECT f.user_id, f.stamps FROM json_each(?) j"
-                " CROSS JOIN frequency f ON f.user_id = j.value",
-                (orjson.dumps(list(user_ids)),),
+                f"SELECT user_id, at FROM frequency_slots WHERE user_id IN ({_PEOPLE})"
+                " AND at > ? ORDER BY user_id, at",
+                (orjson.dumps(list(user_ids)), since),
             ).fetchall()
         )
-        return {UserId(r[0]): [s for s in orjson.loads(r[1]) if s > since] for r in rows}
+        found: dict[UserId, list[float]] = {}
+        for user, at in rows:
+            found.setdefault(UserId(user), []).append(at)
+        return found

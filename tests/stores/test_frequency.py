@@ -1,0 +1,102 @@
+"""Frequency-cap places (``FrequencyStore.reserve``) on every implementation: SQLite's
+write transaction, PostgreSQL's per-person advisory locks, and Redis's Lua script."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from clarion.clock import ManualClock
+from clarion.config import Settings
+from clarion.policy.frequency import UNDER, CapCheck, FrequencyCaps, SlotRequest
+from clarion.runtime import Runtime, open_runtime
+from clarion.stores.base import FrequencyStore
+from clarion.stores.postgres import PostgresFrequencyStore
+from clarion.types import Seq, UserId
+
+ANN, BOB = UserId("ann"), UserId("bob")
+HOURLY = FrequencyCaps(per_hour=3)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def places(runtime: Runtime) -> FrequencyStore:
+    """The store's own implementation (``postgres``: the SQL one, which Redis fronts)."""
+    if runtime._postgres is not None:
+        return PostgresFrequencyStore(runtime._postgres)
+    return runtime.stores.frequency
+
+
+def asks(user: UserId, seqs: range, caps: FrequencyCaps = HOURLY) -> list[SlotRequest]:
+    return [SlotRequest(user, Seq(s), caps) for s in seqs]
+
+
+async def test_many_requests_for_one_person_in_one_call_take_places_in_order(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    now = clock.now()
+    answers = await places(runtime).reserve(asks(ANN, range(1, 6)) + asks(BOB, range(1, 3)), now)
+    full = CapCheck(over_hour=True, hour_frees_at=now + 3600)
+    assert answers == [UNDER, UNDER, UNDER, full, full, UNDER, UNDER]
+
+
+async def test_a_redelivered_request_gets_its_place_again_and_counts_once(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    store = places(runtime)
+    assert await store.reserve(asks(ANN, range(1, 3)), clock.now()) == [UNDER, UNDER]
+    clock.advance(10)
+    assert await store.reserve(asks(ANN, range(1, 4)), clock.now()) == [UNDER] * 3
+    (fourth,) = await store.reserve(asks(ANN, range(4, 5)), clock.now())
+    assert fourth.over_hour
+    assert len((await store.recent([ANN], clock.now() - 3600))[ANN]) == 3
+
+
+async def test_the_hour_frees_when_its_oldest_place_turns_an_hour_old(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    store, start = places(runtime), clock.now()
+    for seq in (1, 2, 3):
+        await store.reserve(asks(ANN, range(seq, seq + 1)), clock.now())
+        clock.advance(60)
+    (refused,) = await store.reserve(asks(ANN, range(4, 5)), clock.now())
+    assert refused.hour_frees_at == pytest.approx(start + 3600)
+    clock.set(start + 3600.5)
+    assert await store.reserve(asks(ANN, range(4, 5)), clock.now()) == [UNDER]
+
+
+async def test_the_daily_cap_and_p0_which_passes_but_counts(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    store, daily = places(runtime), FrequencyCaps(per_day=2)
+    otp = SlotRequest(ANN, Seq(1), daily, force=True)
+    answers = await store.reserve([otp, *asks(ANN, range(2, 4), daily)], clock.now())
+    assert answers == [UNDER, UNDER, CapCheck(over_day=True)]
+    forced = await store.reserve([SlotRequest(ANN, Seq(9), daily, force=True)], clock.now())
+    assert forced == [UNDER]
+    clock.advance(86_400.5)
+    assert await store.reserve(asks(ANN, range(3, 4), daily), clock.now()) == [UNDER]
+
+
+async def test_two_processes_racing_for_one_person_never_share_the_last_place(
+    runtime: Runtime, settings: Settings, clock: ManualClock
+) -> None:
+    other = open_runtime(settings, clock=clock)
+    try:
+        mine, theirs = places(runtime), places(other)
+        rounds = [
+            asyncio.gather(
+                mine.reserve(asks(ANN, range(n, n + 2)), clock.now()),
+                theirs.reserve(asks(ANN, range(n + 100, n + 102)), clock.now()),
+            )
+            for n in range(0, 20, 2)
+        ]
+        answers = [a for pair in await asyncio.gather(*rounds) for side in pair for a in side]
+    finally:
+        await other.close()
+    assert sum(a.room for a in answers) == 3
+    assert len((await mine.recent([ANN], clock.now() - 60))[ANN]) == 3
