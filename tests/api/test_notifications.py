@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import Api, unique
@@ -48,7 +49,7 @@ def test_send_repeat_returns_200_with_the_original_id_and_no_second_entry(
     user = unique("carol")
     body = {"type": like, "actor": "alice", "target": user, "object": "photo_2"}
     first = send(api, body)
-    again = send(api, body)  # no idempotency_key: computed from type+actor+target+object
+    again = send(api, body)  # no idempotency_key: computed from everything sent
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json() == {"event_id": first.json()["event_id"], "duplicate": True}
     explicit = {"type": like, "target": user, "idempotency_key": "k-1"}
@@ -56,6 +57,23 @@ def test_send_repeat_returns_200_with_the_original_id_and_no_second_entry(
     assert send(api, explicit | {"object": "changed"}).status_code == 200
     api.drain()
     assert len(api.call("GET", f"/v1/users/{user}/inbox").json()["items"]) == 2
+
+
+def test_distinct_payloads_are_distinct_events_and_a_byte_identical_retry_is_not(
+    api: Api, like: str
+) -> None:
+    user = unique("viewer")
+    updates = [
+        {"type": like, "target": user, "object": "show_42", "payload": {"position_s": s}}
+        for s in (60, 120, 180)
+    ]
+    answers = [send(api, u) for u in updates]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert len({a.json()["event_id"] for a in answers}) == 3
+    retry = api.call("POST", "/v1/notifications", content=orjson.dumps(updates[1]))
+    assert (retry.status_code, retry.json()["event_id"]) == (200, answers[1].json()["event_id"])
+    collapsing = updates[0] | {"collapse_key": "playback"}
+    assert send(api, collapsing).status_code == 202
 
 
 def test_send_repeat_after_the_window_is_a_new_event(api: Api, like: str) -> None:

@@ -80,13 +80,7 @@ def build_event(
         created_at=now,
         expires_at=now + ttl,
         idempotency_key=idempotency_key(
-            key.sender,
-            explicit=request.idempotency_key,
-            type_name=spec.name,
-            actor=request.actor,
-            target=request.target,
-            recipients=recipients,
-            object_id=request.object,
+            key.sender, explicit=request.idempotency_key, about=_as_sent(request)
         ),
         idempotency_expires_at=now + limits.idempotency_window_s,
         title=title,
@@ -105,6 +99,24 @@ def build_event(
         object=request.object,
         payload=payload,
     )
+
+
+def _as_sent(request: EventRequest) -> dict[str, Any]:
+    """What a computed idempotency key covers (``ingest.idempotency``)."""
+    return {
+        "type": request.type,
+        "fan_out": request.fan_out.value,
+        "actor": request.actor,
+        "target": request.target,
+        "recipients": None if request.recipients is None else sorted(request.recipients),
+        "object": request.object,
+        "payload": request.payload,
+        "collapse_key": request.collapse_key,
+        "campaign": request.campaign,
+        "priority": None if request.priority is None else request.priority.value,
+        "ttl_seconds": request.ttl_seconds,
+        "template": request.template,
+    }
 
 
 def _problems(
