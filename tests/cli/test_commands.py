@@ -317,3 +317,16 @@ def test_fake_providers_store_their_config_and_stop_on_sigterm(db: Path, tmp_pat
     assert (
         set(stored) == set(written) == {"apns", "fcm", "webpush", "smtp", "sms_twilio", "webhook"}
     )
+
+
+def test_version_is_printed_for_bug_reports() -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [sys.executable, "-m", "clarion", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, f"clarion {version('clarion')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version
 
 import typer
 from rich.console import Console
@@ -30,6 +31,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"clarion {version('clarion')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print Clarion's version (include it in bug reports) and exit.",
+    ),
+) -> None:
+    """Self-hostable notification delivery: fan-out, preferences, priorities, channels."""
+
+
 serve.register(app)
 app.add_typer(database.app, name="db")
 app.add_typer(keys.app, name="keys")
