@@ -104,6 +104,27 @@ def test_send_lists_every_field_error_and_enqueues_nothing(api: Api, like: str) 
     assert queued(api) == before
 
 
+def test_shape_and_meaning_errors_come_in_one_answer(api: Api, like: str) -> None:
+    response = send(api, {"actor": "x", "fan_out": "direct"})
+    assert response.status_code == 400
+    assert [(e["field"], e["reason"]) for e in response.json()["errors"]] == [
+        ("type", "required"),
+        ("target", "give target or recipients for a direct event"),
+    ]
+    big = {"type": like, "ttl_seconds": "soon", "payload": {"x": "y" * 20_000}}
+    found = {e["field"] for e in send(api, big).json()["errors"]}
+    assert found == {"ttl_seconds", "target", "payload"}
+    batch = api.call(
+        "POST",
+        "/v1/notifications/batch",
+        json={"events": [{"actor": "x"}, {"type": "nope", "target": "u", "priority": "P7"}]},
+    ).json()
+    assert [{e["field"] for e in r["errors"]} for r in batch["results"]] == [
+        {"type", "target"},
+        {"type", "priority"},
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

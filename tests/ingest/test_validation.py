@@ -1,6 +1,6 @@
 import pytest
 
-from clarion.errors import ForbiddenError, InputError
+from clarion.errors import FieldProblem, ForbiddenError, InputError
 from clarion.ingest.validation import EventRequest, Limits, build_event
 from clarion.models import Channel, FanOut, Priority, SenderKey, TypeSpec
 
@@ -89,10 +89,12 @@ def test_build_event_audience_rules(request_: EventRequest, field: str) -> None:
     assert field in fields(exc)
 
 
-def test_build_event_prefixes_fields_for_batch_items() -> None:
+def test_build_event_answers_earlier_problems_with_its_own_and_skips_their_fields() -> None:
+    earlier = [FieldProblem("type", "required"), FieldProblem("payload.x", "not JSON")]
     with pytest.raises(InputError) as exc:
-        build_event(EventRequest(type="like"), LIKE, KEY, limits=LIMITS, now=0, prefix="x.")
-    assert fields(exc) == {"x.target"}
+        build_event(EventRequest(type=""), None, KEY, limits=LIMITS, now=0, earlier=earlier)
+    assert exc.value.problems == (*earlier, FieldProblem("target", exc.value.problems[2].reason))
+    assert fields(exc) == {"type", "payload.x", "target"}
 
 
 def test_event_ids_sort_by_creation_time() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from clarion.api.errors import clarion_response, error_body, problems_from_pydantic, status_of
 from clarion.api.schemas import BatchIn, EventIn
 from clarion.api.services import ApiServices
-from clarion.errors import ClarionError, InputError, RateLimitedError
-from clarion.ingest.validation import EventRequest, build_event
+from clarion.errors import ClarionError, FieldProblem, InputError, RateLimitedError
+from clarion.ingest.validation import EventRequest, build_event, top_field
 from clarion.models import Event, Priority, SenderKey
 from clarion.stores.records import Accepted, IngestRequest, RateLimited
 
@@ -127,9 +127,37 @@ def _parse(adapter: TypeAdapter[Any], body: bytes) -> Any:
 # ── the two endpoints ────────────────────────────────────────────────────────────────
 
 
+def _event(body: bytes) -> tuple[EventIn, list[FieldProblem]]:
+    """The event, or as much of it as has the right shape plus what is wrong with the rest
+    (so the meaning of the good part is checked too, and one 400 lists everything)."""
+    try:
+        return _EVENT.validate_json(body), []
+    except ValidationError as exc:
+        shape = problems_from_pydantic(exc.errors())
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise InputError(shape) from None
+        return _salvaged(raw, shape), shape
+
+
+def _salvaged(raw: Any, shape: list[FieldProblem]) -> EventIn:
+    """The fields of ``raw`` the schema had no complaint about (``type`` a placeholder if
+    it was one of the bad ones); raises the shape problems if nothing can be salvaged."""
+    bad = {top_field(p.field) for p in shape}
+    if not isinstance(raw, dict) or "body" in bad:
+        raise InputError(shape)
+    kept = {k: v for k, v in raw.items() if k in EventIn.model_fields and k not in bad}
+    kept.setdefault("type", "unknown")
+    try:
+        return EventIn.model_validate(kept)
+    except ValidationError:
+        raise InputError(shape) from None
+
+
 async def send_one(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
     await svc.check_sender(key)
-    event = await _prepare(svc, key, _parse(_EVENT, body))
+    event = await _prepare(svc, key, *_event(body))
     (accepted,) = await _submit(svc, key, [event])
     answer = {"event_id": accepted.event_id, "duplicate": accepted.duplicate}
     return (200 if accepted.duplicate else 202), answer, {}
@@ -148,8 +176,10 @@ async def send_batch(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
     for index, parsed in enumerate(_each_event(batch.events)):
         try:
             if isinstance(parsed, ValidationError):
-                raise InputError(problems_from_pydantic(parsed.errors()))
-            event = await _prepare(svc, key, parsed)
+                shape = problems_from_pydantic(parsed.errors())
+                event = await _prepare(svc, key, _salvaged(batch.events[index], shape), shape)
+            else:
+                event = await _prepare(svc, key, parsed)
         except ClarionError as exc:
             results.append(_refused(exc))
         else:
@@ -198,15 +228,21 @@ def _refused(exc: ClarionError) -> dict[str, Any]:
     }
 
 
-async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
-    spec = await svc.types.get(body.type)
+async def _prepare(
+    svc: ApiServices, key: SenderKey, body: EventIn, shape: Sequence[FieldProblem] = ()
+) -> Event:
+    """``shape``: what the schema found wrong (the fields it names are left out of
+    ``body``); answered in one 400 together with everything wrong with the rest."""
+    problems = list(shape)
+    judged = {top_field(p.field) for p in problems}
+    spec = None if "type" in judged else await svc.types.get(body.type)
     template = body.template or (spec.template if spec else None)
     version = None
     if template is not None:
         version = await svc.template_version(template, body.template_version)
         if version is None:
             wanted = f" version {body.template_version}" if body.template_version else ""
-            raise InputError.single("template", f"no template {template!r}{wanted}")
+            problems.append(FieldProblem("template", f"no template {template!r}{wanted}"))
     request = EventRequest(
         type=body.type,
         actor=body.actor,
@@ -223,7 +259,9 @@ async def _prepare(svc: ApiServices, key: SenderKey, body: EventIn) -> Event:
         template_version=version,
         collapse_key=body.collapse_key,
     )
-    event = build_event(request, spec, key, limits=svc.limits, now=svc.runtime.clock.now())
+    event = build_event(
+        request, spec, key, limits=svc.limits, now=svc.runtime.clock.now(), earlier=problems
+    )
     await svc.check_load(event.priority)
     return event
 

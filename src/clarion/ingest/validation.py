@@ -8,6 +8,7 @@ Every problem is collected, so a caller sees all of them in one 400.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +58,18 @@ def build_event(
     *,
     limits: Limits,
     now: float,
-    prefix: str = "",
+    earlier: Sequence[FieldProblem] = (),
 ) -> Event:
-    """Validate ``request`` against its type and sender; raise with every problem found."""
+    """Validate ``request`` against its type and sender; raise with every problem found.
+
+    ``earlier``: problems found before this (the schema's, a missing template's), to be
+    answered together with these. A field they name was left out of ``request``, so it is
+    not judged again here ("unknown type ''" after "type: required" would only confuse)."""
     if spec is not None and not key.may_send(spec.name):
         raise ForbiddenError(f"sender {key.sender!r} may not send events of type {spec.name!r}")
-    problems = _problems(request, spec, limits, prefix)
+    judged = {top_field(p.field) for p in earlier}
+    problems = [*earlier]
+    problems += [p for p in _problems(request, spec, limits) if top_field(p.field) not in judged]
     if problems:
         raise InputError(problems)
     assert spec is not None  # an unknown type is one of the problems above
@@ -119,14 +126,17 @@ def _as_sent(request: EventRequest) -> dict[str, Any]:
     }
 
 
-def _problems(
-    request: EventRequest, spec: TypeSpec | None, limits: Limits, prefix: str
-) -> list[FieldProblem]:
+def top_field(path: str) -> str:
+    """``recipients[3]`` → ``recipients``; ``payload.title`` → ``payload``."""
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
+def _problems(request: EventRequest, spec: TypeSpec | None, limits: Limits) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     if spec is None:
         problems.append(
             FieldProblem(
-                prefix + "type",
+                "type",
                 f"unknown type {request.type!r}; register it first with"
                 f" PUT /v1/types/{request.type}",
             )
@@ -134,25 +144,25 @@ def _problems(
     elif request.priority is not None and request.priority.value < spec.priority.value:
         problems.append(
             FieldProblem(
-                prefix + "priority",
+                "priority",
                 f"{request.priority} is more urgent than type {spec.name!r} ({spec.priority});"
                 " an event may only lower its priority",
             )
         )
     audience = _audience_problem(request, limits)
     if audience is not None:
-        problems.append(FieldProblem(prefix + audience[0], audience[1]))
+        problems.append(FieldProblem(*audience))
     if request.payload is not None:
         size = len(orjson.dumps(request.payload))
         if size > limits.max_payload_bytes:
             problems.append(
                 FieldProblem(
-                    prefix + "payload",
+                    "payload",
                     f"{size} bytes is over the {limits.max_payload_bytes}-byte limit",
                 )
             )
     if request.ttl_seconds is not None and not 0 < request.ttl_seconds <= MAX_TTL_S:
-        problems.append(FieldProblem(prefix + "ttl_seconds", f"must be between 1 and {MAX_TTL_S}"))
+        problems.append(FieldProblem("ttl_seconds", f"must be between 1 and {MAX_TTL_S}"))
     return problems
 
 
