@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from tests.conftest import Api, unique
@@ -195,3 +198,15 @@ def test_openapi_documents_the_ingest_endpoints(api: Api) -> None:
     assert batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "BatchOut"
     )
+
+
+def test_openapi_document_is_valid_and_every_reference_resolves(api: Api) -> None:
+    from openapi_spec_validator import validate
+
+    doc = api.client.get("/openapi.json").json()
+    validate(doc)  # OpenAPI 3.1, references included
+    text = json.dumps(doc)
+    refs = set(re.findall(r'"\$ref": "([^"]+)"', text))
+    schemas = doc["components"]["schemas"]
+    assert {r for r in refs if r.rpartition("/")[2] not in schemas} == set()
+    assert {r.rpartition("/")[0] for r in refs} == {"#/components/schemas"}

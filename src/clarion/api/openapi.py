@@ -9,13 +9,38 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from clarion.api.ingest import BATCH_PATH, SEND_PATH
-from clarion.api.schemas import BatchIn, BatchOut, ErrorOut, EventAccepted, EventIn
+from clarion.api.schemas import (
+    BatchIn,
+    BatchOut,
+    ErrorOut,
+    EventAccepted,
+    EventIn,
+    FollowersIn,
+    PreferencesIn,
+)
 
 _REF = "#/components/schemas/{model}"
+_DOCUMENTED_BY_HAND = (
+    EventIn,
+    BatchIn,
+    EventAccepted,
+    BatchOut,
+    ErrorOut,
+    PreferencesIn,
+    FollowersIn,
+)
+"""Models that bodies documented outside FastAPI's signatures refer to (the ingest
+endpoints, PATCH preferences, the streamed follower lists): their schemas are added to the
+document's components, so every ``$ref`` resolves."""
+
+
+def schema_ref(name: str) -> dict[str, str]:
+    """A reference to a model in the document's components (see ``_DOCUMENTED_BY_HAND``)."""
+    return {"$ref": _REF.format(model=name)}
 
 
 def _ref(name: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}}
+    return {"content": {"application/json": {"schema": schema_ref(name)}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -73,7 +98,7 @@ def install_openapi(api: FastAPI) -> None:
                 routes=api.routes,
             )
             _, definitions = models_json_schema(
-                [(m, "validation") for m in (EventIn, BatchIn, EventAccepted, BatchOut, ErrorOut)],
+                [(m, "validation") for m in _DOCUMENTED_BY_HAND],
                 ref_template=_REF,
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from clarion.api.deps import Admin, Services
 from clarion.api.errors import problems_from_pydantic
+from clarion.api.openapi import schema_ref
 from clarion.api.schemas import ErrorOut, FollowerCount, FollowersChanged, FollowersIn
 from clarion.api.services import ApiServices
 from clarion.errors import InputError
@@ -24,7 +25,7 @@ _BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": FollowersIn.model_json_schema()},
+            "application/json": {"schema": schema_ref("FollowersIn")},
             "application/x-ndjson": {"schema": {"type": "string"}},
             "text/csv": {"schema": {"type": "string"}},
             "text/plain": {"schema": {"type": "string"}},

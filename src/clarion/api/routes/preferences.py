@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from clarion.api.deps import Admin, Services
 from clarion.api.errors import problems_from_pydantic
 from clarion.api.format import iso
+from clarion.api.openapi import schema_ref
 from clarion.api.routes.users import user_id_of
 from clarion.api.schemas import (
     ChangeOut,
@@ -40,7 +41,7 @@ _UPDATE_ATTEMPTS = 8
 _BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": PreferencesIn.model_json_schema()}},
+        "content": {"application/json": {"schema": schema_ref("PreferencesIn")}},
     }
 }
 
