@@ -79,8 +79,11 @@ class Settings:
     breaker_min_requests: int = 20
     breaker_consecutive_failures: int = 50
     """This many failed sends in a row, with no success between, open the breaker too."""
+    breaker_first_probe_s: float = 2.0
     breaker_probe_s: float = 30.0
-    """While a breaker is open, one probe send this often decides whether to try again."""
+    """While a breaker is open, one probe send decides whether to try again: the first
+    ``breaker_first_probe_s`` after it opened, then twice as long after each failed probe,
+    up to ``breaker_probe_s``."""
     retry_share: float = 0.5
     """Retries may use at most this share of a provider's ``rate_per_s``."""
 
@@ -111,6 +114,7 @@ class Settings:
             error_rate=self.breaker_error_rate,
             min_requests=self.breaker_min_requests,
             consecutive_failures=self.breaker_consecutive_failures,
+            first_probe_s=self.breaker_first_probe_s,
             probe_every_s=self.breaker_probe_s,
             retry_share=self.retry_share,
         )
@@ -141,7 +145,8 @@ class Settings:
         _check_range(
             "breaker_consecutive_failures", self.breaker_consecutive_failures, 1, 1_000_000
         )
-        _check_range("breaker_probe_s", self.breaker_probe_s, 0.1, 3600)
+        _check_range("breaker_first_probe_s", self.breaker_first_probe_s, 0.1, 3600)
+        _check_range("breaker_probe_s", self.breaker_probe_s, self.breaker_first_probe_s, 3600)
         _check_range("retry_share", self.retry_share, 0.01, 1.0)
         _check_range("load_shed_p2", self.load_shed_p2, 1, 10_000_000)
         _check_range("load_shed_p1", self.load_shed_p1, self.load_shed_p2, 10_000_000)
@@ -232,6 +237,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "breaker_window_s": float,
     "breaker_min_requests": int,
     "breaker_consecutive_failures": int,
+    "breaker_first_probe_s": float,
     "breaker_probe_s": float,
     "retry_share": float,
     "load_shed_p2": int,

@@ -1,5 +1,5 @@
 """Which provider serves a kind: the providers file, overlaid by what the API stored,
-re-read on an interval, with a broken entry skipped rather than stopping the others."""
+re-read on every use, with a broken entry skipped rather than stopping the others."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ from clarion.sqlite import SqliteDatabase
 from clarion.stores.sqlite.config import SqliteProviderStore, SqliteProviderTokenStore
 
 SMS = {"account_sid": "AC" + "0" * 32, "auth_token": "secret", "sender": "+15550000000"}
-
-
-class Ticker:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -56,16 +48,14 @@ def test_the_providers_file_is_toml_or_json_and_must_be_tables(tmp_path: Path) -
 async def test_stored_configs_overlay_the_file_and_changes_are_picked_up(
     store: SqliteProviderStore, tokens_db: SqliteDatabase
 ) -> None:
-    tick = Ticker()
     file_docs = {"sms_twilio": SMS | {"sender": "+15551111111"}}
-    chosen = providers(store, tokens_db, file_docs=file_docs, refresh_s=5.0, monotonic=tick)
+    chosen = providers(store, tokens_db, file_docs=file_docs)
     first = await chosen.choose("sms_twilio")
     assert first is not None
     assert await _sender(chosen) == "+15551111111"
+    assert await chosen.choose("sms_twilio") is first  # unchanged: the same connections
     await store.put("sms_twilio", SMS, 0.0)
-    assert await _sender(chosen) == "+15551111111"  # not re-read yet
-    tick.now = 6.0
-    assert await _sender(chosen) == "+15550000000"
+    assert await _sender(chosen) == "+15550000000"  # read-your-writes: the very next use
     assert await chosen.choose("sms_twilio") is not first  # rebuilt with the new config
     await chosen.close()
 
@@ -85,14 +75,27 @@ async def test_a_secondary_is_only_chosen_as_the_secondary(
 async def test_a_broken_entry_is_skipped_and_a_removed_one_is_closed(
     store: SqliteProviderStore, tokens_db: SqliteDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tick = Ticker()
     await store.put("smtp", {"host": "mail.example.com"}, 0.0)  # no sender
     await store.put("sms_twilio", SMS, 0.0)
-    chosen = providers(store, tokens_db, monotonic=tick)
-    assert set(await chosen.configs()) == {"sms_twilio"}
+    chosen = providers(store, tokens_db)
+    assert set(await chosen.configs()) == {"sms_twilio", "webhook"}
     assert "provider smtp: configuration refused" in caplog.text
     assert await chosen.choose("sms_twilio") is not None
     await store.delete("sms_twilio")
-    tick.now = 60.0
     assert await chosen.choose("sms_twilio") is None
+    await chosen.close()
+
+
+async def test_the_webhook_sender_needs_no_configuration_unless_one_is_configured(
+    store: SqliteProviderStore, tokens_db: SqliteDatabase
+) -> None:
+    chosen = providers(store, tokens_db)
+    built_in = await chosen.choose("webhook")
+    assert built_in is not None
+    assert built_in.name == "webhook"
+    await store.put("hooks", {"kind": "webhook", "timeout_s": 3.0}, 0.0)
+    configured = await chosen.choose("webhook")
+    assert configured is not None
+    assert configured.name == "hooks"
+    assert set(await chosen.configs()) == {"hooks"}
     await chosen.close()

@@ -251,13 +251,40 @@ async def test_templates_render_in_each_persons_locale(rt: Runtime, fakes: FakeP
     assert subjects == {"ann@example.com": "Zoé a commenté", "bob@example.com": "Zoé commented"}
 
 
-async def test_no_provider_configured_is_a_clear_failure(rt: Runtime, fakes: FakeProviders) -> None:
+async def test_a_push_waits_for_a_provider_configured_after_it_was_sent(
+    rt: Runtime, fakes: FakeProviders, clock: ManualClock
+) -> None:
+    apns = await rt.stores.providers.get("apns")
+    assert apns is not None
     await rt.stores.providers.delete("apns")
     await device(rt, ANN, "phone", Platform.IOS, IOS)
     event_id = await send(rt, (Channel.PUSH,))
     await deliver(rt)
     ((_, outcome, reason),) = await trail(rt, event_id, "push")
-    assert (outcome, reason) == ("failed", "permanent: no_provider: configure 'apns'")
+    assert (outcome, reason) == (
+        "held",
+        "waiting: no provider configured for apns: PUT /v1/providers/apns",
+    )
+    await rt.stores.providers.put("apns", apns, clock.now())  # what PUT /v1/providers does
+    clock.advance(5)
+    await deliver(rt)
+    assert len(fakes.apns.received) == 1
+    assert [r[:2] for r in await trail(rt, event_id, "push")] == [(1, "delivered"), (1, "held")]
+
+
+async def test_a_missing_provider_waits_no_longer_than_the_ttl(
+    rt: Runtime, fakes: FakeProviders, clock: ManualClock
+) -> None:
+    await rt.stores.providers.delete("apns")
+    await device(rt, ANN, "phone", Platform.IOS, IOS)
+    event_id = await send(rt, (Channel.PUSH,), ttl=60)
+    for _ in range(8):  # 5, 10, 20, 40 s … : it looks again less and less often
+        await deliver(rt)
+        clock.advance(30)
+    assert [r[1:] for r in await trail(rt, event_id, "push")] == [
+        ("held", "waiting: no provider configured for apns: PUT /v1/providers/apns"),
+        ("suppressed", "expired"),
+    ]
 
 
 async def test_status_webhooks_hear_about_outcomes(rt: Runtime, fakes: FakeProviders) -> None:

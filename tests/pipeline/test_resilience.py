@@ -13,7 +13,7 @@ from clarion.channels.config import stored
 from clarion.clock import ManualClock
 from clarion.fakes.behaviour import Rule
 from clarion.fakes.suite import FakeProviders
-from clarion.models import Channel, Platform, Routing
+from clarion.models import Channel, Platform, Priority, Routing
 from clarion.resilience.breaker import BreakerState, Health
 from clarion.runtime import Runtime
 from clarion.stores.records import UserProfile
@@ -23,7 +23,8 @@ from tests.pipeline.channel_steps import ANN, IOS, deliver, device, send, trail
 
 @pytest.fixture
 def rt_settings() -> dict[str, Any]:
-    return {"breaker_min_requests": 4, "breaker_probe_s": 30.0}
+    # A fixed 30-s probe here; the growing probe is tested in tests/resilience.
+    return {"breaker_min_requests": 4, "breaker_first_probe_s": 30.0, "breaker_probe_s": 30.0}
 
 
 async def phones(rt: Runtime, count: int) -> list[UserId]:
@@ -200,37 +201,55 @@ async def test_nothing_stale_is_sent_after_a_wait(
     assert outcomes == [("delivered", None), ("suppressed", "expired"), ("suppressed", "expired")]
 
 
-async def test_with_no_other_channel_a_delivery_waits_for_the_probe_within_its_budget(
+async def test_with_no_other_channel_a_delivery_waits_for_the_probe_without_an_attempt(
     rt: Runtime, fakes: FakeProviders, clock: ManualClock
 ) -> None:
     await device(rt, ANN, "phone", Platform.IOS, IOS)
     opened = Health(state=BreakerState.OPEN, changed_at=clock.now(), probe_at=clock.now() + 30)
     await rt.stores.provider_health.update("apns", lambda _: (opened, None))
-    event_id = await send(rt, (Channel.PUSH,))  # P1: two retries within two minutes
+    event_id = await send(rt, (Channel.PUSH,))
     await deliver(rt)
     assert len(fakes.apns.received) == 0
     clock.advance(40)
-    await deliver(rt)  # the retry is the probe, and the provider is back
+    await deliver(rt)  # it comes back as the probe, and the provider is back
     assert await trail(rt, event_id, "push") == [
-        (1, "failed", "retrying: unavailable: apns circuit open"),
-        (2, "delivered", None),
+        (1, "delivered", None),  # still the first attempt: waiting is not one
+        (1, "held", "waiting: unavailable: apns circuit open"),
     ]
     assert await state(rt, "apns") is BreakerState.HALF_OPEN
 
 
-async def test_an_outage_longer_than_the_budget_gives_up_at_once_into_the_dlq(
+async def test_an_outage_longer_than_the_retry_budget_is_waited_out_within_the_ttl(
     rt: Runtime, fakes: FakeProviders, clock: ManualClock
 ) -> None:
     await device(rt, ANN, "phone", Platform.IOS, IOS)
     opened = Health(state=BreakerState.OPEN, changed_at=clock.now(), probe_at=clock.now() + 500)
     await rt.stores.provider_health.update("apns", lambda _: (opened, None))
-    event_id = await send(rt, (Channel.PUSH,))
+    event_id = await send(rt, (Channel.PUSH,))  # P1: two retries within two minutes
     await deliver(rt)
-    assert await trail(rt, event_id, "push") == [
-        (1, "failed", "gave up after 1 attempts: unavailable: apns circuit open")
-    ]
+    clock.advance(501)
+    await deliver(rt)
+    assert [r[1] for r in await trail(rt, event_id, "push")] == ["delivered", "held"]
+    assert await rt.broker.dead_letters() == []
+
+
+async def test_a_p0_waits_for_a_broken_provider_no_longer_than_its_budget_then_dead_letters(
+    rt: Runtime, fakes: FakeProviders, clock: ManualClock
+) -> None:
+    await device(rt, ANN, "phone", Platform.IOS, IOS)
+    opened = Health(state=BreakerState.OPEN, changed_at=clock.now(), probe_at=clock.now() + 500)
+    await rt.stores.provider_health.update("apns", lambda _: (opened, None))
+    event_id = await send(rt, (Channel.PUSH,), Priority.P0)  # three retries within 60 s
+    await deliver(rt)
+    clock.advance(100)
+    await deliver(rt)
+    (_, failed), (_, held) = [r[1:] for r in await trail(rt, event_id, "push")]
+    assert (held, failed) == (
+        "waiting: unavailable: apns circuit open",
+        "gave up waiting 100s: unavailable: apns circuit open",
+    )
     (dead,) = await rt.broker.dead_letters()
-    assert dead.topic == "push.p1"  # for an operator to replay once APNs is back
+    assert dead.topic == "push.p0"  # for an operator to replay once APNs is back
 
 
 async def test_a_half_open_provider_that_fails_again_opens(

@@ -11,7 +11,10 @@ from clarion.resilience.breaker import (
     report,
 )
 
-S = BreakerSettings(window_s=30, error_rate=0.3, min_requests=10, probe_every_s=30, half_open_s=10)
+S = BreakerSettings(
+    window_s=30, error_rate=0.3, min_requests=10, first_probe_s=30, probe_every_s=30, half_open_s=10
+)
+"""A fixed 30-s probe; ``test_probes_come_soon_after_opening_and_back_off`` grows it."""
 
 
 def _admit(
@@ -80,6 +83,27 @@ def test_a_failed_probe_keeps_it_open_and_a_relapse_reopens() -> None:
     assert h.state is BreakerState.HALF_OPEN
     h = _report(h, sent=4, failed=3, now=62)
     assert h.state is BreakerState.OPEN
+
+
+def test_probes_come_soon_after_opening_and_back_off_to_the_longest_wait() -> None:
+    growing = BreakerSettings(min_requests=10, first_probe_s=2, probe_every_s=30)
+    h = report(Health(), sent=10, failed=10, throttled=False, now=0, settings=growing)
+    assert (h.state, h.probe_at) == (BreakerState.OPEN, 2)
+    probes = []
+    now = 0.0
+    for _ in range(6):  # every probe fails: 2, then 4, 8, 16, 30, 30 s apart
+        now = h.probe_at
+        h, a = admit(h, 5, retry=False, now=now, rate_per_s=None, settings=growing)
+        assert (a.granted, a.probing) == (1, True)
+        h = report(h, sent=1, failed=1, throttled=False, now=now, settings=growing)
+        probes.append(now)
+    assert probes == [2, 6, 14, 30, 60, 90]
+    h = report(h, sent=0, failed=0, throttled=False, now=now, settings=growing)
+    h, a = admit(h, 5, retry=False, now=h.probe_at, rate_per_s=None, settings=growing)
+    h = report(h, sent=1, failed=0, throttled=False, now=now + 30, settings=growing)
+    assert h.state is BreakerState.HALF_OPEN
+    h = report(h, sent=10, failed=9, throttled=False, now=now + 31, settings=growing)
+    assert (h.state, h.probe_at - (now + 31)) == (BreakerState.OPEN, 2)  # soon again
 
 
 def test_the_bucket_grants_part_and_says_when_to_come_back() -> None:

@@ -36,7 +36,11 @@ class SendStatus(StrEnum):
     DEFERRED = "deferred"
     """Held back by the provider's send rate: comes back later, not counted as an attempt."""
     UNAVAILABLE = "unavailable"
-    """The provider's breaker is open (and no secondary could take it)."""
+    """The provider's breaker is open (and no secondary could take it): waits for it, not
+    counted as an attempt."""
+    UNCONFIGURED = "unconfigured"
+    """No provider of the kind is configured (yet): waits for one, not counted as an
+    attempt — a type can be registered, and its first event sent, before the provider."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,20 @@
 """The providers a worker sends through: built from configuration, rebuilt when it changes.
 
 Configuration comes from the config file (``CLARION_PROVIDERS_FILE``, TOML or JSON, one
-table per provider) overlaid by what operators stored with ``PUT /v1/providers/{name}``.
+table per provider) overlaid by what operators stored with ``PUT /v1/providers/{name}``,
+and providers that need no credentials (the webhook sender) are there without either.
 Each provider keeps its long-lived connections for as long as its configuration stays the
 same; a change closes the old instance and builds a new one.
+
+The stored configuration is read again on every use (a handful of rows, compared before
+anything is rebuilt), so a provider added or changed through the API takes effect on the
+next send: a new user's first test notification must not fall into a refresh gap.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,15 @@ from clarion.stores.base import ProviderStore
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 5.0
+BUILT_IN: dict[str, dict[str, Any]] = {"webhook": {}}
+"""Providers with nothing to configure, present unless one of their kind is configured."""
+
+
+def with_built_ins(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``docs`` plus each built-in provider whose kind none of them provides."""
+    kinds = {channels.kind_of(name, doc) for name, doc in docs.items()}
+    extra = {n: d for n, d in BUILT_IN.items() if channels.kind_of(n, d) not in kinds}
+    return {**extra, **docs}
 
 
 def read_file(path: Path | None) -> dict[str, dict[str, Any]]:
@@ -48,15 +59,10 @@ class ProviderSet:
         deps: ProviderDeps,
         *,
         file_docs: dict[str, dict[str, Any]] | None = None,
-        refresh_s: float = REFRESH_S,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._deps = deps
         self._file_docs = file_docs or {}
-        self._refresh_s = refresh_s
-        self._monotonic = monotonic
-        self._read_at: float | None = None
         self._docs: dict[str, bytes] = {}
         self._configs: dict[str, ProviderConfig] = {}
         self._live: dict[str, Provider] = {}
@@ -91,11 +97,7 @@ class ProviderSet:
         return provider
 
     async def _refresh(self) -> None:
-        now = self._monotonic()
-        if self._read_at is not None and now - self._read_at < self._refresh_s:
-            return
-        self._read_at = now
-        docs = {**self._file_docs, **await self._store.all()}
+        docs = with_built_ins({**self._file_docs, **await self._store.all()})
         for name in [n for n in self._live if n not in docs]:
             await self._live.pop(name).close()
             self._configs.pop(name, None)

@@ -19,7 +19,6 @@ from clarion.channels.base import (
     Provider,
     SendResult,
     SendStatus,
-    permanent,
     transient,
 )
 from clarion.channels.providers import ProviderSet
@@ -31,6 +30,8 @@ from clarion.types import UserId
 log = logging.getLogger(__name__)
 
 CREDENTIALS_PAUSE_S = 60.0
+UNCONFIGURED_WAIT_S = 5.0
+"""How soon a send with no provider to take it looks again (doubling while it waits)."""
 
 
 @dataclass(slots=True)
@@ -70,7 +71,8 @@ class Dispatcher:
             return
         candidates = await self._providers.candidates(kind)
         if not candidates:
-            _answer(sends, permanent(f"no_provider: configure {kind!r}"))
+            reason = f"no provider configured for {kind}: PUT /v1/providers/{kind}"
+            _answer(sends, SendResult(SendStatus.UNCONFIGURED, reason, UNCONFIGURED_WAIT_S))
             return
         pending, wait, unavailable = sends, 0.0, True
         for provider, config in candidates:

@@ -6,8 +6,11 @@ the next channel, or failed for good — and the message each of those leaves in
 * A transient failure is retried after the provider's Retry-After or a jittered backoff,
   within the event's retry budget (``RetryBudget``: so many retries within so long of the
   first attempt) and never past its TTL.
-* A provider whose breaker is open does not get waited for when the person has another
-  channel: they fall back to it at once. Otherwise the retry budget decides.
+* A send that never reached a provider — its breaker is open, or no provider of the kind
+  is configured yet — is not an attempt: it waits (the breaker's next probe; a growing
+  pause for a missing provider) and comes back as the same attempt, until the TTL ends
+  it. A P0 waits at most its retry budget's window. A person with another channel does
+  not wait: they fall back to it at once.
 * Deferred sends (held back by the provider's rate) come back later as the same attempt.
 * When a channel has given up — budget spent, a permanent refusal — the person moves to
   the next channel of their routing (``DeliveryBatch.fallbacks``), or the failure is final;
@@ -18,14 +21,14 @@ the next channel, or failed for good — and the message each of those leaves in
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 from clarion.broker import Outbound
 from clarion.broker.retry import backoff_s
 from clarion.channels.base import SendResult, SendStatus
-from clarion.models import Channel, Outcome
+from clarion.models import Channel, Outcome, Priority
 from clarion.pipeline.dispatch import Send
 from clarion.pipeline.messages import DeliveryBatch
 from clarion.stores.records import BatchResult, DeliveryOutcome, Invalidation
@@ -40,20 +43,34 @@ RETRY_AFTER_SPREAD = 0.2
 class _Person:
     delivered: list[Send] = field(default_factory=list)
     retryable: list[Send] = field(default_factory=list)
-    """Transient failures and open breakers."""
+    """Transient failures at the provider."""
     deferred: list[Send] = field(default_factory=list)
+    """Not sent: held back by the rate, a breaker or a missing provider (not attempts)."""
     failed: list[Send] = field(default_factory=list)
 
     def add(self, send: Send) -> None:
         status = _result(send).status
         if status is SendStatus.DELIVERED:
             self.delivered.append(send)
-        elif status in (SendStatus.TRANSIENT, SendStatus.UNAVAILABLE):
+        elif status is SendStatus.TRANSIENT:
             self.retryable.append(send)
-        elif status is SendStatus.DEFERRED:
+        elif status in _NOT_SENT:
             self.deferred.append(send)
         else:
             self.failed.append(send)
+
+    def waiting_for(self) -> str | None:
+        """Why this person's sends could not go out, if it was the provider's availability
+        (not its rate): an open breaker, or no provider configured."""
+        for send in self.deferred:
+            if _result(send).status in _WAITS:
+                return _result(send).reason
+        return None
+
+
+_WAITS = (SendStatus.UNAVAILABLE, SendStatus.UNCONFIGURED)
+_NOT_SENT = (SendStatus.DEFERRED, *_WAITS)
+UNCONFIGURED_MAX_WAIT_S = 300.0
 
 
 @dataclass(slots=True)
@@ -113,11 +130,11 @@ def _decide(
             plan.counted.append(user)
         return
     if not person.retryable and person.deferred:
-        plan.deferred[user] = [s.address.ref for s in person.deferred]
-        waits = [_result(s).retry_after_s or 0.0 for s in person.deferred]
-        plan.defer_delay = max(plan.defer_delay, *waits)
-        return
-    reason = _undelivered(batch, plan, user, person, now)
+        reason = _wait(batch, plan, user, person, now, record)
+        if reason is None:
+            return
+    else:
+        reason = _undelivered(batch, plan, user, person, now)
     if reason is None:
         record(Outcome.FAILED, f"retrying: {_result(person.retryable[0]).reason}")
         return
@@ -126,11 +143,48 @@ def _decide(
         plan.fallback.setdefault(chain[0], {})[user] = chain[1:]
         record(Outcome.FAILED, f"{reason}; falling back to {chain[0].value}")
         return
-    if person.retryable:
-        plan.exhausted.append(user)
+    if person.retryable or person.waiting_for():
+        plan.exhausted.append(user)  # a dead letter, to replay once the provider is back
     if user not in batch.counted:
         result.failed += 1
     record(Outcome.FAILED, reason)
+
+
+def _wait(
+    batch: DeliveryBatch,
+    plan: _Next,
+    user: UserId,
+    person: _Person,
+    now: float,
+    record: Callable[[Outcome, str | None], None],
+) -> str | None:
+    """Plan to come back with the person's unsent addresses and return None, or return why
+    this channel is done with them (their provider is away and they have another channel,
+    or a P0 has waited its budget's window)."""
+    pause = max(_pause(batch, s) for s in person.deferred)
+    waiting_for = person.waiting_for()
+    if waiting_for is not None:
+        if batch.fallbacks.get(user):
+            return waiting_for  # do not wait for a provider that is away: the next channel
+        if batch.header.priority is Priority.P0:
+            first_at = batch.first_at if batch.first_at is not None else now
+            left = first_at + batch.header.budget.within_s - now
+            if left < 0:
+                return f"gave up waiting {now - first_at:.0f}s: {waiting_for}"
+            pause = min(pause, left + 0.5)  # back in time to give up, if it comes to that
+        if batch.deferrals == 0:
+            record(Outcome.HELD, f"waiting: {waiting_for}")
+    plan.deferred[user] = [s.address.ref for s in person.deferred]
+    plan.defer_delay = max(plan.defer_delay, pause)
+    return None
+
+
+def _pause(batch: DeliveryBatch, send: Send) -> float:
+    answer = _result(send)
+    if answer.status is SendStatus.UNCONFIGURED:  # look again, less and less often
+        growth = 2.0 ** min(batch.deferrals, 10)
+        return min((answer.retry_after_s or 1.0) * growth, UNCONFIGURED_MAX_WAIT_S)
+    return answer.retry_after_s or 0.0
 
 
 def _undelivered(
@@ -141,9 +195,6 @@ def _undelivered(
         worst = _result(person.failed[0])
         return f"{worst.status.value}: {worst.reason}"
     worst = _result(person.retryable[0])
-    dead_provider = all(_result(s).status is SendStatus.UNAVAILABLE for s in person.retryable)
-    if dead_provider and batch.fallbacks.get(user):
-        return worst.reason  # do not wait for a provider that is down: the next channel
     delay = _delay(batch, person)
     if not _may_retry(batch, now, now + delay):
         return f"gave up after {batch.attempt} attempts: {worst.reason}"
@@ -216,7 +267,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             plan.deferred,
             [u for u in batch.counted if u in plan.deferred],
             {UserId(u): batch.fallbacks[UserId(u)] for u in plan.deferred if u in batch.fallbacks},
-            batch.first_at,
+            first_at,  # the budget's window runs while it waits
             batch.deferrals + 1,
         )
         out.append(later.encode(delay_s=plan.defer_delay))

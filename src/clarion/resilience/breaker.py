@@ -7,7 +7,8 @@ The breaker, per provider::
 
     closed ──(error rate ≥ threshold over the window, enough requests;
               or a run of consecutive failures)──► open
-    open ──(every probe_every_s: one worker sends a probe)──► half-open if the probe works
+    open ──(one worker sends a probe: first_probe_s after opening, then twice as long
+            after each failed probe, up to probe_every_s)──► half-open if the probe works
     half-open (a fifth of the rate) ──(errors again)──► open
                                     ──(half_open_s without)──► closed
 
@@ -48,7 +49,10 @@ class BreakerSettings:
     min_requests: int = 20
     """Fewer requests than this in the window never open the breaker."""
     consecutive_failures: int = 50
+    first_probe_s: float = 2.0
+    """The first probe after the breaker opens: a blip of a few seconds costs seconds."""
     probe_every_s: float = 30.0
+    """The longest wait between probes (each failed probe doubles the wait up to this)."""
     probe_size: int = 1
     half_open_s: float = 10.0
     half_open_share: float = 0.2
@@ -74,6 +78,8 @@ class Health:
     failing_run: int = 0
     """Failed sends in the current run of answers as bad as the threshold."""
     probe_at: float = 0.0
+    probe_wait_s: float = 0.0
+    """The wait before the current probe; the next one after a failure waits twice as long."""
     throttled_until: float = 0.0
     tokens: float | None = None
     tokens_at: float = 0.0
@@ -123,10 +129,11 @@ def admit(
     if health.state is BreakerState.OPEN:
         if now < health.probe_at:
             return health, Admission(0, health.probe_at - now, health.state)
-        # This caller is the prober; the next probe waits its turn.
+        # This caller is the prober; the next probe (if this one fails) waits twice as long.
         probe = min(want, settings.probe_size)
-        moved = replace(health, probe_at=now + settings.probe_every_s)
-        return moved, Admission(probe, settings.probe_every_s, health.state, probing=True)
+        wait = min(max(health.probe_wait_s, settings.first_probe_s) * 2, settings.probe_every_s)
+        moved = replace(health, probe_at=now + wait, probe_wait_s=wait)
+        return moved, Admission(probe, wait, health.state, probing=True)
     share = 1.0
     if health.state is BreakerState.HALF_OPEN:
         share = settings.half_open_share
@@ -236,5 +243,6 @@ def _move(health: Health, state: BreakerState, now: float, settings: BreakerSett
         prev_sent=0,
         prev_failed=0,
         failing_run=0,
-        probe_at=now + settings.probe_every_s if state is BreakerState.OPEN else 0.0,
+        probe_at=now + settings.first_probe_s if state is BreakerState.OPEN else 0.0,
+        probe_wait_s=settings.first_probe_s if state is BreakerState.OPEN else 0.0,
     )
