@@ -42,3 +42,24 @@ def test_put_type_refuses_bad_specs(api: Api) -> None:
 
 def test_get_unknown_type_is_404(api: Api) -> None:
     assert api.call("GET", "/v1/types/nothing_here").status_code == 404
+
+
+def test_a_type_listing_a_channel_no_provider_serves_is_registered_with_a_warning(
+    api: Api,
+) -> None:
+    body = {"priority": "P1", "channels": ["push", "email", "webhook", "in_app"]}
+    answer = api.call("PUT", "/v1/types/announce", json=body)
+    assert answer.status_code == 200
+    warnings = answer.json()["warnings"]
+    assert [w.split(":")[0] for w in warnings] == [
+        "no provider is configured for push",
+        "no provider is configured for email",
+    ]
+    assert "of kind apns or fcm or webpush" in warnings[0]
+    smtp = {"host": "mail.example.com", "sender": "a@example.com"}
+    assert api.call("PUT", "/v1/providers/mailer", json=smtp | {"kind": "smtp"}).status_code == 200
+    try:
+        again = api.call("GET", "/v1/types/announce").json()["warnings"]
+        assert [w.split(":")[0] for w in again] == ["no provider is configured for push"]
+    finally:
+        api.call("DELETE", "/v1/providers/mailer")

@@ -45,7 +45,9 @@ async def test_push_only_goes_to_people_with_an_active_device(
     rows = await rt.stores.deliveries.for_user(
         UserId("nobody_with_a_phone"), event_id=event_id, limit=5
     )
-    assert [(r.channel, r.outcome, r.reason) for r in rows] == [("all", "suppressed", "no_channel")]
+    assert [(r.channel, r.outcome, r.reason) for r in rows] == [
+        ("push", "suppressed", "no_channel: no active push device")
+    ]
 
 
 async def test_email_to_verified_addresses_with_a_working_unsubscribe_link(
@@ -84,13 +86,17 @@ async def test_a_bounce_retires_the_address(rt: Runtime, fakes: FakeProviders) -
     assert profile.email_bounced_at is not None
     second = await send(rt, (Channel.EMAIL, Channel.IN_APP))
     await deliver(rt)
-    assert await trail(rt, second, "email") == []  # not even tried: the address is bounced
+    assert await trail(rt, second, "email") == [  # not even tried
+        (1, "suppressed", "no_channel: email address bounced")
+    ]
     assert await rt.stores.inbox.count_for_event(second) == 1
     # Saving the same address again keeps the bounce; a new address starts clean.
     await rt.stores.users.put(UserProfile(ANN, email="gone@example.com", email_verified=True))
-    assert await rt.stores.devices.reachable([ANN]) == {ANN: frozenset()}
+    (reach,) = (await rt.stores.devices.reachable([ANN])).values()
+    assert (reach.channels, reach.why_not[Channel.EMAIL]) == (frozenset(), "email address bounced")
     await rt.stores.users.put(UserProfile(ANN, email="new@example.com", email_verified=True))
-    assert await rt.stores.devices.reachable([ANN]) == {ANN: frozenset({Channel.EMAIL})}
+    (reach,) = (await rt.stores.devices.reachable([ANN])).values()
+    assert reach.channels == {Channel.EMAIL}
 
 
 async def test_apns_410_retires_a_token_registered_before_it_died(
@@ -205,6 +211,42 @@ async def test_a_webhook_device_gets_signed_json(rt: Runtime, fakes: FakeProvide
     (hook,) = fakes.webhooks.received.all()
     assert hook["genuine"] is True
     assert (hook["body"]["data"]["title"], hook["body"]["data"]["user_id"]) == ("T", "ann")
+
+
+async def test_the_webhook_channel_needs_no_provider_configuration(
+    rt: Runtime, fakes: FakeProviders
+) -> None:
+    await rt.stores.providers.delete("webhook")  # nothing configured: the built-in sender
+    secret = signing.new_secret()
+    fakes.webhooks.secrets["ann-bot"] = secret
+    url = fakes.plain_url("/hooks/ann-bot")
+    await device(rt, ANN, "bot", Platform.WEBHOOK, url, {"secrets": [secret]})
+    event_id = await send(rt, (Channel.WEBHOOK,))
+    await deliver(rt)
+    (hook,) = fakes.webhooks.received.all()
+    assert hook["genuine"] is True
+    assert await trail(rt, event_id, "webhook") == [(1, "delivered", None)]
+
+
+async def test_every_channel_that_cannot_reach_someone_is_in_the_trail_with_why(
+    rt: Runtime, fakes: FakeProviders
+) -> None:
+    await rt.stores.users.put(UserProfile(ANN, email="ann@example.com", phone="+15551230000"))
+    channels_ = (Channel.PUSH, Channel.EMAIL, Channel.SMS, Channel.WEBHOOK, Channel.IN_APP)
+    event_id = await send(rt, channels_)
+    await deliver(rt)
+    assert await rt.stores.inbox.count_for_event(event_id) == 1  # in-app still goes
+    rows = await rt.stores.deliveries.for_user(ANN, event_id=event_id, limit=10)
+    assert sorted((r.channel, r.outcome, r.reason) for r in rows) == [
+        ("email", "suppressed", "no_channel: email address not verified"),
+        ("in_app", "delivered", None),
+        ("push", "suppressed", "no_channel: no active push device"),
+        ("sms", "suppressed", "no_channel: phone number not verified"),
+        ("webhook", "suppressed", "no_channel: no webhook endpoint registered"),
+    ]
+    status = await rt.stores.events.status(event_id)
+    assert status is not None
+    assert (status.delivered, status.suppressed) == (1, 0)  # the person was reached
 
 
 async def test_sms_to_verified_phones(rt: Runtime, fakes: FakeProviders) -> None:

@@ -55,7 +55,7 @@ async def test_evaluate_types_without_in_app_are_logged_as_no_channel(runtime: R
     (event_id,) = await accept_ids(runtime, event(push_only, now=runtime.clock.now(), target="u"))
     await build_runner(runtime).drain()
     (record,) = await runtime.stores.deliveries.for_user(UserId("u"), event_id=event_id, limit=5)
-    assert record.reason == "no_channel"
+    assert (record.channel, record.reason) == ("push", "no_channel: no active push device")
 
 
 async def test_evaluate_sizes_its_claims_in_recipients(runtime: Runtime) -> None:

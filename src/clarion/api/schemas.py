@@ -154,6 +154,10 @@ class TypeOut(BaseModel):
     template: str | None
     routing: Routing
     retry: RetryIn = Field(description="The budget in force (the priority's when not set).")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What will not work yet, e.g. a channel no configured provider serves.",
+    )
 
 
 class TypeList(BaseModel):

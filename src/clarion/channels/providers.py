@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from clarion import channels
 from clarion.channels.base import Provider
 from clarion.channels.config import ProviderConfig, ProviderDeps
 from clarion.errors import ConfigError
+from clarion.models import Channel
 from clarion.stores.base import ProviderStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,25 @@ def with_built_ins(docs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     kinds = {channels.kind_of(name, doc) for name, doc in docs.items()}
     extra = {n: d for n, d in BUILT_IN.items() if channels.kind_of(n, d) not in kinds}
     return {**extra, **docs}
+
+
+async def unserved(
+    wanted: Iterable[Channel], store: ProviderStore, file_docs: dict[str, dict[str, Any]]
+) -> list[str]:
+    """What to say about each of ``wanted`` that no configured provider can deliver on
+    (registering a type that lists it is allowed: the events wait for a provider)."""
+    docs = with_built_ins({**file_docs, **await store.all()})
+    served = {channels.channel_of(channels.kind_of(n, d)) for n, d in docs.items()}
+    warnings = []
+    for channel in wanted:
+        if channel is Channel.IN_APP or channel in served:
+            continue
+        kinds = " or ".join(k for k, (_, c) in channels.KINDS.items() if c is channel)
+        warnings.append(
+            f"no provider is configured for {channel.value}: its events wait until one is"
+            f" (PUT /v1/providers/{{name}} of kind {kinds})"
+        )
+    return warnings
 
 
 def read_file(path: Path | None) -> dict[str, dict[str, Any]]:

@@ -48,7 +48,14 @@ from clarion.stores.base import (
     PreferenceStore,
     UserStore,
 )
-from clarion.stores.records import ALL_CHANNELS, BatchResult, DeliveryOutcome, StoredPreferences
+from clarion.stores.records import (
+    ALL_CHANNELS,
+    NOWHERE,
+    BatchResult,
+    DeliveryOutcome,
+    Reach,
+    StoredPreferences,
+)
 from clarion.topics import EVALUATE
 from clarion.types import Seq, UserId
 
@@ -73,8 +80,9 @@ class Context:
     zones: dict[UserId, str] = field(default_factory=dict)
     refused: dict[tuple[UserId, Seq], CapCheck] = field(default_factory=dict)
     """Notifications whose frequency-cap reservation was refused, and why."""
-    reach: dict[UserId, frozenset[Channel]] = field(default_factory=dict)
-    """Which of push, email, sms and webhook reach each person (loaded only when needed)."""
+    reach: dict[UserId, Reach] = field(default_factory=dict)
+    """Which of push, email, sms and webhook reach each person, and why the others do not
+    (loaded only when a batch lists one of them)."""
 
 
 class EvaluateStage:
@@ -282,7 +290,7 @@ def _reaches(user: UserId, channels: tuple[Channel, ...], context: Context) -> b
     live = [c for c in channels if c not in killed] if killed else channels
     if Channel.IN_APP in live:
         return True
-    reach = context.reach.get(user, frozenset())
+    reach = context.reach.get(user, NOWHERE).channels
     return any(c in reach for c in live)
 
 
@@ -314,11 +322,12 @@ def _apply(
         channels = verdict.channels
         if context.kills.channels:
             channels = tuple(c for c in channels if c not in context.kills.channels)
-        unreached = _route(result, users, channels, context, routes, routing) if channels else users
-        if not unreached:
+        if channels:
+            # Every channel that cannot reach someone is in the log with why (no_channel);
+            # only those left with no channel at all count as suppressed.
+            result.suppressed += len(_route(result, users, channels, context, routes, routing))
             return
-        users = unreached
-        verdict = suppressed(Reason.NO_CHANNEL if channels else Reason.KILLED)
+        verdict = suppressed(Reason.KILLED)
     reason = verdict.reason
     result.outcomes += [
         DeliveryOutcome(u, ALL_CHANNELS, verdict.outcome, reason and reason.value) for u in users
@@ -342,7 +351,8 @@ def _route(
     """In-app entries now, other channels to their delivery stage — each only where it can
     reach the person (an active device, a verified unbounced email, a verified phone):
     the first such channel in the type's order, its successors kept as the fallbacks, or
-    with ``Routing.ALL`` every one of them. Returns those no channel reaches."""
+    with ``Routing.ALL`` every one of them. Each channel that cannot reach a person is
+    logged for them with why. Returns those no channel reaches."""
     in_app = Channel.IN_APP in channels
     others = [c for c in channels if c is not Channel.IN_APP]
     if not others:  # in-app only: the bulk path, no per-person work
@@ -350,8 +360,10 @@ def _route(
         return []
     unreached = []
     for user in users:
-        reach = context.reach.get(user, frozenset())
-        found = [c for c in others if c in reach]
+        reach = context.reach.get(user, NOWHERE)
+        found = [c for c in others if c in reach.channels]
+        if len(found) < len(others):
+            result.outcomes += _unreachable(user, others, reach)
         if routing is Routing.ALL:
             for channel in found:
                 routes.by_channel.setdefault(channel, []).append(user)
@@ -364,6 +376,16 @@ def _route(
         elif not found:
             unreached.append(user)
     return unreached
+
+
+def _unreachable(user: UserId, channels: Sequence[Channel], reach: Reach) -> list[DeliveryOutcome]:
+    return [
+        DeliveryOutcome(
+            user, c.value, Outcome.SUPPRESSED, f"{Reason.NO_CHANNEL.value}: {reach.why_not[c]}"
+        )
+        for c in channels
+        if c not in reach.channels
+    ]
 
 
 def _commit_groups(results: list[BatchResult]) -> list[list[BatchResult]]:

@@ -27,6 +27,7 @@ from clarion.stores.records import (
     IngestRequest,
     PartitionSet,
     PlanFirstSteps,
+    Reach,
     StageStats,
     StatusHook,
     StoredPreferences,
@@ -222,8 +223,9 @@ class DeviceStore(Protocol):
         unbounced email, a verified phone); people it cannot reach are left out."""
         ...
 
-    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, frozenset[Channel]]:
-        """Which of push, email, sms and webhook can reach each person (in-app always can)."""
+    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, Reach]:
+        """Which of push, email, sms and webhook can reach each person, and why the others
+        cannot (in-app always can); every one of ``user_ids`` is answered."""
         ...
 
     async def prune(

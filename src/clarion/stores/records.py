@@ -3,13 +3,13 @@ each other. Plain frozen dataclasses; the protocols that take them are in ``stor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import orjson
 
-from clarion.models import DeviceState, Event, Outcome, Platform
+from clarion.models import Channel, DeviceState, Event, Outcome, Platform
 from clarion.types import EventId, JSONObject, Seq, UserId
 
 if TYPE_CHECKING:
@@ -57,6 +57,26 @@ class Address:
     value: str
     meta: JSONObject = field(default_factory=dict)
     registered_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Which outside channels (push, email, sms, webhook) reach a person right now, and why
+    each of the others does not ("email address not verified")."""
+
+    channels: frozenset[Channel]
+    why_not: Mapping[Channel, str]
+
+
+NOWHERE = Reach(
+    frozenset(),
+    {
+        Channel.PUSH: "no active push device",
+        Channel.WEBHOOK: "no webhook endpoint registered",
+        Channel.EMAIL: "no email address",
+        Channel.SMS: "no phone number",
+    },
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,17 @@ from typing import Any
 
 import orjson
 
-from clarion.models import DeviceState, EventState, EventStatus, Platform, Priority, SenderKey
+from clarion.models import (
+    Channel,
+    DeviceState,
+    EventState,
+    EventStatus,
+    Platform,
+    Priority,
+    SenderKey,
+)
 from clarion.policy.killswitch import KillKind, KillSwitch
-from clarion.stores.records import AuditEntry, Device, InboxItem, StatusHook
+from clarion.stores.records import AuditEntry, Device, InboxItem, Reach, StatusHook
 from clarion.types import EventId, Seq, UserId
 
 KEY_COLUMNS = "key_id, sender, types, rate_per_s, admin, created_at, revoked_at"
@@ -28,6 +36,40 @@ INBOX_COLUMNS = (
     " i.read_at IS NOT NULL, e.template, e.template_version,"
     " CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END"
 )
+
+DELIVERABLE = "('active', 'stale')"
+PUSH_PLATFORMS = "('ios', 'android', 'web')"
+
+
+def reach_columns(user: str) -> str:
+    """Per outside channel, NULL if it reaches the person ``user`` names (a column holding
+    their id, joined to ``users u``), else why not: what ``Reach`` is read from."""
+    device = f"SELECT 1 FROM devices d WHERE d.user_id = {user} AND d.state IN {DELIVERABLE}"
+    return f"""
+    CASE WHEN EXISTS ({device} AND d.platform IN {PUSH_PLATFORMS}) THEN NULL
+         ELSE 'no active push device' END,
+    CASE WHEN EXISTS ({device} AND d.platform = 'webhook') THEN NULL
+         ELSE 'no webhook endpoint registered' END,
+    CASE WHEN u.email IS NULL THEN 'no email address'
+         WHEN NOT u.email_verified THEN 'email address not verified'
+         WHEN u.email_bounced_at IS NOT NULL THEN 'email address bounced' END,
+    CASE WHEN u.phone IS NULL THEN 'no phone number'
+         WHEN NOT u.phone_verified THEN 'phone number not verified' END"""
+
+
+_OUTSIDE = (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS)
+_REACHES: dict[tuple[str | None, ...], Reach] = {}
+
+
+def reach(row: Any) -> Reach:
+    """A ``reach_columns`` row (after the user id). People share a handful of combinations,
+    so each is built once."""
+    why = tuple(row)
+    found = _REACHES.get(why)
+    if found is None:
+        why_not = {c: r for c, r in zip(_OUTSIDE, why, strict=True) if r is not None}
+        found = _REACHES[why] = Reach(frozenset(_OUTSIDE) - why_not.keys(), why_not)
+    return found
 
 
 def key(row: Any) -> SenderKey:

@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 from clarion.api.deps import Admin, Caller, Services
 from clarion.api.schemas import ErrorOut, RetryIn, TypeIn, TypeList, TypeOut
+from clarion.api.services import ApiServices
+from clarion.channels.providers import read_file, unserved
 from clarion.errors import NotFoundError
 from clarion.models import RetryBudget, TypeSpec
 from clarion.validation import check_name
@@ -13,7 +15,10 @@ from clarion.validation import check_name
 router = APIRouter(prefix="/v1/types", tags=["types"])
 
 
-def _out(spec: TypeSpec) -> TypeOut:
+async def _out(spec: TypeSpec, svc: ApiServices) -> TypeOut:
+    warnings = await unserved(
+        spec.channels, svc.runtime.stores.providers, read_file(svc.runtime.settings.providers_file)
+    )
     return TypeOut(
         name=spec.name,
         priority=spec.priority,
@@ -25,6 +30,7 @@ def _out(spec: TypeSpec) -> TypeOut:
         template=spec.template,
         routing=spec.routing,
         retry=RetryIn(retries=spec.budget.retries, within_seconds=int(spec.budget.within_s)),
+        warnings=warnings,
     )
 
 
@@ -47,7 +53,7 @@ async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> Typ
     )
     await svc.runtime.stores.types.put(spec, svc.runtime.clock.now())
     svc.types.forget(type_name)
-    return _out(spec)
+    return await _out(spec, svc)
 
 
 @router.get("/{type_name}", response_model=TypeOut, responses={404: {"model": ErrorOut}})
@@ -55,9 +61,9 @@ async def get_type(type_name: str, _: Caller, svc: Services) -> TypeOut:
     spec = await svc.runtime.stores.types.get(type_name)
     if spec is None:
         raise NotFoundError(f"no type {type_name!r}")
-    return _out(spec)
+    return await _out(spec, svc)
 
 
 @router.get("", response_model=TypeList)
 async def list_types(_: Caller, svc: Services) -> TypeList:
-    return TypeList(items=[_out(s) for s in await svc.runtime.stores.types.list()])
+    return TypeList(items=[await _out(s, svc) for s in await svc.runtime.stores.types.list()])

@@ -11,21 +11,14 @@ import orjson
 
 from clarion.models import Channel, Platform
 from clarion.postgres import Connection, PostgresDatabase
-from clarion.stores.records import Address, Device
-from clarion.stores.rows import DEVICE_COLUMNS, device
+from clarion.stores.records import Address, Device, Reach
+from clarion.stores.rows import DELIVERABLE as _DELIVERABLE
+from clarion.stores.rows import DEVICE_COLUMNS, device, reach, reach_columns
+from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.types import UserId
 
-_DELIVERABLE = "('active', 'stale')"
-_PUSH_PLATFORMS = "('ios', 'android', 'web')"
-
 _REACHABLE = f"""
-SELECT j.u,
-    EXISTS (SELECT 1 FROM devices d WHERE d.user_id = j.u
-            AND d.state IN {_DELIVERABLE} AND d.platform IN {_PUSH_PLATFORMS}),
-    EXISTS (SELECT 1 FROM devices d WHERE d.user_id = j.u
-            AND d.state IN {_DELIVERABLE} AND d.platform = 'webhook'),
-    coalesce(u.email IS NOT NULL AND u.email_verified AND u.email_bounced_at IS NULL, false),
-    coalesce(u.phone IS NOT NULL AND u.phone_verified, false)
+SELECT j.u, {reach_columns("j.u")}
 FROM unnest($1::text[]) AS j(u) LEFT JOIN users u ON u.user_id = j.u
 """
 
@@ -112,13 +105,9 @@ class PostgresDeviceStore:
             )
         return found
 
-    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, frozenset[Channel]]:
+    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, Reach]:
         rows = await self._db.fetch(_REACHABLE, list(user_ids))
-        channels = (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS)
-        return {
-            UserId(r[0]): frozenset(ch for ch, ok in zip(channels, r[1:], strict=True) if ok)
-            for r in rows
-        }
+        return {UserId(r[0]): reach(r[1:]) for r in rows}
 
     async def prune(
         self, now: float, *, stale_after_s: float, expire_after_s: float

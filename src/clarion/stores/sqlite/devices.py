@@ -20,13 +20,13 @@ import orjson
 
 from clarion.models import Channel, Platform
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.records import Address, Device
+from clarion.stores.records import Address, Device, Reach
+from clarion.stores.rows import DELIVERABLE as _DELIVERABLE
 from clarion.stores.rows import DEVICE_COLUMNS as _COLUMNS
+from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.stores.rows import device as _device
+from clarion.stores.rows import reach, reach_columns
 from clarion.types import UserId
-
-_DELIVERABLE = "('active', 'stale')"
-_PUSH_PLATFORMS = "('ios', 'android', 'web')"
 
 
 class SqliteDeviceStore:
@@ -87,20 +87,11 @@ class SqliteDeviceStore:
             )
         return found
 
-    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, frozenset[Channel]]:
+    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, Reach]:
         rows = await self._db.read(
             lambda c: c.execute(_REACHABLE, (orjson.dumps(list(user_ids)),)).fetchall()
         )
-        return {
-            UserId(r[0]): frozenset(
-                channel
-                for channel, ok in zip(
-                    (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS), r[1:], strict=True
-                )
-                if ok
-            )
-            for r in rows
-        }
+        return {UserId(r[0]): reach(r[1:]) for r in rows}
 
     async def prune(
         self, now: float, *, stale_after_s: float, expire_after_s: float
@@ -121,13 +112,7 @@ class SqliteDeviceStore:
 
 
 _REACHABLE = f"""
-SELECT j.value,
-    EXISTS (SELECT 1 FROM devices d WHERE d.user_id = j.value
-            AND d.state IN {_DELIVERABLE} AND d.platform IN {_PUSH_PLATFORMS}),
-    EXISTS (SELECT 1 FROM devices d WHERE d.user_id = j.value
-            AND d.state IN {_DELIVERABLE} AND d.platform = 'webhook'),
-    coalesce(u.email IS NOT NULL AND u.email_verified AND u.email_bounced_at IS NULL, 0),
-    coalesce(u.phone IS NOT NULL AND u.phone_verified, 0)
+SELECT j.value, {reach_columns("j.value")}
 FROM json_each(?) j LEFT JOIN users u ON u.user_id = j.value
 """
 
