@@ -359,11 +359,12 @@ def _route(
         result.inbox += users
         return []
     unreached = []
+    missed: dict[Reach, list[UserId]] = {}
     for user in users:
         reach = context.reach.get(user, NOWHERE)
         found = [c for c in others if c in reach.channels]
         if len(found) < len(others):
-            result.outcomes += _unreachable(user, others, reach)
+            missed.setdefault(reach, []).append(user)
         if routing is Routing.ALL:
             for channel in found:
                 routes.by_channel.setdefault(channel, []).append(user)
@@ -375,17 +376,18 @@ def _route(
             result.inbox.append(user)
         elif not found:
             unreached.append(user)
+    _log_unreachable(result, others, missed)
     return unreached
 
 
-def _unreachable(user: UserId, channels: Sequence[Channel], reach: Reach) -> list[DeliveryOutcome]:
-    return [
-        DeliveryOutcome(
-            user, c.value, Outcome.SUPPRESSED, f"{Reason.NO_CHANNEL.value}: {reach.why_not[c]}"
-        )
-        for c in channels
-        if c not in reach.channels
-    ]
+def _log_unreachable(
+    result: BatchResult, channels: Sequence[Channel], missed: dict[Reach, list[UserId]]
+) -> None:
+    for reach, users in missed.items():
+        for channel in channels:
+            if channel not in reach.channels:
+                why = f"{Reason.NO_CHANNEL.value}: {reach.why_not[channel]}"
+                result.unreachable.append((channel.value, why, users))
 
 
 def _commit_groups(results: list[BatchResult]) -> list[list[BatchResult]]:

@@ -59,10 +59,11 @@ class Address:
     registered_at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Reach:
     """Which outside channels (push, email, sms, webhook) reach a person right now, and why
-    each of the others does not ("email address not verified")."""
+    each of the others does not ("email address not verified"). Compared and hashed by
+    identity: the stores hand out one instance per combination (``stores.rows.reach``)."""
 
     channels: frozenset[Channel]
     why_not: Mapping[Channel, str]
@@ -249,6 +250,9 @@ class BatchResult:
     """Users who get an in-app entry now (logged as in_app/delivered in bulk)."""
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
     """Every other decision (suppressions with their reason, other channels)."""
+    unreachable: list[tuple[str, str, list[UserId]]] = field(default_factory=list)
+    """Channels that cannot reach some recipients: ``(channel, reason, users)``, logged as
+    suppressed in bulk (most people share a reason: "no active push device")."""
     suppressed: int = 0
     held: int = 0
     """Recipients put off until later (quiet hours, an hourly cap)."""

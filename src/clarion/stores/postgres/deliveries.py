@@ -40,6 +40,11 @@ SELECT u, s, ch, a, o, r, $8, ref
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
     AS x(u, s, ch, a, o, r, ref)
 """
+_UNREACHABLE_LOG = f"""
+INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)
+SELECT u, s, ch, 1, '{Outcome.SUPPRESSED.value}', r, $5
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS x(u, s, ch, r)
+"""
 _COMPLETE = (
     "events.batches_total IS NOT NULL AND events.batches_done + p.batches >= events.batches_total"
     " AND events.held + p.held = 0"
@@ -150,6 +155,7 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
             [o.provider_ref for _, o in outcomes],
             now,
         )
+    await _log_unreachable(c, fresh, now)
     invalidated = [i for r in fresh for i in r.invalidated]
     if invalidated:
         await apply_invalidations(c, invalidated, now)
@@ -169,3 +175,18 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
         now,
     )
     return len(fresh)
+
+
+async def _log_unreachable(c: Connection, fresh: Sequence[BatchResult], now: float) -> None:
+    users: list[str] = []
+    seqs: list[int] = []
+    channels: list[str] = []
+    reasons: list[str] = []
+    for result in fresh:
+        for channel, reason, group in result.unreachable:
+            users += group
+            seqs += [result.seq] * len(group)
+            channels += [channel] * len(group)
+            reasons += [reason] * len(group)
+    if users:
+        await c.execute(_UNREACHABLE_LOG, users, seqs, channels, reasons, now)

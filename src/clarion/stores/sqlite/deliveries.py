@@ -70,6 +70,13 @@ _INBOX_LOG = (
     f" SELECT u.value, b.seq, '{Channel.IN_APP.value}', 1, '{Outcome.DELIVERED.value}', NULL,"
     " :now FROM b, json_each(b.users) u"
 )
+_UNREACHABLE_LOG = (
+    "WITH b AS MATERIALIZED (SELECT value ->> 0 AS seq, value ->> 1 AS channel,"
+    " value ->> 2 AS reason, value -> 3 AS users FROM json_each(:groups))"
+    " INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)"
+    f" SELECT u.value, b.seq, b.channel, 1, '{Outcome.SUPPRESSED.value}', b.reason, :now"
+    " FROM b, json_each(b.users) u"
+)
 _LOG = (
     "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, provider_ref)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -142,6 +149,9 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
             for o in r.outcomes
         ],
     )
+    unreachable = [[r.seq, *group] for r in fresh for group in r.unreachable]
+    if unreachable:
+        c.execute(_UNREACHABLE_LOG, {"groups": orjson.dumps(unreachable), "now": now})
     invalidated = [i for r in fresh for i in r.invalidated]
     if invalidated:
         apply_invalidations(c, invalidated, now)
