@@ -9,6 +9,8 @@
     ├── ConflictError               a request that contradicts current state → 409
     ├── RateLimitedError            over a sender's rate; carries retry_after_s → 429
     └── BackendError                a store or broker that failed underneath us → 503
+        ├── CountsUnavailableError      frequency counts out of reach (caps fail open/closed)
+        └── AggregatesUnavailableError  aggregation windows out of reach (deliver alone)
 
 The API maps each class to its status code in one place (``clarion.api.errors``); the CLI
 prints the message and exits non-zero. Nothing else in the code base catches these to
@@ -85,3 +87,8 @@ class CountsUnavailableError(BackendError):
     """Frequency counts cannot be read right now (Redis is away). Evaluation lets P0 and
     P1 through uncapped and holds P2 back until they can be read (seed 001: fail open for
     P0, allow P1, fail closed for marketing)."""
+
+
+class AggregatesUnavailableError(BackendError):
+    """Aggregation windows cannot be read right now (Redis is away). Evaluation delivers
+    each notification on its own meanwhile: better to over-notify than lose (seed 001)."""

@@ -89,6 +89,11 @@ class Routing(StrEnum):
     codes (push + SMS), where a second copy is cheaper than a missed one."""
 
 
+class Overflow(StrEnum):
+    DIGEST = "digest"
+    """Over a frequency cap: into the person's next digest rather than dropped."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryBudget:
     """How hard a delivery is retried: at most ``retries`` more attempts, all within
@@ -125,6 +130,10 @@ class TypeSpec:
     routing: Routing = Routing.FIRST
     retry: RetryBudget | None = None
     """None: the priority's default budget."""
+    aggregate_s: int = 0
+    """Aggregation window per (recipient, type, object); 0: every event goes out alone."""
+    overflow: Overflow | None = None
+    """What frequency caps would drop goes to the person's next digest instead."""
 
     @property
     def budget(self) -> RetryBudget:
@@ -151,6 +160,8 @@ class TypeSpec:
             "retry": None
             if self.retry is None
             else {"retries": self.retry.retries, "within_s": self.retry.within_s},
+            "aggregate_s": self.aggregate_s,
+            "overflow": None if self.overflow is None else self.overflow.value,
         }
 
     @classmethod
@@ -167,6 +178,8 @@ class TypeSpec:
             template=doc.get("template"),
             routing=Routing(doc.get("routing", "first")),
             retry=None if not retry else RetryBudget(int(retry["retries"]), retry["within_s"]),
+            aggregate_s=int(doc.get("aggregate_s") or 0),
+            overflow=Overflow(doc["overflow"]) if doc.get("overflow") else None,
         )
 
 
@@ -206,6 +219,8 @@ class Event:
     default_enabled: bool = True
     routing: Routing = Routing.FIRST
     retry: RetryBudget | None = None
+    aggregate_s: int = 0
+    overflow: Overflow | None = None
     campaign: str | None = None
     template: str | None = None
     template_version: int | None = None

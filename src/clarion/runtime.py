@@ -28,6 +28,7 @@ from clarion.resilience.urgency import UrgentLane
 from clarion.sqlite import SqliteDatabase, WriteGate
 from clarion.stores import postgres as pg
 from clarion.stores.base import (
+    AggregateStore,
     DeliveryStore,
     DeviceStore,
     EventStore,
@@ -52,12 +53,14 @@ from clarion.stores.base import (
 from clarion.stores.redis import (
     AnnouncedKillSwitchStore,
     CachedPreferenceStore,
+    RedisAggregateStore,
     RedisFrequencyStore,
     RedisFrontedDeliveryStore,
     RedisIngestGuard,
     RedisProviderHealthStore,
 )
 from clarion.stores.sqlite import (
+    SqliteAggregateStore,
     SqliteDeliveryStore,
     SqliteEventStore,
     SqliteFollowerStore,
@@ -94,6 +97,7 @@ class Stores:
     preferences: PreferenceStore
     events: EventStore
     deliveries: DeliveryStore
+    aggregates: AggregateStore
     inbox: InboxStore
     stats: StatsStore
     frequency: FrequencyStore
@@ -245,6 +249,7 @@ def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> S
         preferences=SqlitePreferenceStore(db),
         events=SqliteEventStore(db),
         deliveries=SqliteDeliveryStore(db),
+        aggregates=SqliteAggregateStore(db),
         inbox=SqliteInboxStore(db),
         stats=SqliteStatsStore(db),
         frequency=SqliteFrequencyStore(db),
@@ -270,6 +275,7 @@ def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) 
         preferences=pg.PostgresPreferenceStore(db),
         events=pg.PostgresEventStore(db),
         deliveries=pg.PostgresDeliveryStore(db),
+        aggregates=pg.PostgresAggregateStore(db),
         inbox=pg.PostgresInboxStore(db),
         stats=pg.PostgresStatsStore(db),
         frequency=pg.PostgresFrequencyStore(db),
@@ -302,6 +308,7 @@ def with_hot_state(stores: Stores, client: aioredis.Redis) -> Stores:
         stores,
         events=RedisIngestGuard(stores.events, client),
         deliveries=RedisFrontedDeliveryStore(stores.deliveries, client),
+        aggregates=RedisAggregateStore(client),
         frequency=RedisFrequencyStore(client),
         kill_switches=AnnouncedKillSwitchStore(stores.kill_switches, client),
         preferences=CachedPreferenceStore(stores.preferences, client),

@@ -93,6 +93,7 @@ def evaluate_stage(runtime: Runtime, *, worker: str = "test") -> EvaluateStage:
         s.users,
         s.devices,
         s.frequency,
+        s.aggregates,
         KillSwitchCache(s.kill_switches, refresh_s=0),
         runtime.clock,
         worker=worker,

@@ -67,6 +67,7 @@ def build_stages(
                     stores.users,
                     stores.devices,
                     stores.frequency,
+                    stores.aggregates,
                     switches,
                     clock,
                     worker=worker,

@@ -122,6 +122,15 @@ class RetryIn(Strict):
     within_seconds: int = Field(ge=1, le=86_400, description="All of them within this long.")
 
 
+class AggregateIn(Strict):
+    window_seconds: int = Field(
+        ge=0,
+        le=86_400,
+        description="Events of one (recipient, type, object) within this window collapse:"
+        " the first goes out at once, one summary at the end; 0: never aggregate.",
+    )
+
+
 class TypeIn(Strict):
     priority: Priority
     channels: list[Channel] = Field(default_factory=lambda: [Channel.IN_APP], min_length=1)
@@ -141,6 +150,14 @@ class TypeIn(Strict):
         None,
         description="Retry budget; default P0 3 within 60 s, P1 2 within 120 s, P2 1 in 300 s.",
     )
+    aggregate: AggregateIn | None = Field(
+        None, description="Collapse floods: 5,000 likes on a photo become two pushes."
+    )
+    overflow: Literal["digest"] | None = Field(
+        None,
+        description="digest: what frequency caps would drop goes to the person's next email"
+        " digest instead.",
+    )
 
 
 class TypeOut(BaseModel):
@@ -154,6 +171,8 @@ class TypeOut(BaseModel):
     template: str | None
     routing: Routing
     retry: RetryIn = Field(description="The budget in force (the priority's when not set).")
+    aggregate: AggregateIn | None = None
+    overflow: Literal["digest"] | None = None
     warnings: list[str] = Field(
         default_factory=list,
         description="What will not work yet, e.g. a channel no configured provider serves.",
@@ -330,6 +349,12 @@ class KillSwitchList(BaseModel):
 # ── inbox and deliveries ─────────────────────────────────────────────────────────────
 
 
+class InboxAggregateOut(BaseModel):
+    count: int = Field(description="Notifications on this entry (5,000 likes: 5000).")
+    actors: list[str] = Field(description="The newest names, newest first (at most three).")
+    last_at: str
+
+
 class InboxItemOut(BaseModel):
     id: str
     event_id: str
@@ -340,6 +365,9 @@ class InboxItemOut(BaseModel):
     body: str
     created_at: str
     read: bool
+    aggregate: InboxAggregateOut | None = Field(
+        None, description="Set on an entry that aggregates several notifications."
+    )
 
 
 class InboxOut(BaseModel):

@@ -96,6 +96,8 @@ def build_event(
         default_enabled=spec.enabled_by_default,
         routing=spec.routing,
         retry=spec.retry,
+        aggregate_s=spec.aggregate_s,
+        overflow=spec.overflow,
         campaign=request.campaign,
         template=request.template,
         template_version=request.template_version,

@@ -27,10 +27,12 @@ from clarion.models import Channel, EventContent, Outcome, Priority
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.dispatch import Dispatcher, Send
 from clarion.pipeline.follow_up import follow_up
-from clarion.pipeline.messages import DeliveryBatch, message_id
+from clarion.pipeline.messages import DeliveryBatch, EventHeader, message_id
 from clarion.pipeline.statuses import StatusOutbox
+from clarion.policy.aggregation import WindowSummary
 from clarion.stores.base import DeliveryStore, DeviceStore, EventStore, TemplateStore, UserStore
 from clarion.stores.records import Address, BatchResult, DeliveryOutcome
+from clarion.templates import wording
 from clarion.templates.render import RenderError, content, render
 from clarion.types import Seq, UserId
 from clarion.unsubscribe import SigningKeys, UnsubscribeScope, make_token
@@ -122,7 +124,7 @@ class DeliverStage:
         locales: dict[UserId, str],
     ) -> list[Send]:
         sends: list[Send] = []
-        rendered: dict[tuple[Seq, str | None], Content | RenderError] = {}
+        rendered: dict[tuple[Seq, str | None, WindowSummary | None], Content | RenderError] = {}
         for index, batch in enumerate(batches):
             header = batch.header
             for user in batch.recipients:
@@ -134,9 +136,9 @@ class DeliverStage:
                     )
                     continue
                 locale = locales.get(user)
-                key = (header.seq, locale)
+                key = (header.seq, locale, batch.summary)
                 if key not in rendered:
-                    rendered[key] = await self._content(header.seq, header.event_id, locale)
+                    rendered[key] = await self._content(header, locale, batch.summary)
                 body = rendered[key]
                 for address in found:
                     if isinstance(body, RenderError):
@@ -148,11 +150,14 @@ class DeliverStage:
                     sends.append(Send(index, user, address, message, retry=batch.attempt > 1))
         return sends
 
-    async def _content(self, seq: Seq, event_id: str, locale: str | None) -> Content | RenderError:
-        event = self._contents[seq]
-        data = {"event_id": event_id, "type": event.type, "object": event.object or ""}
+    async def _content(
+        self, header: EventHeader, locale: str | None, summary: WindowSummary | None
+    ) -> Content | RenderError:
+        event = self._contents[header.seq]
+        data = {"event_id": header.event_id, "type": event.type, "object": event.object or ""}
+        body = event.body if summary is None else wording.summary_body(summary)
         if event.template is None:
-            return content({}, title=event.title, body=event.body, data=data)
+            return content({}, title=event.title, body=body, data=data)
         key = (event.template, event.template_version)
         if key not in self._template_docs:
             found = await self._templates.get(event.template, event.template_version)
@@ -166,12 +171,13 @@ class DeliverStage:
             "actor": event.actor,
             "object": event.object,
             "type": event.type,
+            **(wording.single(event.actor) if summary is None else wording.of_summary(summary)),
         }
         try:
             fields = render(doc, self.channel, locale, params)
         except RenderError as exc:
             return exc
-        return content(fields, title=event.title, body=event.body, data=data)
+        return content(fields, title=event.title, body=body, data=data)
 
     def _message(
         self, batch: DeliveryBatch, user: UserId, address: Address, body: Content
@@ -195,7 +201,7 @@ class DeliverStage:
             content=body,
             priority=header.priority,
             expires_at=header.expires_at,
-            collapse_key=event.collapse_key,
+            collapse_key=_collapse_key(header, event),
             meta={**address.meta, "registered_at": address.registered_at},
             unsubscribe_url=unsubscribe,
         )
@@ -207,6 +213,14 @@ class DeliverStage:
 
     async def close(self) -> None:
         await self._dispatcher.close()
+
+
+def _collapse_key(header: EventHeader, event: EventContent) -> str | None:
+    """The producer's collapse key; for an aggregating type, its key's type and object, so
+    the summary replaces the first on the device instead of stacking under it."""
+    if event.collapse_key is not None or not header.aggregate_s:
+        return event.collapse_key
+    return f"{header.type}:{header.object or ''}"[:64]
 
 
 def _expired(channel: Channel, batch: DeliveryBatch) -> BatchResult:

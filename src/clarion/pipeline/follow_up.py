@@ -255,6 +255,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             plan.counted,
             {UserId(u): batch.fallbacks[UserId(u)] for u in plan.retry if u in batch.fallbacks},
             first_at,
+            summary=batch.summary,
         )
         out.append(retry.encode(delay_s=plan.retry_delay))
     if plan.deferred:
@@ -269,6 +270,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             {UserId(u): batch.fallbacks[UserId(u)] for u in plan.deferred if u in batch.fallbacks},
             first_at,  # the budget's window runs while it waits
             batch.deferrals + 1,
+            summary=batch.summary,
         )
         out.append(later.encode(delay_s=plan.defer_delay))
     for channel, chains in plan.fallback.items():
@@ -280,11 +282,18 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             f"{batch.batch_key}>{channel.value}",
             list(chains),
             fallbacks=chains,
+            summary=batch.summary,
         )
         out.append(moved.encode())
     if plan.exhausted:
         # A fresh key for a replay: its own attempts must not collide with these.
-        again = DeliveryBatch(batch.header, batch.channel, f"{base}+{now:.0f}", plan.exhausted)
+        again = DeliveryBatch(
+            batch.header,
+            batch.channel,
+            f"{base}+{now:.0f}",
+            plan.exhausted,
+            summary=batch.summary,
+        )
         error = f"retry budget spent on {batch.channel.value} after {batch.attempt} attempts"
         out.append(again.encode().as_dead_letter(error))
     return out

@@ -18,10 +18,12 @@ from clarion.models import (
     Channel,
     Event,
     FanOut,
+    Overflow,
     Priority,
     RetryBudget,
     Routing,
 )
+from clarion.policy.aggregation import WindowSummary
 from clarion.stores.records import PartitionRef
 from clarion.topics import EVALUATE, FANOUT, topic
 from clarion.types import EventId, Seq, UserId
@@ -29,6 +31,7 @@ from clarion.types import EventId, Seq, UserId
 _PRIORITIES = {p.value: p for p in Priority}
 _CHANNELS = {c.value: c for c in Channel}
 _ROUTINGS = {r.value: r for r in Routing}
+_OVERFLOWS: dict[str | None, Overflow] = {o.value: o for o in Overflow}
 _CHANNEL_SETS: dict[tuple[str, ...], tuple[Channel, ...]] = {}
 
 
@@ -61,6 +64,11 @@ class EventHeader:
     campaign: str | None = None
     routing: Routing = Routing.FIRST
     retry: RetryBudget | None = None
+    aggregate_s: int = 0
+    """The type's aggregation window (``pipeline.aggregate``); 0: never aggregated."""
+    overflow: Overflow | None = None
+    collapse_key: str | None = None
+    """Latest wins per (recipient, collapse key) (``pipeline.collapse``)."""
 
     @property
     def budget(self) -> RetryBudget:
@@ -85,6 +93,9 @@ class EventHeader:
             campaign=event.campaign,
             routing=event.routing,
             retry=event.retry,
+            aggregate_s=event.aggregate_s,
+            overflow=event.overflow,
+            collapse_key=event.collapse_key,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +115,9 @@ class EventHeader:
             "campaign": self.campaign,
             "routing": self.routing.value,
             "retry": None if self.retry is None else [self.retry.retries, self.retry.within_s],
+            "aggregate_s": self.aggregate_s,
+            "overflow": None if self.overflow is None else self.overflow.value,
+            "collapse_key": self.collapse_key,
         }
 
     @classmethod
@@ -126,6 +140,9 @@ class EventHeader:
             doc.get("campaign"),
             _ROUTINGS[doc.get("routing", "first")],
             None if not doc.get("retry") else RetryBudget(*doc["retry"]),
+            int(doc.get("aggregate_s") or 0),
+            _OVERFLOWS.get(doc.get("overflow")),
+            doc.get("collapse_key"),
         )
 
 
@@ -182,6 +199,9 @@ class RecipientBatch:
     recipients: list[UserId]
     part: PartitionRef | None = None
     """Set: the recipients are this precomputed partition's members, read by evaluation."""
+    summary_of: int | None = None
+    """Set: the summary of this aggregation window of the recipient's key is due
+    (``pipeline.aggregate``); the header is the event that scheduled it."""
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -192,6 +212,8 @@ class RecipientBatch:
         if self.part is not None:
             p = self.part
             doc["part"] = [p.creator, p.generation, p.part_no, p.after, p.upto]
+        if self.summary_of is not None:
+            doc["summary_of"] = self.summary_of
         return doc
 
     @classmethod
@@ -202,6 +224,7 @@ class RecipientBatch:
             batch_key=str(doc["batch_key"]),
             recipients=doc["recipients"],
             part=None if part is None else PartitionRef(*part),
+            summary_of=doc.get("summary_of"),
         )
 
 
@@ -277,6 +300,8 @@ class DeliveryBatch:
     """When the first attempt was made: the retry budget's window starts there."""
     deferrals: int = 0
     """Times the batch was put back unsent (a provider's rate limit): not attempts."""
+    summary: WindowSummary | None = None
+    """Set: this is an aggregation window's summary ("Bob, Carol and 47 others…")."""
     claims: int = 1
     """Which claim of its queue message this is (not encoded: the broker counts). Past the
     first, a worker that held it died or failed mid-send, and may have sent some of it."""
@@ -293,6 +318,7 @@ class DeliveryBatch:
             "first_at": self.first_at,
             "deferrals": self.deferrals,
             "fallbacks": _group_chains(self.fallbacks),
+            "summary": None if self.summary is None else self.summary.to_json(),
         }
         return Outbound(topic(self.channel.value, self.header.priority), orjson.dumps(doc), delay_s)
 
@@ -311,6 +337,7 @@ class DeliveryBatch:
                 fallbacks=_ungroup_chains(doc.get("fallbacks") or {}),
                 first_at=doc.get("first_at"),
                 deferrals=int(doc.get("deferrals") or 0),
+                summary=None if not doc.get("summary") else WindowSummary.from_json(doc["summary"]),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"not a delivery batch: {exc}") from exc

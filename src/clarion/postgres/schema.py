@@ -164,7 +164,23 @@ DROP TABLE frequency
 place can be reserved before delivery and asked for again by a redelivery. Counts from
 version 1's per-person arrays carry over under negative seqs, which no event has."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+CREATE TABLE aggregates (
+    user_id text NOT NULL, type text NOT NULL, object text NOT NULL, state text NOT NULL,
+    PRIMARY KEY (user_id, type, object)
+);
+CREATE TABLE aggregate_members (
+    user_id text NOT NULL, type text NOT NULL, object text NOT NULL, seq bigint NOT NULL,
+    win integer NOT NULL, joined text NOT NULL,
+    PRIMARY KEY (user_id, type, object, seq)
+);
+ALTER TABLE inbox ADD COLUMN aggregate text
+"""
+"""Version 3: aggregation windows (``policy.aggregation``): one state per (recipient, type,
+object) and the answer each notification got (kept for its redelivery); an inbox entry's
+``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 LOG_DAYS_AHEAD = 7
 

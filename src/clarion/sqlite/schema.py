@@ -318,7 +318,32 @@ DROP TABLE frequency
 place can be reserved before delivery and asked for again by a redelivery. Counts from
 version 3's per-person arrays carry over under negative seqs, which no event has."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_V5 = """
+CREATE TABLE aggregates (
+    user_id     TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    object      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    PRIMARY KEY (user_id, type, object)
+) WITHOUT ROWID;
+
+CREATE TABLE aggregate_members (
+    user_id     TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    object      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    win         INTEGER NOT NULL,
+    joined      TEXT NOT NULL,
+    PRIMARY KEY (user_id, type, object, seq)
+) WITHOUT ROWID;
+
+ALTER TABLE inbox ADD COLUMN aggregate TEXT
+"""
+"""Version 5: aggregation windows (``policy.aggregation``): one state per (recipient, type,
+object) and the answer each notification got (kept for its redelivery); an inbox entry's
+``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from clarion.models import Channel, EventContent, EventStatus, SenderKey, TypeSpec
+from clarion.policy.aggregation import AggregateKey, Joined, JoinRequest, WindowSummary
 from clarion.policy.frequency import CapCheck, SlotRequest
 from clarion.policy.killswitch import KillSwitch
 from clarion.resilience.breaker import Health
@@ -198,6 +199,22 @@ class FrequencyStore(Protocol):
 
     async def recent(self, user_ids: Sequence[UserId], since: float) -> dict[UserId, list[float]]:
         """Times of each person's places taken after ``since`` (only people who have any)."""
+        ...
+
+
+class AggregateStore(Protocol):
+    """Aggregation windows per (recipient, type, object) (``policy.aggregation``), each
+    change atomic against every other worker."""
+
+    async def join(self, requests: Sequence[JoinRequest], now: float) -> list[Joined]:
+        """Add each notification to its key's window, in order; a notification seen before
+        gets its first answer again. Raises :class:`AggregatesUnavailableError` when the
+        windows cannot be reached."""
+        ...
+
+    async def take(self, windows: Sequence[tuple[AggregateKey, int]]) -> list[WindowSummary | None]:
+        """Each window's summary (once: taking it again returns the same), or None when
+        nothing new came since the notification that went out."""
         ...
 
 

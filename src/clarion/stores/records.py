@@ -239,6 +239,17 @@ class DeliveryOutcome:
     provider_ref: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EntryUpdate:
+    """An aggregate's inbox entry (``policy.aggregation``) brought up to date: created if
+    missing, unread again, and never moved back to a smaller count."""
+
+    user_id: UserId
+    entry: Seq
+    count: int
+    actors: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class BatchResult:
     """What evaluating one recipient batch decided; recorded atomically, at most once."""
@@ -250,6 +261,9 @@ class BatchResult:
     """Users who get an in-app entry now (logged as in_app/delivered in bulk)."""
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
     """Every other decision (suppressions with their reason, other channels)."""
+    entries: list[EntryUpdate] = field(default_factory=list)
+    """Aggregate inbox entries to bring up to date (in-app deliveries counted in
+    ``delivered``)."""
     unreachable: list[tuple[str, str, list[UserId]]] = field(default_factory=list)
     """Channels that cannot reach some recipients: ``(channel, reason, users)``, logged as
     suppressed in bulk (most people share a reason: "no active push device")."""
@@ -268,6 +282,15 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Aggregate:
+    """What an aggregate inbox entry holds: everything counted, the newest names."""
+
+    count: int
+    actors: tuple[str, ...]
+    last_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class InboxItem:
     seq: Seq
     event_id: EventId
@@ -281,6 +304,7 @@ class InboxItem:
     template: str | None = None
     template_version: int | None = None
     payload: JSONObject = field(default_factory=dict)
+    aggregate: Aggregate | None = None
 
 
 @dataclass(frozen=True, slots=True)

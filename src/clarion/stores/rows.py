@@ -3,6 +3,7 @@ so a stored row reads back the same whichever database held it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,7 +18,15 @@ from clarion.models import (
     SenderKey,
 )
 from clarion.policy.killswitch import KillKind, KillSwitch
-from clarion.stores.records import AuditEntry, Device, InboxItem, Reach, StatusHook
+from clarion.stores.records import (
+    Aggregate,
+    AuditEntry,
+    BatchResult,
+    Device,
+    InboxItem,
+    Reach,
+    StatusHook,
+)
 from clarion.types import EventId, Seq, UserId
 
 KEY_COLUMNS = "key_id, sender, types, rate_per_s, admin, created_at, revoked_at"
@@ -34,7 +43,7 @@ HOOK_COLUMNS = "id, sender, url, events, secrets, created_at, disabled_at"
 INBOX_COLUMNS = (
     "i.seq, e.event_id, e.type, e.actor, e.object, e.title, e.body, e.created_at,"
     " i.read_at IS NOT NULL, e.template, e.template_version,"
-    " CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END"
+    " CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END, i.aggregate"
 )
 
 DELIVERABLE = "('active', 'stale')"
@@ -151,7 +160,28 @@ def inbox_item(row: Any) -> InboxItem:
         template=row[9],
         template_version=row[10],
         payload=orjson.loads(row[11]),
+        aggregate=None if row[12] is None else _aggregate(orjson.loads(row[12])),
     )
+
+
+def _aggregate(doc: list[Any]) -> Aggregate:
+    count, actors, last_at = doc
+    return Aggregate(int(count), tuple(actors), float(last_at))
+
+
+def entry_rows(results: Sequence[BatchResult], now: float) -> list[tuple[UserId, Seq, str]]:
+    """``(user, entry, [count, actors, now])`` per aggregate inbox entry the results bring
+    up to date, the newest count of each (one statement may not touch a row twice)."""
+    latest: dict[tuple[UserId, Seq], tuple[int, tuple[str, ...]]] = {}
+    for result in results:
+        for e in result.entries:
+            held = latest.get((e.user_id, e.entry))
+            if held is None or held[0] < e.count:
+                latest[(e.user_id, e.entry)] = (e.count, e.actors)
+    return [
+        (user, entry, orjson.dumps([count, list(actors), now]).decode())
+        for (user, entry), (count, actors) in latest.items()
+    ]
 
 
 def audit_entry(kind: str, subject: str, row: Any) -> AuditEntry:

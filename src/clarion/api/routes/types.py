@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from clarion.api.deps import Admin, Caller, Services
-from clarion.api.schemas import ErrorOut, RetryIn, TypeIn, TypeList, TypeOut
+from clarion.api.schemas import AggregateIn, ErrorOut, RetryIn, TypeIn, TypeList, TypeOut
 from clarion.api.services import ApiServices
 from clarion.channels.providers import read_file, unserved
-from clarion.errors import NotFoundError
-from clarion.models import RetryBudget, TypeSpec
+from clarion.errors import InputError, NotFoundError
+from clarion.models import Overflow, Priority, RetryBudget, TypeSpec
 from clarion.validation import check_name
 
 router = APIRouter(prefix="/v1/types", tags=["types"])
@@ -30,6 +30,8 @@ async def _out(spec: TypeSpec, svc: ApiServices) -> TypeOut:
         template=spec.template,
         routing=spec.routing,
         retry=RetryIn(retries=spec.budget.retries, within_seconds=int(spec.budget.within_s)),
+        aggregate=AggregateIn(window_seconds=spec.aggregate_s) if spec.aggregate_s else None,
+        overflow=None if spec.overflow is None else spec.overflow.value,
         warnings=warnings,
     )
 
@@ -37,6 +39,12 @@ async def _out(spec: TypeSpec, svc: ApiServices) -> TypeOut:
 @router.put("/{type_name}", response_model=TypeOut, summary="Register or change a type (admin)")
 async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> TypeOut:
     check_name("type", type_name)
+    window = body.aggregate.window_seconds if body.aggregate is not None else 0
+    if window and (body.priority is Priority.P0 or body.mandatory):
+        raise InputError.single(
+            "aggregate",
+            "transactional types (P0, mandatory) are never aggregated: every one must go out",
+        )
     spec = TypeSpec(
         name=type_name,
         priority=body.priority,
@@ -50,6 +58,8 @@ async def put_type(type_name: str, body: TypeIn, _: Admin, svc: Services) -> Typ
         retry=None
         if body.retry is None
         else RetryBudget(body.retry.retries, float(body.retry.within_seconds)),
+        aggregate_s=window,
+        overflow=None if body.overflow is None else Overflow(body.overflow),
     )
     await svc.runtime.stores.types.put(spec, svc.runtime.clock.now())
     svc.types.forget(type_name)

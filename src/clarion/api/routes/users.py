@@ -16,6 +16,7 @@ from clarion.api.schemas import (
     DeliveryList,
     DeliveryOut,
     ErrorOut,
+    InboxAggregateOut,
     InboxItemOut,
     InboxOut,
     ReadIn,
@@ -27,6 +28,7 @@ from clarion.api.services import ApiServices
 from clarion.errors import InputError, NotFoundError
 from clarion.models import Channel
 from clarion.stores.records import InboxItem, UserProfile
+from clarion.templates import wording
 from clarion.templates.render import RenderError, render
 from clarion.types import EventId, Seq, UserId
 from clarion.validation import check_user_id, is_time_zone
@@ -124,6 +126,13 @@ async def inbox(
                 body=body,
                 created_at=iso(i.created_at),
                 read=i.read,
+                aggregate=None
+                if i.aggregate is None
+                else InboxAggregateOut(
+                    count=i.aggregate.count,
+                    actors=list(i.aggregate.actors),
+                    last_at=iso(i.aggregate.last_at),
+                ),
             )
         )
     return InboxOut(
@@ -137,12 +146,16 @@ async def _in_app_text(
     svc: ApiServices, item: InboxItem, user: UserId, locale: str | None
 ) -> tuple[str, str]:
     """The in-app variant of the event's template, in the reader's locale (rendered when
-    read, cached per locale), or the event's own title and body."""
+    read, cached per locale), or the event's own title and body. An aggregate entry's
+    template sees its count and names (``templates.wording``); without one, its body
+    names them ("Bob, Carol, Dan and 4,996 others")."""
+    aggregate = item.aggregate if item.aggregate is not None and item.aggregate.count > 1 else None
+    body = item.body if aggregate is None else wording.entry_body(aggregate)
     if item.template is None or item.template_version is None:
-        return item.title, item.body
+        return item.title, body
     doc = await svc.template_doc(item.template, item.template_version)
     if doc is None:
-        return item.title, item.body
+        return item.title, body
     params = {
         **item.payload,
         "payload": item.payload,
@@ -150,12 +163,13 @@ async def _in_app_text(
         "object": item.object,
         "type": item.type,
         "user": {"id": user},
+        **(wording.single(item.actor) if aggregate is None else wording.of_entry(aggregate)),
     }
     try:
         fields = render(doc, Channel.IN_APP, locale, params)
     except RenderError:
-        return item.title, item.body
-    return fields.get("title") or item.title, fields.get("body") or item.body
+        return item.title, body
+    return fields.get("title") or item.title, fields.get("body") or body
 
 
 @router.post("/{user_id}/inbox/read", response_model=ReadOut, summary="Mark entries read")

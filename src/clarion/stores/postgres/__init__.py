@@ -1,6 +1,7 @@
 """Every store on PostgreSQL (``--store postgresql://…``), for deployments over many
 machines; the queues are then in Redis (``broker.redis``) with ingest's outbox here."""
 
+from clarion.stores.postgres.aggregates import PostgresAggregateStore
 from clarion.stores.postgres.config import (
     PostgresProviderStore,
     PostgresProviderTokenStore,
@@ -24,6 +25,7 @@ from clarion.stores.postgres.stats import PostgresStatsStore
 from clarion.stores.postgres.users import PostgresUserStore
 
 __all__ = [
+    "PostgresAggregateStore",
     "PostgresDeliveryStore",
     "PostgresDeviceStore",
     "PostgresEventStore",

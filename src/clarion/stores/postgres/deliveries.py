@@ -18,6 +18,7 @@ from clarion.models import Channel, Outcome
 from clarion.postgres import Connection, PostgresDatabase
 from clarion.stores.postgres.devices import apply_invalidations
 from clarion.stores.records import BatchResult, DeliveryRecord
+from clarion.stores.rows import entry_rows
 from clarion.types import EventId, Seq, UserId
 
 _MARK = """
@@ -39,6 +40,13 @@ INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, pro
 SELECT u, s, ch, a, o, r, $8, ref
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
     AS x(u, s, ch, a, o, r, ref)
+"""
+_ENTRIES = """
+INSERT INTO inbox (user_id, seq, aggregate)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+ON CONFLICT (user_id, seq) DO UPDATE SET aggregate = excluded.aggregate, read_at = NULL
+WHERE coalesce((inbox.aggregate::json ->> 0)::bigint, 0)
+    < (excluded.aggregate::json ->> 0)::bigint
 """
 _UNREACHABLE_LOG = f"""
 INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)
@@ -155,6 +163,9 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
             [o.provider_ref for _, o in outcomes],
             now,
         )
+    entries = entry_rows(fresh, now)
+    if entries:
+        await c.execute(_ENTRIES, *(list(column) for column in zip(*entries, strict=True)))
     await _log_unreachable(c, fresh, now)
     invalidated = [i for r in fresh for i in r.invalidated]
     if invalidated:

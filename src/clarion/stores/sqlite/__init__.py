@@ -1,5 +1,6 @@
 """Every store on the shared SQLite file (the embedded backend)."""
 
+from clarion.stores.sqlite.aggregates import SqliteAggregateStore
 from clarion.stores.sqlite.deliveries import SqliteDeliveryStore
 from clarion.stores.sqlite.events import SqliteEventStore
 from clarion.stores.sqlite.followers import SqliteFollowerStore
@@ -13,6 +14,7 @@ from clarion.stores.sqlite.stats import SqliteStatsStore
 from clarion.stores.sqlite.users import SqliteUserStore
 
 __all__ = [
+    "SqliteAggregateStore",
     "SqliteDeliveryStore",
     "SqliteEventStore",
     "SqliteFollowerStore",

@@ -17,6 +17,7 @@ import orjson
 from clarion.models import Channel, Outcome
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import BatchResult, DeliveryRecord
+from clarion.stores.rows import entry_rows
 from clarion.stores.sqlite.devices import apply_invalidations
 from clarion.types import EventId, Seq, UserId
 
@@ -76,6 +77,11 @@ _UNREACHABLE_LOG = (
     " INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)"
     f" SELECT u.value, b.seq, b.channel, 1, '{Outcome.SUPPRESSED.value}', b.reason, :now"
     " FROM b, json_each(b.users) u"
+)
+_ENTRIES = (
+    "INSERT INTO inbox (user_id, seq, aggregate) VALUES (?, ?, ?)"
+    " ON CONFLICT (user_id, seq) DO UPDATE SET aggregate = excluded.aggregate, read_at = NULL"
+    " WHERE coalesce(inbox.aggregate ->> 0, 0) < excluded.aggregate ->> 0"
 )
 _LOG = (
     "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, provider_ref)"
@@ -149,6 +155,9 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
             for o in r.outcomes
         ],
     )
+    entries = entry_rows(fresh, now)
+    if entries:
+        c.executemany(_ENTRIES, entries)
     unreachable = [[r.seq, *group] for r in fresh for group in r.unreachable]
     if unreachable:
         c.execute(_UNREACHABLE_LOG, {"groups": orjson.dumps(unreachable), "now": now})
