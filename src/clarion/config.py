@@ -83,7 +83,7 @@ class Settings:
     breaker_probe_s: float = 30.0
     """While a breaker is open, one probe send decides whether to try again: the first
     ``breaker_first_probe_s`` after it opened, then twice as long after each failed probe,
-    up to ``breaker_probe_s``."""
+    up to ``breaker_probe_s`` (which also caps the first)."""
     retry_share: float = 0.5
     """Retries may use at most this share of a provider's ``rate_per_s``."""
 
@@ -114,7 +114,7 @@ class Settings:
             error_rate=self.breaker_error_rate,
             min_requests=self.breaker_min_requests,
             consecutive_failures=self.breaker_consecutive_failures,
-            first_probe_s=self.breaker_first_probe_s,
+            first_probe_s=min(self.breaker_first_probe_s, self.breaker_probe_s),
             probe_every_s=self.breaker_probe_s,
             retry_share=self.retry_share,
         )
@@ -146,7 +146,7 @@ class Settings:
             "breaker_consecutive_failures", self.breaker_consecutive_failures, 1, 1_000_000
         )
         _check_range("breaker_first_probe_s", self.breaker_first_probe_s, 0.1, 3600)
-        _check_range("breaker_probe_s", self.breaker_probe_s, self.breaker_first_probe_s, 3600)
+        _check_range("breaker_probe_s", self.breaker_probe_s, 0.1, 3600)
         _check_range("retry_share", self.retry_share, 0.01, 1.0)
         _check_range("load_shed_p2", self.load_shed_p2, 1, 10_000_000)
         _check_range("load_shed_p1", self.load_shed_p1, self.load_shed_p2, 10_000_000)

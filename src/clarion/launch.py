@@ -78,7 +78,11 @@ class LocalClarion:
         )
         self.supervisor = Supervisor(self.workers, env, quiet=self.quiet)
         self.supervisor.start()
-        self._wait_healthy(timeout_s)
+        try:
+            self._wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()  # a server that never came up leaves no workers behind
+            raise
         return self
 
     def _log(self, name: str) -> IO[bytes] | int | None:
