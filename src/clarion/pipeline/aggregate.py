@@ -91,17 +91,17 @@ def join_requests(items: Sequence[RecipientBatch], context: Context) -> list[Joi
 
 
 def take_counted(
-    batch: RecipientBatch, context: Context, result: BatchResult
+    batch: RecipientBatch, context: Context, result: BatchResult, recipients: list[UserId]
 ) -> tuple[list[UserId], list[Outbound]]:
-    """Take the notifications aggregation only counts off ``batch``: each brings its key's
-    inbox entry up to date and is logged as aggregated. Returns the recipients left to
-    route, and the summary timers this batch's notifications schedule."""
+    """Take the notifications aggregation only counts off ``recipients`` (of ``batch``):
+    each brings its key's inbox entry up to date and is logged as aggregated. Returns the
+    recipients left to route, and the summary timers this batch's notifications schedule."""
     if not batch.header.aggregate_s or not context.joined:
-        return batch.recipients, []
+        return recipients, []
     seq, in_app = batch.header.seq, Channel.IN_APP in batch.header.channels
     rest: list[UserId] = []
     timers: list[Outbound] = []
-    for user in batch.recipients:
+    for user in recipients:
         joined = context.joined.get((user, seq))
         if joined is None or joined.role is Role.FIRST:
             rest.append(user)

@@ -33,6 +33,8 @@ class Context:
     """What aggregation made of each notification of an aggregating type."""
     summaries: dict[tuple[Seq, str], WindowSummary | None] = field(default_factory=dict)
     """Per summary batch (seq, batch key): the window's summary, or None (nothing new)."""
+    latest: dict[tuple[UserId, str], tuple[Seq, float]] = field(default_factory=dict)
+    """Per (recipient, collapse key) of the claim: the newest notification recorded."""
 
 
 def stopped(batch: RecipientBatch, context: Context) -> Reason | None:

@@ -24,6 +24,7 @@ from clarion.channels.base import (
 )
 from clarion.clock import Clock
 from clarion.models import Channel, EventContent, Outcome, Priority
+from clarion.pipeline import collapse
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.dispatch import Dispatcher, Send
 from clarion.pipeline.follow_up import follow_up
@@ -93,6 +94,7 @@ class DeliverStage:
         outbound: list[Outbound] = []
         sends: list[Send] = []
         if batches:
+            batches, gone = await self._overtaken(batches)
             users = list({u for b in batches for u in b.recipients})
             addresses = await self._devices.addresses(self.channel, users)
             await self._load_contents(batches)
@@ -100,6 +102,8 @@ class DeliverStage:
             sends = await self._plan(batches, addresses, locales)
             await self._dispatcher.dispatch(sends)
             results, outbound = follow_up(self.channel, batches, sends, self._clock.now())
+            for result, batch, users in zip(results, batches, gone, strict=True):
+                _superseded(self.channel, batch, users, result)
             results += [_expired(self.channel, b) for b in expired]
         outbound += await self._statuses.for_results(batches + expired, results, self._clock.now())
 
@@ -107,6 +111,19 @@ class DeliverStage:
             await self._deliveries.record_batches(results, self._worker, self._clock.now())
 
         return StageResult(outbound, record, len(sends))
+
+    async def _overtaken(
+        self, batches: list[DeliveryBatch]
+    ) -> tuple[list[DeliveryBatch], list[list[UserId]]]:
+        """Each batch without the recipients a newer notification of its collapse key has
+        overtaken since it was queued (``pipeline.collapse``), and those recipients."""
+        latest = await collapse.latest_of(self._deliveries, batches)
+        gone = [collapse.overtaken(b, latest) for b in batches]
+        kept = [
+            replace(b, recipients=[u for u in b.recipients if u not in set(g)]) if g else b
+            for b, g in zip(batches, gone, strict=True)
+        ]
+        return kept, gone
 
     # ── what to send ─────────────────────────────────────────────────────────────────
 
@@ -221,6 +238,16 @@ def _collapse_key(header: EventHeader, event: EventContent) -> str | None:
     if event.collapse_key is not None or not header.aggregate_s:
         return event.collapse_key
     return f"{header.type}:{header.object or ''}"[:64]
+
+
+def _superseded(
+    channel: Channel, batch: DeliveryBatch, users: list[UserId], result: BatchResult
+) -> None:
+    result.outcomes += [
+        DeliveryOutcome(u, channel.value, Outcome.SUPPRESSED, collapse.SUPERSEDED, batch.attempt)
+        for u in users
+    ]
+    result.suppressed += len(users)
 
 
 def _expired(channel: Channel, batch: DeliveryBatch) -> BatchResult:

@@ -31,6 +31,7 @@ from clarion.broker import Message, Outbound
 from clarion.clock import Clock
 from clarion.errors import CountsUnavailableError
 from clarion.models import Channel, Priority
+from clarion.pipeline import collapse
 from clarion.pipeline.aggregate import Aggregator, entries_for_first, take_counted
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.context import Context, notice, stopped
@@ -137,6 +138,7 @@ class EvaluateStage:
             return context
         if any(c is not Channel.IN_APP for b in items for c in b.header.channels):
             context.reach = await self._devices.reachable(live)
+        context.latest = await collapse.latest_of(self._deliveries, items)
         records = await self._preferences.load_many(live)
         context.prefs = {user: self._parse(record) for user, record in records.items()}
         unzoned = [
@@ -196,11 +198,15 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
     summary = context.summaries.get((header.seq, batch.batch_key))
     if batch.summary_of is not None and summary is None:
         return result, []  # nothing new came in the window (or it was sent already)
-    recipients, timers = take_counted(batch, context, result)
+    current = collapse.drop_late(batch, context, result)
+    recipients, timers = take_counted(batch, context, result, current)
     routes = Routes()
     holds: Holds = {}
     _decide_all(batch, recipients, context, result, routes, holds)
     entries_for_first(batch, context, result)
+    if header.collapse_key is not None:
+        others = {u for users in routes.by_channel.values() for u in users} - set(result.inbox)
+        collapse.mark(batch, result, [*result.inbox, *others])
     held = [
         encode_batches(
             [

@@ -174,11 +174,17 @@ CREATE TABLE aggregate_members (
     win integer NOT NULL, joined text NOT NULL,
     PRIMARY KEY (user_id, type, object, seq)
 );
-ALTER TABLE inbox ADD COLUMN aggregate text
+ALTER TABLE inbox ADD COLUMN aggregate text;
+CREATE TABLE collapse (
+    user_id text NOT NULL, key text NOT NULL, seq bigint NOT NULL,
+    created_at double precision NOT NULL, PRIMARY KEY (user_id, key)
+)
 """
 """Version 3: aggregation windows (``policy.aggregation``): one state per (recipient, type,
 object) and the answer each notification got (kept for its redelivery); an inbox entry's
-``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it."""
+``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it.
+And latest-wins collapse: per (recipient, collapse key), the newest event and when it was
+created (``pipeline.collapse``)."""
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 

@@ -337,11 +337,21 @@ CREATE TABLE aggregate_members (
     PRIMARY KEY (user_id, type, object, seq)
 ) WITHOUT ROWID;
 
-ALTER TABLE inbox ADD COLUMN aggregate TEXT
+ALTER TABLE inbox ADD COLUMN aggregate TEXT;
+
+CREATE TABLE collapse (
+    user_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (user_id, key)
+) WITHOUT ROWID
 """
 """Version 5: aggregation windows (``policy.aggregation``): one state per (recipient, type,
 object) and the answer each notification got (kept for its redelivery); an inbox entry's
-``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it."""
+``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it.
+And latest-wins collapse: per (recipient, collapse key), the newest event and when it was
+created (``pipeline.collapse``)."""
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 

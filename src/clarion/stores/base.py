@@ -177,6 +177,13 @@ class DeliveryStore(Protocol):
         """Log what a provider reported later about a message it took (SMS receipts)."""
         ...
 
+    async def latest(
+        self, keys: Sequence[tuple[UserId, str]]
+    ) -> dict[tuple[UserId, str], tuple[Seq, float]]:
+        """Per (recipient, collapse key), the newest notification recorded: its event's seq
+        and creation time (only keys that have one)."""
+        ...
+
 
 class InboxStore(Protocol):
     async def page(self, user_id: UserId, *, before: Seq | None, limit: int) -> InboxPage: ...

@@ -250,6 +250,22 @@ class EntryUpdate:
     actors: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Collapsing:
+    """Latest wins per (recipient, ``key``): of two notifications, the one created later
+    (then the later event) is the one that counts (``pipeline.collapse``)."""
+
+    key: str
+    created_at: float
+    users: tuple[UserId, ...] = ()
+    """Whom the notification goes out to (on any channel): it becomes their newest."""
+
+    def beaten_by(self, seq: Seq, latest: tuple[Seq, float] | None) -> bool:
+        """Whether ``latest`` (the newest recorded: its seq and creation time) is newer than
+        this notification, event ``seq``."""
+        return latest is not None and (latest[1], latest[0]) > (self.created_at, seq)
+
+
 @dataclass(slots=True)
 class BatchResult:
     """What evaluating one recipient batch decided; recorded atomically, at most once."""
@@ -264,6 +280,9 @@ class BatchResult:
     entries: list[EntryUpdate] = field(default_factory=list)
     """Aggregate inbox entries to bring up to date (in-app deliveries counted in
     ``delivered``)."""
+    collapse: Collapsing | None = None
+    """Set: ``inbox`` entries replace the recipient's entry of the same key if they are
+    newer, and are dropped as superseded if not (decided in the commit)."""
     unreachable: list[tuple[str, str, list[UserId]]] = field(default_factory=list)
     """Channels that cannot reach some recipients: ``(channel, reason, users)``, logged as
     suppressed in bulk (most people share a reason: "no active push device")."""

@@ -13,6 +13,7 @@ from clarion.models import (
     DeviceState,
     EventState,
     EventStatus,
+    Outcome,
     Platform,
     Priority,
     SenderKey,
@@ -45,6 +46,11 @@ INBOX_COLUMNS = (
     " i.read_at IS NOT NULL, e.template, e.template_version,"
     " CASE WHEN e.template IS NULL THEN '{}' ELSE e.payload END, i.aggregate"
 )
+
+SUPERSEDED_OUTCOME = (Channel.IN_APP.value, Outcome.SUPPRESSED, "superseded")
+"""An in-app entry a newer one of its collapse key beat: channel, outcome, reason."""
+SUPERSEDED = (Channel.IN_APP.value, 1, Outcome.SUPPRESSED.value, "superseded")
+"""The same as a log row's (channel, attempt, outcome, reason)."""
 
 DELIVERABLE = "('active', 'stale')"
 PUSH_PLATFORMS = "('ios', 'android', 'web')"
@@ -194,3 +200,10 @@ def audit_entry(kind: str, subject: str, row: Any) -> AuditEntry:
         None if row[2] is None else orjson.loads(row[2]),
         None if row[3] is None else orjson.loads(row[3]),
     )
+
+
+def kept(results: Sequence[BatchResult], dropped: set[tuple[int, UserId]]) -> list[list[UserId]]:
+    """Each result's in-app entries but the ``(result index, user)`` that were dropped."""
+    if not dropped:
+        return [r.inbox for r in results]
+    return [[u for u in r.inbox if (i, u) not in dropped] for i, r in enumerate(results)]

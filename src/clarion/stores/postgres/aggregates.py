@@ -21,16 +21,10 @@ from clarion.policy.aggregation import (
     join_all,
     take,
 )
-from clarion.postgres import Connection, PostgresDatabase
+from clarion.postgres import Connection, PostgresDatabase, locks
+from clarion.postgres.locks import lock_keys
 from clarion.types import Seq, UserId
 
-_LOCK_SPACE = 0x41676772  # "Aggr": the advisory-lock namespace of aggregation windows
-
-_LOCK_KEYS = f"""
-SELECT count(pg_advisory_xact_lock({_LOCK_SPACE}, h)) FROM (
-    SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) k ORDER BY h
-) ordered
-"""
 _STATES = """
 SELECT a.user_id, a.type, a.object, a.state
 FROM unnest($1::text[], $2::text[], $3::text[]) AS k(u, t, o)
@@ -110,7 +104,7 @@ class PostgresAggregateStore:
 
 async def _locked_states(c: Connection, keys: Sequence[AggregateKey]) -> dict[AggregateKey, Window]:
     unique = list(dict.fromkeys(keys))
-    await c.execute(_LOCK_KEYS, [k.text() for k in unique])
+    await lock_keys(c, locks.AGGREGATES, [k.text() for k in unique])
     rows = await c.fetch(_STATES, *_columns(unique))
     return {_key(row): Window.from_json(orjson.loads(row[3])) for row in rows}
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clarion.models import Channel, Outcome
-from clarion.postgres import Connection, PostgresDatabase
+from clarion.postgres import Connection, PostgresDatabase, locks
+from clarion.postgres.locks import lock_keys
 from clarion.stores.postgres.devices import apply_invalidations
-from clarion.stores.records import BatchResult, DeliveryRecord
-from clarion.stores.rows import entry_rows
+from clarion.stores.records import BatchResult, DeliveryOutcome, DeliveryRecord
+from clarion.stores.rows import SUPERSEDED_OUTCOME, entry_rows
+from clarion.stores.rows import kept as kept_entries
 from clarion.types import EventId, Seq, UserId
 
 _MARK = """
@@ -40,6 +42,11 @@ INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, pro
 SELECT u, s, ch, a, o, r, $8, ref
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
     AS x(u, s, ch, a, o, r, ref)
+"""
+_LATEST_OF = "SELECT seq, created_at FROM collapse WHERE user_id = $1 AND key = $2"
+_NEWEST = """
+INSERT INTO collapse (user_id, key, seq, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id, key) DO UPDATE SET seq = excluded.seq, created_at = excluded.created_at
 """
 _ENTRIES = """
 INSERT INTO inbox (user_id, seq, aggregate)
@@ -114,6 +121,20 @@ class PostgresDeliveryStore:
         )
         return logged > 0
 
+    async def latest(
+        self, keys: Sequence[tuple[UserId, str]]
+    ) -> dict[tuple[UserId, str], tuple[Seq, float]]:
+        if not keys:
+            return {}
+        rows = await self._db.fetch(
+            "SELECT c.user_id, c.key, c.seq, c.created_at"
+            " FROM unnest($1::text[], $2::text[]) AS k(u, key)"
+            " JOIN collapse c ON c.user_id = k.u AND c.key = k.key",
+            [u for u, _ in keys],
+            [k for _, k in keys],
+        )
+        return {(UserId(r[0]), r[1]): (Seq(r[2]), float(r[3])) for r in rows}
+
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]:
@@ -145,12 +166,15 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
     )
     if not fresh:
         return 0
-    users = [u for r in fresh for u in r.inbox]
+    dropped = await _collapse(c, fresh)
+    kept = kept_entries(fresh, dropped)
+    users = [u for group in kept for u in group]
     if users:
-        seqs = [r.seq for r in fresh for _ in r.inbox]
+        seqs = [r.seq for r, group in zip(fresh, kept, strict=True) for _ in group]
         await c.execute(_INBOX, users, seqs)
         await c.execute(_INBOX_LOG, users, seqs, now)
     outcomes = [(r.seq, o) for r in fresh for o in r.outcomes]
+    outcomes += [(fresh[i].seq, DeliveryOutcome(u, *SUPERSEDED_OUTCOME)) for i, u in dropped]
     if outcomes:
         await c.execute(
             _LOG,
@@ -178,8 +202,8 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
         _PROGRESS,
         [r.seq for r in fresh],
         [int(r.completes_batch) for r in fresh],
-        [len(r.inbox) + r.delivered for r in fresh],
-        [r.suppressed for r in fresh],
+        [len(group) + r.delivered for r, group in zip(fresh, kept, strict=True)],
+        [r.suppressed + len(r.inbox) - len(group) for r, group in zip(fresh, kept, strict=True)],
         [r.held for r in fresh],
         [r.released for r in fresh],
         [r.failed for r in fresh],
@@ -201,3 +225,35 @@ async def _log_unreachable(c: Connection, fresh: Sequence[BatchResult], now: flo
             reasons += [reason] * len(group)
     if users:
         await c.execute(_UNREACHABLE_LOG, users, seqs, channels, reasons, now)
+
+
+async def _collapse(c: Connection, fresh: Sequence[BatchResult]) -> set[tuple[int, UserId]]:
+    """Latest wins: each collapsing notification becomes its people's newest of its key if
+    it is newer, and its in-app entry replaces theirs; returns the (result index, user) of
+    the entries an already recorded one beats. The keys are locked first: a key with no
+    row yet has nothing else to lock."""
+    pairs = [
+        (i, u, r.collapse) for i, r in enumerate(fresh) if r.collapse for u in r.collapse.users
+    ]
+    if not pairs:
+        return set()
+    await lock_keys(c, locks.COLLAPSE, [f"{u}\x1f{k.key}" for _, u, k in pairs])
+    entries = {(i, u) for i, r in enumerate(fresh) if r.collapse for u in r.inbox}
+    dropped: set[tuple[int, UserId]] = set()
+    pending: dict[tuple[UserId, Seq], int] = {}  # entries this commit is about to write
+    for index, user, collapse in pairs:
+        seq = fresh[index].seq
+        row = await c.fetchrow(_LATEST_OF, user, collapse.key)
+        latest = None if row is None else (Seq(row[0]), float(row[1]))
+        if collapse.beaten_by(seq, latest):
+            if (index, user) in entries:
+                dropped.add((index, user))
+            continue
+        if latest is not None and latest[0] != seq and (index, user) in entries:
+            await c.execute("DELETE FROM inbox WHERE user_id = $1 AND seq = $2", user, latest[0])
+            if (user, latest[0]) in pending:
+                dropped.add((pending[(user, latest[0])], user))
+        if (index, user) in entries:
+            pending[(user, seq)] = index
+        await c.execute(_NEWEST, user, collapse.key, seq, collapse.created_at)
+    return dropped

@@ -10,18 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clarion.policy.frequency import DAY_S, CapCheck, SlotRequest, allot
-from clarion.postgres import PostgresDatabase
+from clarion.postgres import PostgresDatabase, locks
+from clarion.postgres.locks import lock_keys
 from clarion.types import Seq, UserId
-
-_LOCK_SPACE = 0x46726571  # "Freq": the advisory-lock namespace of frequency places
-
-# Sorted in a subquery PostgreSQL cannot flatten (DISTINCT, ORDER BY), so the locks are
-# taken in hash order by everyone.
-_LOCK_PEOPLE = f"""
-SELECT count(pg_advisory_xact_lock({_LOCK_SPACE}, h)) FROM (
-    SELECT DISTINCT hashtext(u) AS h FROM unnest($1::text[]) u ORDER BY h
-) ordered
-"""
 
 
 class PostgresFrequencyStore:
@@ -33,7 +24,7 @@ class PostgresFrequencyStore:
             return []
         people = sorted({r.user_id for r in requests})
         async with self._db.transaction() as c:
-            await c.execute(_LOCK_PEOPLE, people)
+            await lock_keys(c, locks.FREQUENCY, people)
             await c.execute(
                 "DELETE FROM frequency_slots WHERE user_id = ANY($1::text[]) AND at <= $2",
                 people,

@@ -77,3 +77,8 @@ class RedisFrontedDeliveryStore:
 
     async def receipt(self, provider_ref: str, outcome: str, reason: str, at: float) -> bool:
         return await self._store.receipt(provider_ref, outcome, reason, at)
+
+    async def latest(
+        self, keys: Sequence[tuple[UserId, str]]
+    ) -> dict[tuple[UserId, str], tuple[Seq, float]]:
+        return await self._store.latest(keys)

@@ -17,7 +17,8 @@ import orjson
 from clarion.models import Channel, Outcome
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import BatchResult, DeliveryRecord
-from clarion.stores.rows import entry_rows
+from clarion.stores.rows import SUPERSEDED, entry_rows
+from clarion.stores.rows import kept as kept_entries
 from clarion.stores.sqlite.devices import apply_invalidations
 from clarion.types import EventId, Seq, UserId
 
@@ -83,6 +84,11 @@ _ENTRIES = (
     " ON CONFLICT (user_id, seq) DO UPDATE SET aggregate = excluded.aggregate, read_at = NULL"
     " WHERE coalesce(inbox.aggregate ->> 0, 0) < excluded.aggregate ->> 0"
 )
+_LATEST_OF = "SELECT seq, created_at FROM collapse WHERE user_id = ? AND key = ?"
+_NEWEST = (
+    "INSERT INTO collapse (user_id, key, seq, created_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (user_id, key) DO UPDATE SET seq = excluded.seq, created_at = excluded.created_at"
+)
 _LOG = (
     "INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at, provider_ref)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -124,6 +130,20 @@ class SqliteDeliveryStore:
             )
         )
 
+    async def latest(
+        self, keys: Sequence[tuple[UserId, str]]
+    ) -> dict[tuple[UserId, str], tuple[Seq, float]]:
+        if not keys:
+            return {}
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT c.user_id, c.key, c.seq, c.created_at FROM json_each(?) j"
+                " JOIN collapse c ON c.user_id = j.value ->> 0 AND c.key = j.value ->> 1",
+                (orjson.dumps(list(dict.fromkeys(keys))),),
+            ).fetchall()
+        )
+        return {(UserId(r[0]), r[1]): (Seq(r[2]), float(r[3])) for r in rows}
+
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]:
@@ -144,7 +164,9 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
     keys = orjson.dumps([[r.seq, r.batch_key, r.recipients] for r in results])
     new = {(Seq(s), k) for s, k in c.execute(_MARK, (worker, now, keys)).fetchall()}
     fresh = [r for r in results if (r.seq, r.batch_key) in new]
-    inboxes = orjson.dumps([[r.seq, r.inbox] for r in fresh if r.inbox])
+    dropped = _collapse(c, fresh)
+    kept = kept_entries(fresh, dropped)
+    inboxes = orjson.dumps([[r.seq, users] for r, users in zip(fresh, kept, strict=True) if users])
     c.execute(_INBOX, {"batches": inboxes})
     c.execute(_INBOX_LOG, {"batches": inboxes, "now": now})
     c.executemany(
@@ -153,7 +175,8 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
             (o.user_id, r.seq, o.channel, o.attempt, o.outcome.value, o.reason, now, o.provider_ref)
             for r in fresh
             for o in r.outcomes
-        ],
+        ]
+        + [(u, fresh[i].seq, *SUPERSEDED, now, None) for i, u in dropped],
     )
     entries = entry_rows(fresh, now)
     if entries:
@@ -168,13 +191,41 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
         [
             r.seq,
             int(r.completes_batch),
-            len(r.inbox) + r.delivered,
-            r.suppressed,
+            len(users) + r.delivered,
+            r.suppressed + len(r.inbox) - len(users),
             r.held,
             r.released,
             r.failed,
         ]
-        for r in fresh
+        for r, users in zip(fresh, kept, strict=True)
     ]
     c.execute(_PROGRESS, {"rows": orjson.dumps(progress), "now": now})
     return len(fresh)
+
+
+def _collapse(c: sqlite3.Connection, fresh: Sequence[BatchResult]) -> set[tuple[int, UserId]]:
+    """Latest wins: each collapsing notification becomes its people's newest of its key if
+    it is newer, and its in-app entry replaces theirs; returns the (result index, user) of
+    the entries an already recorded one beats."""
+    dropped: set[tuple[int, UserId]] = set()
+    pending: dict[tuple[UserId, Seq], int] = {}  # entries this commit is about to write
+    for index, result in enumerate(fresh):
+        collapse = result.collapse
+        if collapse is None:
+            continue
+        entries = set(result.inbox)
+        for user in collapse.users:
+            row = c.execute(_LATEST_OF, (user, collapse.key)).fetchone()
+            latest = None if row is None else (Seq(row[0]), float(row[1]))
+            if collapse.beaten_by(result.seq, latest):
+                if user in entries:
+                    dropped.add((index, user))
+                continue
+            if latest is not None and latest[0] != result.seq and user in entries:
+                c.execute("DELETE FROM inbox WHERE user_id = ? AND seq = ?", (user, latest[0]))
+                if (user, latest[0]) in pending:
+                    dropped.add((pending[(user, latest[0])], user))
+            if user in entries:
+                pending[(user, result.seq)] = index
+            c.execute(_NEWEST, (user, collapse.key, result.seq, collapse.created_at))
+    return dropped
