@@ -108,6 +108,9 @@ class Settings:
     """A sender with this many events dead-lettered within the window is cut off until an
     admin lets it back (``clarion senders unblock``)."""
 
+    digest_template: str = "digest"
+    """The template whose ``digest`` variant writes digest emails (built-in if none)."""
+
     def breaker(self) -> BreakerSettings:
         return BreakerSettings(
             window_s=self.breaker_window_s,
@@ -248,6 +251,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "partition_max_age_s": float,
     "sender_strikes": int,
     "sender_strike_window_s": float,
+    "digest_template": str,
 }
 
 

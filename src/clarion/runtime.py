@@ -31,6 +31,7 @@ from clarion.stores.base import (
     AggregateStore,
     DeliveryStore,
     DeviceStore,
+    DigestStore,
     EventStore,
     FollowerStore,
     FrequencyStore,
@@ -62,6 +63,7 @@ from clarion.stores.redis import (
 from clarion.stores.sqlite import (
     SqliteAggregateStore,
     SqliteDeliveryStore,
+    SqliteDigestStore,
     SqliteEventStore,
     SqliteFollowerStore,
     SqliteFrequencyStore,
@@ -98,6 +100,7 @@ class Stores:
     events: EventStore
     deliveries: DeliveryStore
     aggregates: AggregateStore
+    digests: DigestStore
     inbox: InboxStore
     stats: StatsStore
     frequency: FrequencyStore
@@ -250,6 +253,7 @@ def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> S
         events=SqliteEventStore(db),
         deliveries=SqliteDeliveryStore(db),
         aggregates=SqliteAggregateStore(db),
+        digests=SqliteDigestStore(db),
         inbox=SqliteInboxStore(db),
         stats=SqliteStatsStore(db),
         frequency=SqliteFrequencyStore(db),
@@ -276,6 +280,7 @@ def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) 
         events=pg.PostgresEventStore(db),
         deliveries=pg.PostgresDeliveryStore(db),
         aggregates=pg.PostgresAggregateStore(db),
+        digests=pg.PostgresDigestStore(db),
         inbox=pg.PostgresInboxStore(db),
         stats=pg.PostgresStatsStore(db),
         frequency=pg.PostgresFrequencyStore(db),

@@ -94,6 +94,7 @@ def evaluate_stage(runtime: Runtime, *, worker: str = "test") -> EvaluateStage:
         s.devices,
         s.frequency,
         s.aggregates,
+        s.digests,
         KillSwitchCache(s.kill_switches, refresh_s=0),
         runtime.clock,
         worker=worker,

@@ -20,6 +20,7 @@ from clarion.config import Settings
 from clarion.models import Channel, Priority
 from clarion.pipeline.base import Stage
 from clarion.pipeline.deliver import DeliverStage
+from clarion.pipeline.digests import DigestComposer
 from clarion.pipeline.dispatch import Dispatcher
 from clarion.pipeline.evaluate import EvaluateStage
 from clarion.pipeline.fanout import FanoutStage
@@ -68,6 +69,7 @@ def build_stages(
                     stores.devices,
                     stores.frequency,
                     stores.aggregates,
+                    stores.digests,
                     switches,
                     clock,
                     worker=worker,
@@ -108,6 +110,15 @@ def deliver_stage(
         deliveries=stores.deliveries,
         dispatcher=Dispatcher(providers, health, runtime.clock.now),
         statuses=StatusOutbox(stores.status_hooks),
+        composer=DigestComposer(
+            stores.digests,
+            stores.events,
+            stores.inbox,
+            stores.templates,
+            template_id=settings.digest_template,
+        )
+        if channel is Channel.EMAIL
+        else None,
         signing_keys=keys,
         clock=runtime.clock,
         worker=worker,

@@ -56,7 +56,12 @@ def test_put_stores_the_whole_record_and_get_returns_it(api: Api, types: dict[st
     assert body["version"] == 1
     assert body["quiet_hours"] == FULL["quiet_hours"]
     assert body["frequency_caps"] == FULL["frequency_caps"]
-    assert body["channels"]["email"] == {"enabled": True, "digest": "daily"}
+    assert body["channels"]["email"] == {
+        "enabled": True,
+        "digest": "daily",
+        "digest_at": None,  # 08:00
+        "digest_day": None,  # Monday (weekly)
+    }
     assert body["effective_types"]["like"]["enabled"] is False
     assert body["effective_types"]["comment"]["channels"] == ["push", "in_app"]
     again = api.call("PUT", prefs_url(user), json=body)  # what GET returned goes back in
@@ -92,6 +97,8 @@ def test_patch_merges_into_the_stored_record(api: Api, types: dict[str, str]) ->
         ({"frequency_caps": {"per_hour": 0}}, "frequency_caps.per_hour"),
         ({"channels": {"pigeon": {"enabled": True}}}, "channels.pigeon.[key]"),
         ({"channels": {"email": {"digest": "hourly"}}}, "channels.email.digest"),
+        ({"channels": {"email": {"digest_at": "25:00"}}}, "channels.email.digest_at"),
+        ({"channels": {"email": {"digest_day": "someday"}}}, "channels.email.digest_day"),
         ({"types": {"like": {"channels": ["fax"]}}}, "types.like.channels[0]"),
         ({"colour": "blue"}, "colour"),
     ],

@@ -168,7 +168,7 @@ async def test_without_the_windows_each_like_goes_out_on_its_own(
 
     s = rt.stores
     stage = EvaluateStage(
-        s.preferences, s.deliveries, s.users, s.devices, s.frequency, Away(),
+        s.preferences, s.deliveries, s.users, s.devices, s.frequency, Away(), s.digests,
         KillSwitchCache(s.kill_switches), clock, worker="test",
     )  # fmt: skip
     await device(rt, ANN, "phone", Platform.IOS, IOS)

@@ -333,7 +333,7 @@ async def test_without_frequency_counts_p0_and_p1_go_out_and_p2_waits(
 
     s = runtime.stores
     stage = EvaluateStage(
-        s.preferences, s.deliveries, s.users, s.devices, Away(), s.aggregates,
+        s.preferences, s.deliveries, s.users, s.devices, Away(), s.aggregates, s.digests,
         KillSwitchCache(s.kill_switches), clock, worker="test",
     )  # fmt: skip
     await prefs(runtime, BOB, frequency_caps={"per_hour": 1})

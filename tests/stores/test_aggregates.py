@@ -47,7 +47,7 @@ async def test_the_first_goes_out_the_rest_are_counted_and_one_schedules_the_sum
     assert (answers[4].count, answers[4].actors) == (5, ("fan5", "fan4", "fan3"))
     clock.advance(60)
     (summary, nothing) = await store.take([(PHOTO, 1), (OTHER, 1)])
-    assert summary == WindowSummary(1, 4, ("fan5", "fan4"), 5)
+    assert summary == WindowSummary(1, 4, ("fan5", "fan4"), 5, Seq(1))
     assert nothing is None
     assert await store.take([(PHOTO, 1)]) == [summary]  # the timer fired twice: one summary
 
@@ -59,7 +59,7 @@ async def test_exactly_one_new_is_named_alone_and_nothing_new_is_no_summary(
     await store.join(likes(PHOTO, range(1, 3)), clock.now())
     clock.advance(61)
     (one,) = await store.take([(PHOTO, 1)])
-    assert one == WindowSummary(1, 1, ("fan2",), 2)
+    assert one == WindowSummary(1, 1, ("fan2",), 2, Seq(1))
     (first,) = await store.join(likes(PHOTO, range(3, 4)), clock.now())  # a new window
     assert (first.role, first.window, first.entry, first.count) == (Role.FIRST, 2, 1, 3)
     clock.advance(61)

@@ -86,6 +86,11 @@ class LocaleVariants(Strict):
     sms: SmsVariant | None = None
     in_app: PushVariant | None = None
     webhook: PushVariant | None = None
+    digest: EmailVariant | None = Field(
+        None,
+        description="The digest email (the digest template's): given items (title, body,"
+        " type, count, actors, at), count and period.",
+    )
 
 
 LocaleName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]

@@ -241,8 +241,16 @@ class TypePreferenceIn(Strict):
 class ChannelPreferenceIn(Strict):
     enabled: bool = True
     digest: Literal["immediate", "daily", "weekly"] = Field(
-        "immediate", description="Stored now; digest delivery comes with aggregation."
+        "immediate",
+        description="email: one email per day or week listing what came (P0 and mandatory"
+        " types still go at once).",
     )
+    digest_at: ClockTime | None = Field(
+        None, description="The local time the digest goes out; default 08:00."
+    )
+    digest_day: (
+        Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] | None
+    ) = Field(None, description="Weekly digests: the day; default monday.")
 
 
 class QuietHoursIn(Strict):

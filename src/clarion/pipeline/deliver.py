@@ -20,19 +20,21 @@ from clarion.broker import Message, Outbound
 from clarion.channels.base import (
     Content,
     OutboundMessage,
+    SendStatus,
     permanent,
 )
 from clarion.clock import Clock
 from clarion.models import Channel, EventContent, Outcome, Priority
-from clarion.pipeline import collapse
+from clarion.pipeline import collapse, digests
 from clarion.pipeline.base import StageResult
+from clarion.pipeline.digests import DigestComposer
 from clarion.pipeline.dispatch import Dispatcher, Send
 from clarion.pipeline.follow_up import follow_up
 from clarion.pipeline.messages import DeliveryBatch, EventHeader, message_id
 from clarion.pipeline.statuses import StatusOutbox
 from clarion.policy.aggregation import WindowSummary
 from clarion.stores.base import DeliveryStore, DeviceStore, EventStore, TemplateStore, UserStore
-from clarion.stores.records import Address, BatchResult, DeliveryOutcome
+from clarion.stores.records import Address, BatchResult, DeliveryOutcome, Digest
 from clarion.templates import wording
 from clarion.templates.render import RenderError, content, render
 from clarion.types import Seq, UserId
@@ -57,6 +59,7 @@ class DeliverStage:
         deliveries: DeliveryStore,
         dispatcher: Dispatcher,
         statuses: StatusOutbox,
+        composer: DigestComposer | None = None,
         signing_keys: SigningKeys,
         clock: Clock,
         worker: str,
@@ -71,6 +74,7 @@ class DeliverStage:
         self._deliveries = deliveries
         self._dispatcher = dispatcher
         self._statuses = statuses
+        self._composer = composer
         self._keys = signing_keys
         self._clock = clock
         self._worker = worker
@@ -93,19 +97,23 @@ class DeliverStage:
         results = [_expired(self.channel, b) for b in expired]
         outbound: list[Outbound] = []
         sends: list[Send] = []
+        trails: list[BatchResult] = []
         if batches:
             batches, gone = await self._overtaken(batches)
             users = list({u for b in batches for u in b.recipients})
             addresses = await self._devices.addresses(self.channel, users)
             await self._load_contents(batches)
             locales = await self._users.locales(users)
-            sends = await self._plan(batches, addresses, locales)
+            composed = await self._compose_digests(batches, locales)
+            sends = await self._plan(batches, addresses, locales, composed)
             await self._dispatcher.dispatch(sends)
             results, outbound = follow_up(self.channel, batches, sends, self._clock.now())
             for result, batch, users in zip(results, batches, gone, strict=True):
                 _superseded(self.channel, batch, users, result)
+            trails = _digest_trails(batches, sends, composed, results)
             results += [_expired(self.channel, b) for b in expired]
         outbound += await self._statuses.for_results(batches + expired, results, self._clock.now())
+        results += trails
 
         async def record() -> None:
             await self._deliveries.record_batches(results, self._worker, self._clock.now())
@@ -134,16 +142,30 @@ class DeliverStage:
                 self._contents.clear()
             self._contents.update(await self._events.contents([Seq(s) for s in missing]))
 
+    async def _compose_digests(
+        self, batches: list[DeliveryBatch], locales: dict[UserId, str]
+    ) -> dict[int, tuple[Digest, Content | RenderError]]:
+        composed = {}
+        for index, batch in enumerate(batches):
+            if batch.digest_due is not None and self._composer is not None:
+                made = await self._composer.compose(batch, locales.get(batch.recipients[0]))
+                if made is not None:
+                    composed[index] = made
+        return composed
+
     async def _plan(
         self,
         batches: list[DeliveryBatch],
         addresses: dict[UserId, list[Address]],
         locales: dict[UserId, str],
+        composed: dict[int, tuple[Digest, Content | RenderError]],
     ) -> list[Send]:
         sends: list[Send] = []
         rendered: dict[tuple[Seq, str | None, WindowSummary | None], Content | RenderError] = {}
         for index, batch in enumerate(batches):
             header = batch.header
+            if batch.digest_due is not None and index not in composed:
+                continue  # an empty digest (or one another claim sent): nothing to send
             for user in batch.recipients:
                 wanted = None if batch.only is None else set(batch.only.get(user, ()))
                 found = [a for a in addresses.get(user, []) if wanted is None or a.ref in wanted]
@@ -154,9 +176,12 @@ class DeliverStage:
                     continue
                 locale = locales.get(user)
                 key = (header.seq, locale, batch.summary)
-                if key not in rendered:
-                    rendered[key] = await self._content(header, locale, batch.summary)
-                body = rendered[key]
+                if index in composed:
+                    body = composed[index][1]
+                elif key not in rendered:
+                    body = rendered[key] = await self._content(header, locale, batch.summary)
+                else:
+                    body = rendered[key]
                 for address in found:
                     if isinstance(body, RenderError):
                         sends.append(
@@ -206,7 +231,11 @@ class DeliverStage:
             and header.priority is not Priority.P0
             and not header.mandatory
         ):
-            scope = UnsubscribeScope(user, type=header.type, sender=header.sender)
+            scope = (
+                UnsubscribeScope(user, type=header.type, sender=header.sender)
+                if batch.digest_due is None
+                else UnsubscribeScope(user, channel=Channel.EMAIL, sender=header.sender)
+            )
             token = make_token(scope, self._keys)
             unsubscribe = f"{self._public_url}/v1/unsubscribe/{token}"
         event = self._contents[header.seq]
@@ -238,6 +267,33 @@ def _collapse_key(header: EventHeader, event: EventContent) -> str | None:
     if event.collapse_key is not None or not header.aggregate_s:
         return event.collapse_key
     return f"{header.type}:{header.object or ''}"[:64]
+
+
+def _digest_trails(
+    batches: list[DeliveryBatch],
+    sends: list[Send],
+    composed: dict[int, tuple[Digest, Content | RenderError]],
+    results: list[BatchResult],
+) -> list[BatchResult]:
+    """``delivered`` with the digest's id against each item of each digest that went out:
+    the send's own row (the event that scheduled it) says so, the others get one each."""
+    went = {
+        s.batch for s in sends if s.result is not None and s.result.status is SendStatus.DELIVERED
+    }
+    trails = []
+    for index, (digest, _) in composed.items():
+        if index not in went:
+            continue
+        batch, reason = batches[index], f"digest {digest.digest_id}"
+        results[index].outcomes = [
+            replace(o, reason=f"{reason}; {o.reason}" if o.reason else reason)
+            if o.outcome is Outcome.DELIVERED
+            else o
+            for o in results[index].outcomes
+        ]
+        others = [seq for seq, _ in digest.items if seq != batch.header.seq]
+        trails += digests.for_items(batch, others, digest.digest_id)
+    return trails
 
 
 def _superseded(

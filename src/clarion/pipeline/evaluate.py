@@ -30,13 +30,14 @@ from collections.abc import Sequence
 from clarion.broker import Message, Outbound
 from clarion.clock import Clock
 from clarion.errors import CountsUnavailableError
-from clarion.models import Channel, Priority
-from clarion.pipeline import collapse
+from clarion.models import Channel, Outcome, Overflow, Priority
+from clarion.pipeline import collapse, digests
 from clarion.pipeline.aggregate import Aggregator, entries_for_first, take_counted
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.context import Context, notice, stopped
 from clarion.pipeline.messages import (
     DeliveryBatch,
+    EventHeader,
     RecipientBatch,
     decode_batches,
     encode_batches,
@@ -52,11 +53,12 @@ from clarion.stores.base import (
     AggregateStore,
     DeliveryStore,
     DeviceStore,
+    DigestStore,
     FrequencyStore,
     PreferenceStore,
     UserStore,
 )
-from clarion.stores.records import BatchResult, StoredPreferences
+from clarion.stores.records import BatchResult, DigestItem, StoredPreferences
 from clarion.topics import EVALUATE
 from clarion.types import UserId
 
@@ -82,6 +84,7 @@ class EvaluateStage:
         devices: DeviceStore,
         frequency: FrequencyStore,
         aggregates: AggregateStore,
+        digests: DigestStore,
         switches: KillSwitchCache,
         clock: Clock,
         *,
@@ -95,6 +98,7 @@ class EvaluateStage:
         self._devices = devices
         self._frequency = frequency
         self._aggregator = Aggregator(aggregates)
+        self._digests = digests
         self._switches = switches
         self._clock = clock
         self._worker = worker
@@ -120,10 +124,13 @@ class EvaluateStage:
         await self._reserve(items, context)
         results: list[BatchResult] = []
         outbound: list[Outbound] = []
+        collected: list[tuple[EventHeader, DigestItem]] = []
         for batch in items:
             result, held = evaluate_batch(batch, context)
             results.append(result)
             outbound += held
+            collected += [(batch.header, item) for item in result.digest]
+        outbound += await digests.schedule(self._digests, collected, context.now)
 
         async def record() -> None:
             for group in _commit_groups(results):
@@ -142,7 +149,9 @@ class EvaluateStage:
         records = await self._preferences.load_many(live)
         context.prefs = {user: self._parse(record) for user, record in records.items()}
         unzoned = [
-            u for u, p in context.prefs.items() if p.quiet_hours and not p.quiet_hours.timezone
+            u
+            for u, p in context.prefs.items()
+            if (p.quiet_hours and not p.quiet_hours.timezone) or p.digest or p.caps
         ]
         if unzoned:
             context.zones = await self._users.timezones(unzoned)
@@ -204,6 +213,7 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
     holds: Holds = {}
     _decide_all(batch, recipients, context, result, routes, holds)
     entries_for_first(batch, context, result)
+    digests.divert(batch, context, result, routes)
     if header.collapse_key is not None:
         others = {u for users in routes.by_channel.values() for u in users} - set(result.inbox)
         collapse.mark(batch, result, [*result.inbox, *others])
@@ -263,6 +273,13 @@ def _decide_all(
         )
         if plain_in_app and verdict.channels == (Channel.IN_APP,) and verdict.deliver:
             result.inbox.append(user)  # the common outcome, without the general bookkeeping
+            continue
+        if (
+            verdict.reason is Reason.FREQ_CAP
+            and verdict.outcome is Outcome.SUPPRESSED
+            and header.overflow is Overflow.DIGEST
+            and digests.overflow(batch, user, context.prefs[user], context, result)
+        ):
             continue
         apply(result, [user], verdict, context, routes, holds, routing=header.routing)
 

@@ -256,6 +256,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             {UserId(u): batch.fallbacks[UserId(u)] for u in plan.retry if u in batch.fallbacks},
             first_at,
             summary=batch.summary,
+            digest_due=batch.digest_due,
         )
         out.append(retry.encode(delay_s=plan.retry_delay))
     if plan.deferred:
@@ -271,6 +272,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             first_at,  # the budget's window runs while it waits
             batch.deferrals + 1,
             summary=batch.summary,
+            digest_due=batch.digest_due,
         )
         out.append(later.encode(delay_s=plan.defer_delay))
     for channel, chains in plan.fallback.items():
@@ -283,6 +285,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             list(chains),
             fallbacks=chains,
             summary=batch.summary,
+            digest_due=batch.digest_due,
         )
         out.append(moved.encode())
     if plan.exhausted:
@@ -293,6 +296,7 @@ def _messages(batch: DeliveryBatch, plan: _Next, now: float) -> list[Outbound]:
             f"{base}+{now:.0f}",
             plan.exhausted,
             summary=batch.summary,
+            digest_due=batch.digest_due,
         )
         error = f"retry budget spent on {batch.channel.value} after {batch.attempt} attempts"
         out.append(again.encode().as_dead_letter(error))

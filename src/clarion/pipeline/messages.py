@@ -302,6 +302,8 @@ class DeliveryBatch:
     """Times the batch was put back unsent (a provider's rate limit): not attempts."""
     summary: WindowSummary | None = None
     """Set: this is an aggregation window's summary ("Bob, Carol and 47 others…")."""
+    digest_due: float | None = None
+    """Set: send the recipient's digest due at this time (``pipeline.digests``)."""
     claims: int = 1
     """Which claim of its queue message this is (not encoded: the broker counts). Past the
     first, a worker that held it died or failed mid-send, and may have sent some of it."""
@@ -319,6 +321,7 @@ class DeliveryBatch:
             "deferrals": self.deferrals,
             "fallbacks": _group_chains(self.fallbacks),
             "summary": None if self.summary is None else self.summary.to_json(),
+            "digest_due": self.digest_due,
         }
         return Outbound(topic(self.channel.value, self.header.priority), orjson.dumps(doc), delay_s)
 
@@ -338,6 +341,7 @@ class DeliveryBatch:
                 first_at=doc.get("first_at"),
                 deferrals=int(doc.get("deferrals") or 0),
                 summary=None if not doc.get("summary") else WindowSummary.from_json(doc["summary"]),
+                digest_due=doc.get("digest_due"),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise MessageError(f"not a delivery batch: {exc}") from exc

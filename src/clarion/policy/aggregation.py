@@ -103,14 +103,16 @@ class WindowSummary:
     and 47 others…")."""
     total: int
     """Everything on the key's inbox entry by now."""
+    entry: Seq
+    """The key's inbox entry (a digest lists the key once, by it)."""
 
     def to_json(self) -> list[Any]:
-        return [self.window, self.count, list(self.actors), self.total]
+        return [self.window, self.count, list(self.actors), self.total, self.entry]
 
     @classmethod
     def from_json(cls, doc: list[Any]) -> WindowSummary:
-        window, count, actors, total = doc
-        return cls(int(window), int(count), tuple(actors), int(total))
+        window, count, actors, total, entry = doc
+        return cls(int(window), int(count), tuple(actors), int(total), Seq(int(entry)))
 
 
 @dataclass(slots=True)
@@ -222,7 +224,8 @@ def take(window: Window | None, number: int) -> WindowSummary | None:
         window.taken = None
         return None
     named = window.actors[: 1 if window.pending == 1 else 2]
-    summary = WindowSummary(number, window.pending, tuple(named), window.count)
+    assert window.entry is not None  # a window with notifications has its entry
+    summary = WindowSummary(number, window.pending, tuple(named), window.count, window.entry)
     window.pending = 0
     window.taken = summary
     return summary

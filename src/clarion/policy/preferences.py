@@ -4,7 +4,7 @@ The document is the API's (``GET/PUT/PATCH /v1/users/{id}/preferences``)::
 
     {"enabled": true,
      "types": {"like": {"enabled": false}, "comment": {"channels": ["push", "in_app"]}},
-     "channels": {"email": {"enabled": true, "digest": "daily"}},
+     "channels": {"email": {"enabled": true, "digest": "daily", "digest_at": "08:00"}},
      "quiet_hours": {"start": "22:00", "end": "08:00", "timezone": "America/New_York"},
      "frequency_caps": {"per_hour": 10, "per_day": 50}}
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clarion.models import Channel
+from clarion.policy.digest import DigestSchedule
 from clarion.policy.frequency import FrequencyCaps
 from clarion.policy.quiet_hours import QuietHours
 
@@ -38,6 +39,8 @@ class Preferences:
     disabled_channels: frozenset[Channel] = frozenset()
     quiet_hours: QuietHours | None = None
     caps: FrequencyCaps | None = None
+    digest: DigestSchedule | None = None
+    """Email collected into a daily or weekly digest instead of sent one by one."""
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Preferences:
@@ -57,6 +60,8 @@ class Preferences:
         )
         quiet = doc.get("quiet_hours")
         caps = doc.get("frequency_caps")
+        email = (doc.get("channels") or {}).get(Channel.EMAIL.value) or {}
+        every = email.get("digest") or "immediate"
         return cls(
             enabled=bool(doc.get("enabled", True)),
             types=types,
@@ -67,6 +72,9 @@ class Preferences:
             caps=None
             if not caps or (caps.get("per_hour") is None and caps.get("per_day") is None)
             else FrequencyCaps(caps.get("per_hour"), caps.get("per_day")),
+            digest=None
+            if every == "immediate"
+            else DigestSchedule.parse(every, email.get("digest_at"), email.get("digest_day")),
         )
 
     def type_enabled(self, type_name: str, *, default: bool) -> bool:

@@ -56,7 +56,7 @@ def quiet_until(hours: QuietHours, now: float, fallback_zone: str | None = None)
         if hours.end <= clock < hours.start:
             return None
         end_day = local.date() + timedelta(days=1) if clock >= hours.start else local.date()
-    return _at(end_day, hours.end, tz)
+    return at_wall_time(end_day, hours.end, tz)
 
 
 @functools.lru_cache(maxsize=512)
@@ -66,7 +66,7 @@ def _local(now: float, tz: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(now, tz)
 
 
-def _at(day: date, wall: time, tz: ZoneInfo) -> float:
+def at_wall_time(day: date, wall: time, tz: ZoneInfo) -> float:
     """The Unix time of local ``day`` + ``wall`` in ``tz``. A wall time that does not exist
     (skipped by a spring-forward) resolves to the instant the clocks jumped past it."""
     moment = datetime.combine(day, wall, tzinfo=tz)

@@ -19,6 +19,7 @@ SELECT count(pg_advisory_xact_lock($1, h)) FROM (
 FREQUENCY = 0x46726571  # "Freq"
 AGGREGATES = 0x41676772  # "Aggr"
 COLLAPSE = 0x436F6C6C  # "Coll"
+DIGESTS = 0x44696765  # "Dige"
 
 
 async def lock_keys(c: Connection, space: int, keys: Iterable[str]) -> None:

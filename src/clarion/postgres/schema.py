@@ -178,13 +178,22 @@ ALTER TABLE inbox ADD COLUMN aggregate text;
 CREATE TABLE collapse (
     user_id text NOT NULL, key text NOT NULL, seq bigint NOT NULL,
     created_at double precision NOT NULL, PRIMARY KEY (user_id, key)
+);
+CREATE TABLE digests (
+    user_id text NOT NULL, due_at double precision NOT NULL, scheduled_by bigint NOT NULL,
+    digest_id text, PRIMARY KEY (user_id, due_at)
+);
+CREATE TABLE digest_items (
+    user_id text NOT NULL, due_at double precision NOT NULL, item bigint NOT NULL,
+    seq bigint NOT NULL, entry bigint, PRIMARY KEY (user_id, due_at, item)
 )
 """
 """Version 3: aggregation windows (``policy.aggregation``): one state per (recipient, type,
 object) and the answer each notification got (kept for its redelivery); an inbox entry's
 ``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it.
 And latest-wins collapse: per (recipient, collapse key), the newest event and when it was
-created (``pipeline.collapse``)."""
+created (``pipeline.collapse``); and digests: per person and due time, who scheduled it,
+its id once taken for sending, and its items (``policy.digest``)."""
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 

@@ -345,13 +345,31 @@ CREATE TABLE collapse (
     seq         INTEGER NOT NULL,
     created_at  REAL NOT NULL,
     PRIMARY KEY (user_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE digests (
+    user_id      TEXT NOT NULL,
+    due_at       REAL NOT NULL,
+    scheduled_by INTEGER NOT NULL,
+    digest_id    TEXT,
+    PRIMARY KEY (user_id, due_at)
+) WITHOUT ROWID;
+
+CREATE TABLE digest_items (
+    user_id     TEXT NOT NULL,
+    due_at      REAL NOT NULL,
+    item        INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    entry       INTEGER,
+    PRIMARY KEY (user_id, due_at, item)
 ) WITHOUT ROWID
 """
 """Version 5: aggregation windows (``policy.aggregation``): one state per (recipient, type,
 object) and the answer each notification got (kept for its redelivery); an inbox entry's
 ``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it.
 And latest-wins collapse: per (recipient, collapse key), the newest event and when it was
-created (``pipeline.collapse``)."""
+created (``pipeline.collapse``); and digests: per person and due time, who scheduled it,
+its id once taken for sending, and its items (``policy.digest``)."""
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 

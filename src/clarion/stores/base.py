@@ -17,10 +17,13 @@ from clarion.policy.killswitch import KillSwitch
 from clarion.resilience.breaker import Health
 from clarion.stores.records import (
     Address,
+    Aggregate,
     AuditEntry,
     BatchResult,
     DeliveryRecord,
     Device,
+    Digest,
+    DigestItem,
     FanoutAdvance,
     FanoutPosition,
     InboxPage,
@@ -194,6 +197,10 @@ class InboxStore(Protocol):
 
     async def count_for_event(self, event_id: EventId) -> int: ...
 
+    async def aggregates(self, user_id: UserId, seqs: Sequence[Seq]) -> dict[Seq, Aggregate]:
+        """What those of the person's entries that aggregate several notifications hold."""
+        ...
+
 
 class FrequencyStore(Protocol):
     """The places capped people hold in their rolling windows (``policy.frequency``)."""
@@ -222,6 +229,22 @@ class AggregateStore(Protocol):
     async def take(self, windows: Sequence[tuple[AggregateKey, int]]) -> list[WindowSummary | None]:
         """Each window's summary (once: taking it again returns the same), or None when
         nothing new came since the notification that went out."""
+        ...
+
+
+class DigestStore(Protocol):
+    """People's daily and weekly digests (``policy.digest``), each change atomic."""
+
+    async def add(self, items: Sequence[DigestItem], now: float) -> list[tuple[float, bool]]:
+        """Put each item in its person's digest due at its ``due_at`` — or, if that one was
+        taken for sending already, in a digest due ``now``. Per item: the due time it
+        landed in, and whether it schedules that digest's send (the first item does, again
+        on a redelivery)."""
+        ...
+
+    async def take(self, user_id: UserId, due_at: float) -> Digest | None:
+        """The digest's items, given an id the first time (the same ones after); None if
+        there is no such digest."""
         ...
 
 

@@ -251,6 +251,31 @@ class EntryUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestItem:
+    """A notification collected into a person's digest due at ``due_at``."""
+
+    user_id: UserId
+    due_at: float
+    seq: Seq
+    """The event to list."""
+    entry: Seq | None = None
+    """For an aggregated notification, its key's inbox entry: the digest lists the key once."""
+    reason: str = "digest"
+
+    @property
+    def item(self) -> Seq:
+        return self.seq if self.entry is None else self.entry
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A digest taken for sending: its id, and its items as ``(event seq, entry)``."""
+
+    digest_id: str
+    items: list[tuple[Seq, Seq | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class Collapsing:
     """Latest wins per (recipient, ``key``): of two notifications, the one created later
     (then the later event) is the one that counts (``pipeline.collapse``)."""
@@ -280,6 +305,8 @@ class BatchResult:
     entries: list[EntryUpdate] = field(default_factory=list)
     """Aggregate inbox entries to bring up to date (in-app deliveries counted in
     ``delivered``)."""
+    digest: list[DigestItem] = field(default_factory=list)
+    """Collected into digests; the stage adds them (``DigestStore.add``) before recording."""
     collapse: Collapsing | None = None
     """Set: ``inbox`` entries replace the recipient's entry of the same key if they are
     newer, and are dropped as superseded if not (decided in the commit)."""

@@ -3,6 +3,7 @@ so a stored row reads back the same whichever database held it."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,12 +167,13 @@ def inbox_item(row: Any) -> InboxItem:
         template=row[9],
         template_version=row[10],
         payload=orjson.loads(row[11]),
-        aggregate=None if row[12] is None else _aggregate(orjson.loads(row[12])),
+        aggregate=None if row[12] is None else aggregate_of(row[12]),
     )
 
 
-def _aggregate(doc: list[Any]) -> Aggregate:
-    count, actors, last_at = doc
+def aggregate_of(raw: str | bytes) -> Aggregate:
+    """An inbox entry's ``aggregate`` column: ``[count, [actors…], last_at]``."""
+    count, actors, last_at = orjson.loads(raw)
     return Aggregate(int(count), tuple(actors), float(last_at))
 
 
@@ -207,3 +209,9 @@ def kept(results: Sequence[BatchResult], dropped: set[tuple[int, UserId]]) -> li
     if not dropped:
         return [r.inbox for r in results]
     return [[u for u in r.inbox if (i, u) not in dropped] for i, r in enumerate(results)]
+
+
+def digest_id(user_id: UserId, due_at: float) -> str:
+    """The same for one person's digest due at one time, whoever takes it for sending."""
+    digest = hashlib.sha256(f"{user_id}\x1f{due_at!r}".encode()).hexdigest()[:20]
+    return f"dg_{digest}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final, Literal
 
 import nh3
 import orjson
@@ -26,12 +26,16 @@ from jinja2.sandbox import SandboxedEnvironment
 from clarion.channels.base import Content
 from clarion.models import Channel
 
-FIELDS: dict[Channel, tuple[str, ...]] = {
+DIGEST: Final = "digest"
+"""The variant a digest email is rendered from (shaped like ``email``, given ``items``)."""
+Variant = Channel | Literal["digest"]
+FIELDS: dict[str, tuple[str, ...]] = {
     Channel.PUSH: ("title", "body"),
     Channel.EMAIL: ("subject", "text", "html"),
     Channel.SMS: ("text",),
     Channel.IN_APP: ("title", "body"),
     Channel.WEBHOOK: ("title", "body"),
+    DIGEST: ("subject", "text", "html"),
 }
 _ONE_LINE = {"title", "subject"}
 
@@ -81,32 +85,34 @@ def safe_html(markup: str) -> str:
 
 
 def render(
-    doc: dict[str, Any], channel: Channel, locale: str | None, params: dict[str, Any]
+    doc: dict[str, Any], channel: Variant, locale: str | None, params: dict[str, Any]
 ) -> dict[str, str]:
-    """The channel's fields rendered for ``locale``; raises RenderError naming the field."""
+    """The channel's (or the digest's) fields rendered for ``locale``; raises RenderError
+    naming the field."""
     key = orjson.dumps(params, option=orjson.OPT_SORT_KEYS)
-    return dict(_render(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), channel, locale, key))
+    variant = channel.value if isinstance(channel, Channel) else channel
+    return dict(_render(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), variant, locale, key))
 
 
 @lru_cache(maxsize=20_000)
 def _render(
-    doc_json: bytes, channel: Channel, locale: str | None, params_json: bytes
+    doc_json: bytes, variant: str, locale: str | None, params_json: bytes
 ) -> tuple[tuple[str, str], ...]:
     doc = orjson.loads(doc_json)
     params = orjson.loads(params_json)
     variants = doc.get("variants", {})
-    having = [loc for loc, chans in variants.items() if channel.value in chans]
+    having = [loc for loc, chans in variants.items() if variant in chans]
     if not having:
         return ()
     chosen = pick_locale(having, locale, doc.get("default_locale", "en"))
-    fields = variants[chosen][channel.value]
+    fields = variants[chosen][variant]
     out = []
     for name, source in fields.items():
         env = _html_env if name == "html" else _text_env
         try:
             value = env.from_string(source).render(**params)
         except TemplateError as exc:
-            raise RenderError(f"variants.{chosen}.{channel.value}.{name}: {exc}") from exc
+            raise RenderError(f"variants.{chosen}.{variant}.{name}: {exc}") from exc
         if name == "html":
             value = safe_html(value)
         else:

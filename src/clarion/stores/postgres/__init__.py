@@ -11,6 +11,7 @@ from clarion.stores.postgres.config import (
 )
 from clarion.stores.postgres.deliveries import PostgresDeliveryStore
 from clarion.stores.postgres.devices import PostgresDeviceStore
+from clarion.stores.postgres.digests import PostgresDigestStore
 from clarion.stores.postgres.events import PostgresEventStore
 from clarion.stores.postgres.followers import PostgresFollowerStore
 from clarion.stores.postgres.frequency import PostgresFrequencyStore
@@ -28,6 +29,7 @@ __all__ = [
     "PostgresAggregateStore",
     "PostgresDeliveryStore",
     "PostgresDeviceStore",
+    "PostgresDigestStore",
     "PostgresEventStore",
     "PostgresFollowerStore",
     "PostgresFrequencyStore",

@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clarion.postgres import PostgresDatabase
-from clarion.stores.records import InboxPage
-from clarion.stores.rows import INBOX_COLUMNS, inbox_item
+from clarion.stores.records import Aggregate, InboxPage
+from clarion.stores.rows import INBOX_COLUMNS, aggregate_of, inbox_item
 from clarion.types import EventId, Seq, UserId
 
 _PAGE = (
@@ -28,6 +28,15 @@ class PostgresInboxStore:
         items = [inbox_item(r) for r in rows[:limit]]
         more = len(rows) > limit
         return InboxPage(items, items[-1].seq if more else None, int(unread))
+
+    async def aggregates(self, user_id: UserId, seqs: Sequence[Seq]) -> dict[Seq, Aggregate]:
+        rows = await self._db.fetch(
+            "SELECT seq, aggregate FROM inbox WHERE user_id = $1 AND aggregate IS NOT NULL"
+            " AND seq = ANY($2::bigint[])",
+            user_id,
+            list(seqs),
+        )
+        return {Seq(r[0]): aggregate_of(r[1]) for r in rows}
 
     async def mark_read(self, user_id: UserId, seqs: Sequence[Seq] | None, at: float) -> int:
         return await self._db.execute(

@@ -112,7 +112,7 @@ for i, key in ipairs(KEYS) do
       if w.pending > 0 then
         local named = {w.actors[1]}
         if w.pending > 1 and w.actors[2] then named[2] = w.actors[2] end
-        w.taken = {number, w.pending, named, w.count}
+        w.taken = {number, w.pending, named, w.count, w.entry}
         w.pending = 0
         answer = cjson.encode(w.taken)
       end

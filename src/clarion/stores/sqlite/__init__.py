@@ -2,6 +2,7 @@
 
 from clarion.stores.sqlite.aggregates import SqliteAggregateStore
 from clarion.stores.sqlite.deliveries import SqliteDeliveryStore
+from clarion.stores.sqlite.digests import SqliteDigestStore
 from clarion.stores.sqlite.events import SqliteEventStore
 from clarion.stores.sqlite.followers import SqliteFollowerStore
 from clarion.stores.sqlite.frequency import SqliteFrequencyStore
@@ -16,6 +17,7 @@ from clarion.stores.sqlite.users import SqliteUserStore
 __all__ = [
     "SqliteAggregateStore",
     "SqliteDeliveryStore",
+    "SqliteDigestStore",
     "SqliteEventStore",
     "SqliteFollowerStore",
     "SqliteFrequencyStore",

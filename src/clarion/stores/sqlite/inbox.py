@@ -6,8 +6,8 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.records import InboxPage
-from clarion.stores.rows import INBOX_COLUMNS, inbox_item
+from clarion.stores.records import Aggregate, InboxPage
+from clarion.stores.rows import INBOX_COLUMNS, aggregate_of, inbox_item
 from clarion.types import EventId, Seq, UserId
 
 _PAGE = (
@@ -45,6 +45,16 @@ class SqliteInboxStore:
             )
             params = (at, user_id, orjson.dumps(list(seqs)))
         return await self._db.write(lambda c: c.execute(sql, params).rowcount)
+
+    async def aggregates(self, user_id: UserId, seqs: Sequence[Seq]) -> dict[Seq, Aggregate]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT seq, aggregate FROM inbox WHERE user_id = ? AND aggregate IS NOT NULL"
+                " AND seq IN (SELECT value FROM json_each(?))",
+                (user_id, orjson.dumps(list(seqs))),
+            ).fetchall()
+        )
+        return {Seq(r[0]): aggregate_of(r[1]) for r in rows}
 
     async def count_for_event(self, event_id: EventId) -> int:
         row = await self._db.read(
