@@ -22,6 +22,8 @@ class LoadResult:
     statuses: list[int] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     elapsed: float = 0.0
+    first_answer_at: float | None = None
+    """Wall-clock time of the first response."""
 
 
 async def post_for(
@@ -33,8 +35,10 @@ async def post_for(
     seconds: float,
     connections: int,
     keep_bodies: bool = False,
+    requests: int | None = None,
 ) -> LoadResult:
-    """POST ``make_body(n)`` for ``n = 0, 1, 2 …`` on ``connections`` connections at once."""
+    """POST ``make_body(n)`` for ``n = 0, 1, 2 …`` on ``connections`` connections at once,
+    for ``seconds`` or until ``requests`` have been sent."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
@@ -49,10 +53,15 @@ async def post_for(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while time.perf_counter() < deadline:
-                body = make_body(next(counter))
+                n = next(counter)
+                if requests is not None and n >= requests:
+                    break
+                body = make_body(n)
                 sent = time.perf_counter()
                 writer.write(prefix + b"Content-Length: %d\r\n\r\n" % len(body) + body)
                 status, answer = await _read_response(reader)
+                if result.first_answer_at is None:
+                    result.first_answer_at = time.time()
                 result.latencies.append(time.perf_counter() - sent)
                 result.statuses.append(status)
                 if keep_bodies:

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from clarion.bench.aggregate import run_aggregate
 from clarion.bench.email import run_email
 from clarion.bench.evaluate import run_evaluate
 from clarion.bench.fanout import FanoutReport, run_fanout
@@ -27,7 +28,8 @@ from clarion.bench.push import run_push
 from clarion.errors import InputError
 
 app = typer.Typer(
-    help="Benchmarks: fan-out, ingest, evaluation, push and email throughput; P0 isolation.",
+    help="Benchmarks: fan-out, ingest, evaluation, aggregation, push and email throughput;"
+    " P0 isolation.",
     no_args_is_help=True,
 )
 _err = Console(stderr=True)
@@ -296,3 +298,34 @@ def isolation(
         f" {result.p2_refused_during_flood} of {result.p2_probes_during_flood} P2 events"
         f" refused meanwhile; load levels: {' → '.join(result.load_levels_seen) or 'none'}"
     )
+
+
+@app.command("aggregate")
+def aggregate(
+    events: Annotated[int, typer.Option(help="Likes to send (batches of 1,000).")] = 1_000_000,
+    window: Annotated[float, typer.Option(help="The like type's aggregation window, s.")] = 30.0,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    concurrency: Annotated[int, typer.Option(help="Batch requests in flight.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Likes on 10,000 photos of 1,000 people, with push on: events/s from the first 202 to
+    the last inbox update, and how few pushes they became."""
+    if events < 1 or window < 1:
+        raise InputError.single("events", "at least one event, and a window of a second or more")
+    with _progress() as bar:
+        result = run_aggregate(
+            events, window_s=window, workers=workers, concurrency=concurrency,
+            progress=_advance(bar),
+        )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("measure", "value", title=f"{result.events:,} likes, aggregated")
+    table.add_row("first 202 → last inbox update", f"{result.seconds:.1f} s")
+    table.add_row("events / s", f"{result.events_per_s:,.0f}")
+    table.add_row("keys (owner, photo)", f"{result.keys:,}")
+    table.add_row("windows opened", f"{result.windows:,} of {result.window_s:g} s")
+    table.add_row("pushes", f"{result.pushes:,} ({result.compression:,.0f} likes per push)")
+    table.add_row("pushes per key and window", f"{result.pushes_per_key_window:.2f} (at most 2)")
+    table.add_row("peak memory (all processes)", f"{result.peak_rss_mb:,.0f} MB")
+    Console().print(table)

@@ -22,34 +22,24 @@ from clarion.stores.rows import kept as kept_entries
 from clarion.stores.sqlite.devices import apply_invalidations
 from clarion.types import EventId, Seq, UserId
 
-# All batches' progress in one statement: json_each yields [seq, batches, delivered,
-# suppressed, held, released, failed] rows, summed per event first (a pack may hold two batches of
-# one event). An event is complete once every batch is done and nobody is still held.
-_PROGRESS = """
-WITH p AS (
-    SELECT value ->> 0 AS seq, sum(value ->> 1) AS batches, sum(value ->> 2) AS delivered,
-           sum(value ->> 3) AS suppressed, sum(value ->> 4) - sum(value ->> 5) AS held,
-           sum(value ->> 6) AS failed
-    FROM json_each(:rows) GROUP BY 1
-), n AS (
-    SELECT e.seq, e.batches_done + p.batches AS done, e.held + p.held AS held,
-           e.batches_total IS NOT NULL AND e.batches_done + p.batches >= e.batches_total
-               AND e.held + p.held = 0 AS complete
-    FROM events e JOIN p ON e.seq = p.seq
-)
+# Each event's progress, summed per event first (a pack may hold two batches of one event):
+# one UPDATE by primary key per event. (One UPDATE … FROM json_each for the whole group read
+# the JSON again for every event it joined: 60 ms for a pack of 1,000 direct events, where
+# this takes 2.) An event is complete once every batch is done and nobody is still held.
+_COMPLETE = "batches_total IS NOT NULL AND batches_done + :b >= batches_total AND held + :h = 0"
+_PROGRESS = f"""
 UPDATE events SET
-    batches_done = n.done,
-    held = n.held,
-    delivered = events.delivered + p.delivered,
-    suppressed = events.suppressed + p.suppressed,
-    failed = events.failed + p.failed,
-    first_delivery_at = CASE WHEN p.delivered > 0 THEN coalesce(events.first_delivery_at, :now)
-        ELSE events.first_delivery_at END,
-    state = CASE WHEN n.complete AND events.state NOT IN ('failed', 'killed') THEN 'completed'
-        ELSE events.state END,
-    completed_at = CASE WHEN n.complete AND events.completed_at IS NULL THEN :now
-        ELSE events.completed_at END
-FROM p JOIN n ON n.seq = p.seq WHERE events.seq = p.seq
+    batches_done = batches_done + :b,
+    held = held + :h,
+    delivered = delivered + :d,
+    suppressed = suppressed + :s,
+    failed = failed + :f,
+    first_delivery_at = CASE WHEN :d > 0 THEN coalesce(first_delivery_at, :now)
+        ELSE first_delivery_at END,
+    state = CASE WHEN {_COMPLETE} AND state NOT IN ('failed', 'killed') THEN 'completed'
+        ELSE state END,
+    completed_at = CASE WHEN {_COMPLETE} AND completed_at IS NULL THEN :now ELSE completed_at END
+WHERE seq = :seq
 """
 
 _MARK = """
@@ -187,19 +177,21 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
     invalidated = [i for r in fresh for i in r.invalidated]
     if invalidated:
         apply_invalidations(c, invalidated, now)
-    progress = [
+    totals: dict[Seq, list[int]] = {}
+    for r, users in zip(fresh, kept, strict=True):
+        t = totals.setdefault(r.seq, [0, 0, 0, 0, 0])
+        t[0] += int(r.completes_batch)
+        t[1] += r.held - r.released
+        t[2] += len(users) + r.delivered
+        t[3] += r.suppressed + len(r.inbox) - len(users)
+        t[4] += r.failed
+    c.executemany(
+        _PROGRESS,
         [
-            r.seq,
-            int(r.completes_batch),
-            len(users) + r.delivered,
-            r.suppressed + len(r.inbox) - len(users),
-            r.held,
-            r.released,
-            r.failed,
-        ]
-        for r, users in zip(fresh, kept, strict=True)
-    ]
-    c.execute(_PROGRESS, {"rows": orjson.dumps(progress), "now": now})
+            {"seq": seq, "b": t[0], "h": t[1], "d": t[2], "s": t[3], "f": t[4], "now": now}
+            for seq, t in sorted(totals.items())
+        ],
+    )
     return len(fresh)
 
 
