@@ -8,9 +8,10 @@ import orjson
 import pytest
 
 from clarion.errors import InputError
+from clarion.keyring import SigningKeys
 from clarion.models import Channel
 from clarion.types import UserId
-from clarion.unsubscribe import SigningKeys, UnsubscribeScope, make_token, read_token
+from clarion.unsubscribe import UnsubscribeScope, make_token, read_token
 
 KEYS = SigningKeys.parse("k1:" + "s" * 32)
 

@@ -70,6 +70,10 @@ class Settings:
     """TOML or JSON: one table per provider; PUT /v1/providers/{name} overrides it."""
     signing_keys: str | None = None
     """Unsubscribe-link keys, "k2:secret,k1:old" (first signs); absent: one is generated."""
+    user_token_keys: str | None = None
+    """``"k2:<secret>,k1:<secret>"``: the keys user tokens are signed with (the first) and
+    checked against (all); a product's backend holding one can mint its own. Unset: one
+    is generated and kept in the store."""
     max_devices_per_user: int = 10
 
     breaker_error_rate: float = 0.3
@@ -252,6 +256,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "sender_strikes": int,
     "sender_strike_window_s": float,
     "digest_template": str,
+    "user_token_keys": str,
 }
 
 

@@ -230,6 +230,8 @@ class Event:
     recipients: tuple[UserId, ...] = ()
     object: str | None = None
     payload: JSONObject = field(default_factory=dict)
+    send_at: float | None = None
+    """Set: nothing happens before this time (scheduled sends, acknowledgement checks)."""
 
     @property
     def direct_recipients(self) -> tuple[UserId, ...]:

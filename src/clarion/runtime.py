@@ -22,6 +22,9 @@ from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.errors import ConfigError
+from clarion.keyring import SigningKeys, new_key_spec
+from clarion.live.feed import Feed, RedisFeed, SqliteFeed
+from clarion.live.hub import Hub
 from clarion.postgres import PostgresDatabase
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.urgency import UrgentLane
@@ -45,11 +48,19 @@ from clarion.stores.base import (
     ProviderTokenStore,
     SecretStore,
     SenderGuardStore,
+    StateStore,
     StatsStore,
     StatusHookStore,
+    StreamStore,
     TemplateStore,
+    TicketStore,
     TypeStore,
     UserStore,
+)
+from clarion.stores.postgres.live import (
+    PostgresStateStore,
+    PostgresStreamStore,
+    PostgresTicketStore,
 )
 from clarion.stores.redis import (
     AnnouncedKillSwitchStore,
@@ -84,9 +95,9 @@ from clarion.stores.sqlite.config import (
 )
 from clarion.stores.sqlite.devices import SqliteDeviceStore
 from clarion.stores.sqlite.health import SqliteProviderHealthStore
+from clarion.stores.sqlite.live import SqliteStateStore, SqliteStreamStore, SqliteTicketStore
 from clarion.stores.sqlite.partitions import SqlitePartitionStore
 from clarion.stores.sqlite.senders import SqliteSenderGuardStore
-from clarion.unsubscribe import SigningKeys, new_key_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,9 @@ class Stores:
     deliveries: DeliveryStore
     aggregates: AggregateStore
     digests: DigestStore
+    streams: StreamStore
+    states: StateStore
+    tickets: TicketStore
     inbox: InboxStore
     stats: StatsStore
     frequency: FrequencyStore
@@ -254,6 +268,9 @@ def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> S
         deliveries=SqliteDeliveryStore(db),
         aggregates=SqliteAggregateStore(db),
         digests=SqliteDigestStore(db),
+        streams=SqliteStreamStore(db),
+        states=SqliteStateStore(db),
+        tickets=SqliteTicketStore(db),
         inbox=SqliteInboxStore(db),
         stats=SqliteStatsStore(db),
         frequency=SqliteFrequencyStore(db),
@@ -281,6 +298,9 @@ def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) 
         deliveries=pg.PostgresDeliveryStore(db),
         aggregates=pg.PostgresAggregateStore(db),
         digests=pg.PostgresDigestStore(db),
+        streams=PostgresStreamStore(db),
+        states=PostgresStateStore(db),
+        tickets=PostgresTicketStore(db),
         inbox=pg.PostgresInboxStore(db),
         stats=pg.PostgresStatsStore(db),
         frequency=pg.PostgresFrequencyStore(db),
@@ -329,6 +349,14 @@ async def check_backends(settings: Settings) -> None:
         await runtime.close()
 
 
+async def user_token_keys(runtime: Runtime) -> SigningKeys:
+    """The keys of end-user tokens (``live.tokens``): from settings, else generated once."""
+    spec = runtime.settings.user_token_keys or await runtime.stores.secrets.get_or_create(
+        "user_token_keys", new_key_spec
+    )
+    return SigningKeys.parse(spec)
+
+
 async def signing_keys(runtime: Runtime) -> SigningKeys:
     """The unsubscribe-link keys: from settings, else generated once and kept in the store."""
     spec = runtime.settings.signing_keys or await runtime.stores.secrets.get_or_create(
@@ -351,3 +379,13 @@ def load_monitor(runtime: Runtime) -> LoadMonitor:
         shed_p2=runtime.settings.load_shed_p2,
         shed_p1=runtime.settings.load_shed_p1,
     )
+
+
+def live_feed(runtime: Runtime, hub: Hub) -> Feed:
+    """How this API process hears of stream entries appended elsewhere (``live.feed``)."""
+    if runtime._redis_state is not None:
+        return RedisFeed(runtime._redis_state, runtime.stores.streams, hub)
+    assert runtime._sqlite is not None
+    streams = runtime.stores.streams
+    assert isinstance(streams, SqliteStreamStore)
+    return SqliteFeed(streams, runtime._sqlite, hub)

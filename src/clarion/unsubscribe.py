@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 
 import orjson
 
 from clarion.errors import InputError
+from clarion.keyring import SigningKeys
 from clarion.models import Channel
 from clarion.types import UserId
 
@@ -34,26 +34,6 @@ class UnsubscribeScope:
             return f"“{self.type.replace('_', ' ')}” notifications"
         assert self.channel is not None
         return f"all {self.channel.value.replace('_', ' ')} notifications"
-
-
-@dataclass(frozen=True, slots=True)
-class SigningKeys:
-    """``current`` signs; every key verifies (``{key id: secret}``)."""
-
-    current: str
-    keys: dict[str, bytes]
-
-    @classmethod
-    def parse(cls, spec: str) -> SigningKeys:
-        """``"k2:secret2,k1:secret1"``: the first is current."""
-        pairs = [item.split(":", 1) for item in spec.split(",") if item.strip()]
-        if not pairs or any(len(p) != 2 or not p[0] or len(p[1]) < 16 for p in pairs):
-            raise ValueError("signing keys look like 'k1:<at least 16 characters>,k0:…'")
-        return cls(pairs[0][0], {k: v.encode() for k, v in pairs})
-
-
-def new_key_spec() -> str:
-    return f"k1:{secrets.token_urlsafe(32)}"
 
 
 def _b64(data: bytes) -> str:

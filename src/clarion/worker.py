@@ -17,6 +17,7 @@ from clarion.channels.config import ProviderDeps
 from clarion.channels.providers import ProviderSet, read_file
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
+from clarion.keyring import SigningKeys
 from clarion.models import Channel, Priority
 from clarion.pipeline.base import Stage
 from clarion.pipeline.deliver import DeliverStage
@@ -32,7 +33,6 @@ from clarion.resilience.health import ProviderHealth
 from clarion.resilience.senders import SenderGuard
 from clarion.runtime import Runtime, load_monitor, open_runtime, signing_keys, urgent_lane
 from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS, reserved_for_p0
-from clarion.unsubscribe import SigningKeys
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ def deliver_stage(
         )
         if channel is Channel.EMAIL
         else None,
+        acks=stores.states if channel is Channel.PUSH else None,
         signing_keys=keys,
         clock=runtime.clock,
         worker=worker,

@@ -10,9 +10,10 @@ import pytest
 
 from clarion.channels.sms_twilio import callback_signature
 from clarion.fakes.suite import FakeProviders
+from clarion.keyring import SigningKeys
 from clarion.models import Channel
 from clarion.types import UserId
-from clarion.unsubscribe import SigningKeys, UnsubscribeScope, make_token
+from clarion.unsubscribe import UnsubscribeScope, make_token
 from tests.conftest import Api, unique
 
 KEYS = "k2:" + "n" * 32 + ",k1:" + "o" * 32

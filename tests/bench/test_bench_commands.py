@@ -135,6 +135,13 @@ def test_bench_evaluate_json() -> None:
     assert result["batch_size"] == 1000
 
 
+def test_bench_aggregate_json() -> None:
+    result = bench("aggregate", "--events", "3000", "--window", "2")
+    assert {"events", "events_per_s", "pushes"} <= result.keys()
+    assert result["events"] == 3000
+    assert 0 < result["pushes"] <= 2 * result["windows"]  # a first and one summary at most
+
+
 def test_bench_push_json() -> None:
     result = bench("push", "--pushes", "400", "--workers", "2")
     assert {"sends_per_s", "raw_h2_requests_per_s", "workers"} <= result.keys()

@@ -143,6 +143,8 @@ def test_types_put_and_list(db: Path) -> None:
             "template": None,
             "routing": "all",
             "retry": None,
+            "aggregate_s": 0,
+            "overflow": None,
         }
     ]
     bad = clarion(db, "types", "put", "x", "--priority", "P1", "--channels", "pigeon")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from clarion.keyring import SigningKeys
 from clarion.models import Channel, Platform, Priority, Routing, TypeSpec
 from clarion.runtime import Runtime
 from clarion.stores.records import Device
 from clarion.testing import accept_ids, event
 from clarion.types import EventId, UserId
-from clarion.unsubscribe import SigningKeys
 from clarion.worker import build_runner
 
 KEYS = SigningKeys.parse("k1:" + "k" * 32)

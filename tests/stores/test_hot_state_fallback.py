@@ -55,7 +55,7 @@ async def test_batches_are_recorded_and_looked_up_in_the_store(
     await accept(runtime, e)
     ((seq,),) = await rows(runtime, "SELECT seq FROM events WHERE event_id = ?", e.event_id)
     result = BatchResult(Seq(seq), "b0", 1, inbox=[UserId("ann")])
-    assert await cut_off.deliveries.record_batches([result], "w", 1.0) == 1
+    assert (await cut_off.deliveries.record_batches([result], "w", 1.0)).batches == 1
     assert await cut_off.deliveries.recorded([(Seq(seq), "b0"), (Seq(seq), "b1")]) == {
         (Seq(seq), "b0")
     }

@@ -46,8 +46,8 @@ async def test_record_batches_writes_inbox_log_and_progress_once(runtime: Runtim
         suppressed=1,
     )
     deliveries = runtime.stores.deliveries
-    assert await deliveries.record_batches([result], "w1", runtime.clock.now()) == 1
-    assert await deliveries.record_batches([result], "w2", runtime.clock.now()) == 0
+    assert (await deliveries.record_batches([result], "w1", runtime.clock.now())).batches == 1
+    assert (await deliveries.record_batches([result], "w2", runtime.clock.now())).batches == 0
     assert await deliveries.recorded([(Seq(1), "0"), (Seq(1), "1")]) == {(Seq(1), "0")}
     status = await runtime.stores.events.status(event_id)
     assert status is not None

@@ -16,10 +16,13 @@ from clarion.api.routes import (
     devices,
     followers,
     killswitches,
+    me,
     notifications,
     operations,
     preferences,
     providers,
+    state,
+    stream,
     templates,
     types,
     unsubscribe,
@@ -78,6 +81,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         killswitches,
         unsubscribe,
         operations,
+        me,
+        stream,
+        state,
     )
     for module in modules:
         app.include_router(module.router)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from clarion.api.limiter import ClientLimiter
@@ -9,10 +12,18 @@ from clarion.cache import TTLCache
 from clarion.errors import ForbiddenError, RateLimitedError, UnauthenticatedError
 from clarion.ingest.validation import Limits
 from clarion.ingest.writer import IngestWriter
+from clarion.keyring import SigningKeys
 from clarion.keys import hash_key
+from clarion.live import critical, tokens
+from clarion.live.hub import Hub
+from clarion.live.log import Entry, Head, Post
+from clarion.live.render import Renderer
+from clarion.live.state import Put
 from clarion.models import Priority, SenderKey, TypeSpec
 from clarion.resilience.urgency import LaneGate
-from clarion.runtime import Runtime, load_monitor, urgent_lane
+from clarion.runtime import Runtime, live_feed, load_monitor, urgent_lane, user_token_keys
+from clarion.stores.records import IngestRequest
+from clarion.types import UserId
 
 KEY_CACHE_S = 5.0
 """A revoked key stops working everywhere within this long."""
@@ -21,6 +32,10 @@ BLOCKED_CACHE_S = 1.0
 SHED_RETRY_S = 5.0
 UNSUBSCRIBES_PER_S = 2.0
 """Per client address, with a burst of five seconds' worth (a person clicks a few links)."""
+log = logging.getLogger(__name__)
+
+ACTIVATE_EVERY_S = 3600.0
+"""A person's stream stays active a day after activation: renewed hourly is plenty."""
 TYPE_CACHE_S = 1.0
 """A changed type applies to new events within this long."""
 
@@ -56,6 +71,12 @@ class ApiServices:
         self.unsubscribe_limiter = ClientLimiter(
             runtime.clock, rate_per_s=UNSUBSCRIBES_PER_S, burst_s=5
         )
+        self.hub = Hub(runtime.stores.streams, Renderer(self))
+        self._feed = live_feed(runtime, self.hub)
+        self._feeding: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._token_keys: SigningKeys | None = None
+        self._active: dict[UserId, tuple[float, Head]] = {}
 
     async def _load_type(self, name: str) -> TypeSpec | None:
         spec = await self.runtime.stores.types.get(name)
@@ -115,8 +136,67 @@ class ApiServices:
             raise ForbiddenError("this needs an admin key (clarion keys create --admin)")
         return key
 
+    async def token_keys(self) -> SigningKeys:
+        if self._token_keys is None:
+            self._token_keys = await user_token_keys(self.runtime)
+        return self._token_keys
+
+    async def user_of(self, token: str) -> UserId:
+        """The person a user token is for (``live.tokens``); an API key is refused here."""
+        if not tokens.looks_like_token(token):
+            raise UnauthenticatedError("this needs a user token, not an API key")
+        return tokens.verify(token, await self.token_keys(), self.runtime.clock.now())
+
+    async def activate(self, user: UserId) -> Head:
+        """Keep the person's stream written (a device of theirs is here), at most once an
+        hour per process; returns its head."""
+        now = self.runtime.clock.now()
+        known = self._active.get(user)
+        if known is not None and now - known[0] < ACTIVATE_EVERY_S:
+            return known[1]
+        head = await self.runtime.stores.streams.activate(user, now)
+        self._active[user] = (now, head)
+        return head
+
+    async def publish(self, posts: Sequence[Post]) -> list[Entry]:
+        """Append to people's streams, then hand the entries to this process's devices and
+        announce them to the other processes'."""
+        entries = await self.runtime.stores.streams.append(posts, self.runtime.clock.now())
+        await self.delivered(entries)
+        return entries
+
+    async def put_states(self, posts: Sequence[Post]) -> list[Put]:
+        """Store state (newer versions only) and tell the person's devices; a critical
+        change also schedules its acknowledgement check (``live.critical``)."""
+        now = self.runtime.clock.now()
+        puts = await self.runtime.stores.states.put(posts, now)
+        await self.delivered([p.entry for p in puts if p.entry is not None])
+        window = self.runtime.settings.idempotency_window_s
+        checks = [
+            critical.refresh_event(post, put.entry, now, idempotency_window_s=window)
+            for post, put in zip(posts, puts, strict=True)
+            if post.critical and put.applied
+        ]
+        if checks:
+            await self.writer.submit(IngestRequest("clarion", None, 1.0, checks))
+        return puts
+
+    async def delivered(self, entries: Sequence[Entry]) -> None:
+        """Entries this process committed (a state put appends in its own transaction)."""
+        if entries:
+            await self.hub.deliver(entries)
+            await self._feed.announce(entries)
+
     def start(self) -> None:
         self.writer.start()
+        self._feeding = asyncio.create_task(self._feed.run(self._stop), name="live-feed")
 
     async def stop(self) -> None:
-        await self.writer.stop()
+        self._stop.set()
+        try:
+            if self._feeding is not None:
+                await self._feeding
+        except Exception:
+            log.exception("the live feed failed")
+        finally:
+            await self.writer.stop()

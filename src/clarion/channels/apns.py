@@ -68,8 +68,9 @@ def build_request(
     headers = {
         "authorization": f"bearer {token}",
         "apns-topic": config.topic,
-        "apns-push-type": "alert",
-        "apns-priority": "5" if message.priority is Priority.P2 else "10",
+        "apns-push-type": "background" if message.background else "alert",
+        # Apple refuses a background push at priority 10.
+        "apns-priority": "5" if message.priority is Priority.P2 or message.background else "10",
         "apns-expiration": str(int(message.expires_at)),
         "apns-id": str(uuid.uuid5(_ID_SPACE, message.id)),
     }
@@ -85,6 +86,8 @@ def build_request(
 
 
 def _payload(message: OutboundMessage, text: str) -> bytes:
+    if message.background:
+        return orjson.dumps({"aps": {"content-available": 1}, **message.content.data})
     alert = {"title": message.content.title, "body": text}
     return orjson.dumps({"aps": {"alert": alert, "sound": "default"}, **message.content.data})
 

@@ -129,6 +129,9 @@ class OutboundMessage:
     """Per-address extras: web-push keys, webhook secrets, when a token was registered."""
     unsubscribe_url: str | None = None
     """Set for non-transactional mail (List-Unsubscribe, RFC 8058)."""
+    background: bool = False
+    """Push: wake the app silently to refetch (APNs ``content-available``, an FCM data
+    message) instead of showing anything (``live.critical``)."""
 
 
 class Provider(Protocol):

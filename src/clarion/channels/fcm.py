@@ -73,14 +73,14 @@ def build_request(
     }
     if message.collapse_key:
         android["collapse_key"] = message.collapse_key
-    body = {
-        "message": {
-            "token": message.address,
-            "notification": {"title": message.content.title, "body": message.content.body},
-            "data": {k: str(v) for k, v in message.content.data.items()},
-            "android": android,
-        }
+    fields: dict[str, Any] = {
+        "token": message.address,
+        "data": {k: str(v) for k, v in message.content.data.items()},
+        "android": android,
     }
+    if not message.background:  # a data message alone wakes the app without showing a thing
+        fields["notification"] = {"title": message.content.title, "body": message.content.body}
+    body = {"message": fields}
     headers = {"authorization": f"Bearer {access_token}", "content-type": "application/json"}
     return f"/v1/projects/{project_id}/messages:send", headers, orjson.dumps(body)
 

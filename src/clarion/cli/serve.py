@@ -29,6 +29,10 @@ from clarion.worker import run_worker
 _out = Console(stderr=True)
 
 
+STREAMS_GRACE_S = 3
+"""How long open live streams get to finish when the server stops."""
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("worker")(worker)
@@ -90,6 +94,9 @@ def serve(
             workers=api_processes,
             log_level=log_level.lower(),
             access_log=False,
+            # Live streams never end on their own: give them a moment, then close them
+            # (devices reconnect, to this server once it is back or to another one).
+            timeout_graceful_shutdown=STREAMS_GRACE_S,
         )
     finally:
         stop.set()

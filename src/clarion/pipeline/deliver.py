@@ -24,6 +24,9 @@ from clarion.channels.base import (
     permanent,
 )
 from clarion.clock import Clock
+from clarion.keyring import SigningKeys
+from clarion.live import critical
+from clarion.live.critical import REFRESH_TYPE
 from clarion.models import Channel, EventContent, Outcome, Priority
 from clarion.pipeline import collapse, digests
 from clarion.pipeline.base import StageResult
@@ -33,21 +36,33 @@ from clarion.pipeline.follow_up import follow_up
 from clarion.pipeline.messages import DeliveryBatch, EventHeader, message_id
 from clarion.pipeline.statuses import StatusOutbox
 from clarion.policy.aggregation import WindowSummary
-from clarion.stores.base import DeliveryStore, DeviceStore, EventStore, TemplateStore, UserStore
+from clarion.stores.base import (
+    DeliveryStore,
+    DeviceStore,
+    EventStore,
+    StateStore,
+    TemplateStore,
+    UserStore,
+)
 from clarion.stores.records import Address, BatchResult, DeliveryOutcome, Digest
 from clarion.templates import wording
 from clarion.templates.render import RenderError, content, render
 from clarion.types import Seq, UserId
-from clarion.unsubscribe import SigningKeys, UnsubscribeScope, make_token
+from clarion.unsubscribe import UnsubscribeScope, make_token
 
 log = logging.getLogger(__name__)
 
 _CONTENT_CACHE = 10_000
 
 
-class DeliverStage:
-    claim_limit = 4
+_SENDS_PER_CLAIM = 2000
+"""Claims are sized in recipients: two 1,000-recipient batches, or 64 one-recipient messages
+(direct notifications, summaries, digests), so those share one dispatch and their HTTP/2
+streams go out together instead of one claim, one round trip each."""
+_MAX_CLAIM = 64
 
+
+class DeliverStage:
     def __init__(
         self,
         channel: Channel,
@@ -60,6 +75,7 @@ class DeliverStage:
         dispatcher: Dispatcher,
         statuses: StatusOutbox,
         composer: DigestComposer | None = None,
+        acks: StateStore | None = None,
         signing_keys: SigningKeys,
         clock: Clock,
         worker: str,
@@ -75,11 +91,14 @@ class DeliverStage:
         self._dispatcher = dispatcher
         self._statuses = statuses
         self._composer = composer
+        self._acks = acks
         self._keys = signing_keys
         self._clock = clock
         self._worker = worker
         self._public_url = public_url.rstrip("/")
         self._contents: dict[Seq, EventContent] = {}
+        self.claim_limit = 4
+        """Messages to take next time, adapted to the size of the batches seen last."""
         self._template_docs: dict[tuple[str, int | None], dict[str, Any] | None] = {}
 
     def decode(self, message: Message) -> DeliveryBatch:
@@ -87,6 +106,8 @@ class DeliverStage:
         return replace(batch, claims=message.attempts) if message.attempts > 1 else batch
 
     async def handle(self, items: Sequence[DeliveryBatch]) -> StageResult:
+        per_message = sum(len(b.recipients) for b in items) / max(len(items), 1)
+        self.claim_limit = max(1, min(_MAX_CLAIM, int(_SENDS_PER_CLAIM / max(per_message, 1))))
         done = await self._deliveries.recorded([(b.header.seq, b.batch_key) for b in items])
         batches = [b for b in items if (b.header.seq, b.batch_key) not in done]
         if not batches:
@@ -99,17 +120,19 @@ class DeliverStage:
         sends: list[Send] = []
         trails: list[BatchResult] = []
         if batches:
+            await self._load_contents(batches)
             batches, gone = await self._overtaken(batches)
+            batches, known = await self._acknowledged(batches)
             users = list({u for b in batches for u in b.recipients})
             addresses = await self._devices.addresses(self.channel, users)
-            await self._load_contents(batches)
             locales = await self._users.locales(users)
             composed = await self._compose_digests(batches, locales)
             sends = await self._plan(batches, addresses, locales, composed)
             await self._dispatcher.dispatch(sends)
             results, outbound = follow_up(self.channel, batches, sends, self._clock.now())
-            for result, batch, users in zip(results, batches, gone, strict=True):
-                _superseded(self.channel, batch, users, result)
+            for result, batch, users, acked in zip(results, batches, gone, known, strict=True):
+                _not_sent(self.channel, batch, users, result, collapse.SUPERSEDED)
+                _not_sent(self.channel, batch, acked, result, "acknowledged on its stream")
             trails = _digest_trails(batches, sends, composed, results)
             results += [_expired(self.channel, b) for b in expired]
         outbound += await self._statuses.for_results(batches + expired, results, self._clock.now())
@@ -119,6 +142,33 @@ class DeliverStage:
             await self._deliveries.record_batches(results, self._worker, self._clock.now())
 
         return StageResult(outbound, record, len(sends))
+
+    async def _acknowledged(
+        self, batches: list[DeliveryBatch]
+    ) -> tuple[list[DeliveryBatch], list[list[UserId]]]:
+        """A critical-state check (``live.critical``) goes only to the devices that have not
+        acknowledged the change on their stream; returns the batches, and per batch the
+        people none of whose devices owe it."""
+        done: list[list[UserId]] = [[] for _ in batches]
+        if self._acks is None or not any(b.header.type == REFRESH_TYPE for b in batches):
+            return batches, done
+        checked = []
+        for batch, users in zip(batches, done, strict=True):
+            if batch.header.type != REFRESH_TYPE:
+                checked.append(batch)
+                continue
+            position = self._contents[batch.header.seq].payload.get("position")
+            only: dict[str, list[str]] = {}
+            for user in batch.recipients:
+                acked = await self._acks.acked(user)
+                devices = (await self._devices.addresses(self.channel, [user])).get(user, [])
+                owed = [a.ref for a in devices if critical.owes(acked.get(a.ref), position)]
+                if owed:
+                    only[user] = owed
+                else:
+                    users.append(user)
+            checked.append(replace(batch, recipients=[UserId(u) for u in only], only=only))
+        return checked, done
 
     async def _overtaken(
         self, batches: list[DeliveryBatch]
@@ -250,6 +300,7 @@ class DeliverStage:
             collapse_key=_collapse_key(header, event),
             meta={**address.meta, "registered_at": address.registered_at},
             unsubscribe_url=unsubscribe,
+            background=header.type == REFRESH_TYPE,
         )
 
     async def on_dead_letter(
@@ -296,12 +347,11 @@ def _digest_trails(
     return trails
 
 
-def _superseded(
-    channel: Channel, batch: DeliveryBatch, users: list[UserId], result: BatchResult
+def _not_sent(
+    channel: Channel, batch: DeliveryBatch, users: list[UserId], result: BatchResult, why: str
 ) -> None:
     result.outcomes += [
-        DeliveryOutcome(u, channel.value, Outcome.SUPPRESSED, collapse.SUPERSEDED, batch.attempt)
-        for u in users
+        DeliveryOutcome(u, channel.value, Outcome.SUPPRESSED, why, batch.attempt) for u in users
     ]
     result.suppressed += len(users)
 

@@ -265,9 +265,17 @@ def plan_first_steps(accepted: Sequence[tuple[Event, Seq]], *, batch_size: int) 
     for event, seq in accepted:
         header = EventHeader.of(event, seq)
         recipients = event.direct_recipients
+        wait = 0.0 if event.send_at is None else max(event.send_at - event.created_at, 0.0)
         if event.fan_out is not FanOut.DIRECT or len(recipients) > batch_size:
-            outbound.append(FanoutTask(header, event.fan_out, recipients=recipients).encode())
+            task = FanoutTask(header, event.fan_out, recipients=recipients)
+            outbound.append(task.encode(delay_s=wait))
             progress.append((0, 0))
+            continue
+        if wait:  # scheduled: a message of its own, delivered at its time
+            outbound.append(
+                encode_batches([RecipientBatch(header, "0", list(recipients))], delay_s=wait)
+            )
+            progress.append((1, len(recipients)))
             continue
         pack = packs.setdefault(event.priority, [])
         if pack and sizes[event.priority] + len(recipients) > batch_size:

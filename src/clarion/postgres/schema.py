@@ -186,14 +186,37 @@ CREATE TABLE digests (
 CREATE TABLE digest_items (
     user_id text NOT NULL, due_at double precision NOT NULL, item bigint NOT NULL,
     seq bigint NOT NULL, entry bigint, PRIMARY KEY (user_id, due_at, item)
+);
+CREATE TABLE stream_heads (
+    user_id text PRIMARY KEY, epoch text NOT NULL, pos bigint NOT NULL,
+    active_until double precision NOT NULL
+);
+CREATE TABLE stream_log (
+    id bigserial PRIMARY KEY, user_id text NOT NULL, epoch text NOT NULL, pos bigint NOT NULL,
+    kind text NOT NULL, body text NOT NULL, at double precision NOT NULL, origin text,
+    critical boolean NOT NULL DEFAULT false
+);
+CREATE UNIQUE INDEX stream_log_by_user ON stream_log (user_id, pos);
+CREATE TABLE stream_tickets (
+    ticket text PRIMARY KEY, user_id text NOT NULL, expires_at double precision NOT NULL
+);
+CREATE TABLE stream_acks (
+    user_id text NOT NULL, device_id text NOT NULL, epoch text NOT NULL, pos bigint NOT NULL,
+    at double precision NOT NULL, PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE user_state (
+    user_id text NOT NULL, key text NOT NULL, value text NOT NULL, version bigint NOT NULL,
+    updated_at double precision NOT NULL, PRIMARY KEY (user_id, key)
 )
 """
 """Version 3: aggregation windows (``policy.aggregation``): one state per (recipient, type,
 object) and the answer each notification got (kept for its redelivery); an inbox entry's
 ``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it.
 And latest-wins collapse: per (recipient, collapse key), the newest event and when it was
-created (``pipeline.collapse``); and digests: per person and due time, who scheduled it,
-its id once taken for sending, and its items (``policy.digest``)."""
+created (``pipeline.collapse``); digests: per person and due time, who scheduled it,
+its id once taken for sending, and its items (``policy.digest``); and live sync
+(``live``): each person's stream head and bounded log, stream tickets, what each device
+acknowledged, and keyed state."""
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 

@@ -362,14 +362,60 @@ CREATE TABLE digest_items (
     seq         INTEGER NOT NULL,
     entry       INTEGER,
     PRIMARY KEY (user_id, due_at, item)
+) WITHOUT ROWID;
+
+CREATE TABLE stream_heads (
+    user_id      TEXT PRIMARY KEY,
+    epoch        TEXT NOT NULL,
+    pos          INTEGER NOT NULL,
+    active_until REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE stream_log (
+    id          INTEGER PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    epoch       TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    at          REAL NOT NULL,
+    origin      TEXT,
+    critical    INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX stream_log_by_user ON stream_log (user_id, pos);
+
+CREATE TABLE stream_tickets (
+    ticket      TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE stream_acks (
+    user_id     TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    epoch       TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    at          REAL NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+) WITHOUT ROWID;
+
+CREATE TABLE user_state (
+    user_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (user_id, key)
 ) WITHOUT ROWID
 """
 """Version 5: aggregation windows (``policy.aggregation``): one state per (recipient, type,
 object) and the answer each notification got (kept for its redelivery); an inbox entry's
 ``aggregate`` is ``[count, [actors…], last_at]`` once more than its own event is on it.
 And latest-wins collapse: per (recipient, collapse key), the newest event and when it was
-created (``pipeline.collapse``); and digests: per person and due time, who scheduled it,
-its id once taken for sending, and its items (``policy.digest``)."""
+created (``pipeline.collapse``); digests: per person and due time, who scheduled it,
+its id once taken for sending, and its items (``policy.digest``); and live sync
+(``live``): each person's stream head and bounded log, stream tickets, what each device
+acknowledged, and keyed state."""
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 

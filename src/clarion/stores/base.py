@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from clarion.live.log import Entry, Head, Post, Replay
+from clarion.live.state import Put, Stored
 from clarion.models import Channel, EventContent, EventStatus, SenderKey, TypeSpec
 from clarion.policy.aggregation import AggregateKey, Joined, JoinRequest, WindowSummary
 from clarion.policy.frequency import CapCheck, SlotRequest
@@ -26,12 +28,14 @@ from clarion.stores.records import (
     DigestItem,
     FanoutAdvance,
     FanoutPosition,
+    InboxItem,
     InboxPage,
     IngestOutcome,
     IngestRequest,
     PartitionSet,
     PlanFirstSteps,
     Reach,
+    Recorded,
     StageStats,
     StatusHook,
     StoredPreferences,
@@ -163,9 +167,11 @@ class EventStore(Protocol):
 
 
 class DeliveryStore(Protocol):
-    async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
-        """Write inbox entries, delivery-log rows and progress; a batch key seen before is
-        skipped whole. Returns how many batches were new."""
+    async def record_batches(
+        self, results: Sequence[BatchResult], worker: str, now: float
+    ) -> Recorded:
+        """Write inbox entries, delivery-log rows and progress, and announce the entries on
+        the streams of those listening; a batch key seen before is skipped whole."""
         ...
 
     async def recorded(self, keys: Sequence[tuple[Seq, str]]) -> set[tuple[Seq, str]]:
@@ -196,6 +202,10 @@ class InboxStore(Protocol):
         ...
 
     async def count_for_event(self, event_id: EventId) -> int: ...
+
+    async def items(self, user_id: UserId, seqs: Sequence[Seq]) -> list[InboxItem]:
+        """Those of the person's entries (newest first); the others are left out."""
+        ...
 
     async def aggregates(self, user_id: UserId, seqs: Sequence[Seq]) -> dict[Seq, Aggregate]:
         """What those of the person's entries that aggregate several notifications hold."""
@@ -245,6 +255,57 @@ class DigestStore(Protocol):
     async def take(self, user_id: UserId, due_at: float) -> Digest | None:
         """The digest's items, given an id the first time (the same ones after); None if
         there is no such digest."""
+        ...
+
+
+class StreamStore(Protocol):
+    """Each person's stream of messages for their devices (``live.log``)."""
+
+    async def activate(self, user_id: UserId, now: float) -> Head:
+        """Keep the person's stream written for the next day (a new epoch if it lapsed)."""
+        ...
+
+    async def append(self, posts: Sequence[Post], now: float) -> list[Entry]:
+        """Append to the streams that are active (the others are skipped)."""
+        ...
+
+    async def replay(
+        self, user_id: UserId, since: tuple[str, int] | None, *, limit: int = ...
+    ) -> Replay:
+        """What a device resuming from ``since`` (epoch, position) missed, or a reset."""
+        ...
+
+    async def heads(self, user_ids: Sequence[UserId]) -> dict[UserId, Head]: ...
+
+    async def prune(self, now: float) -> int:
+        """Drop what is both older than a day and more than ``KEEP`` behind its head."""
+        ...
+
+
+class StateStore(Protocol):
+    """Keyed state per person, latest wins (``live.state``), and what devices acknowledged."""
+
+    async def put(self, posts: Sequence[Post], now: float) -> list[Put]:
+        """Store each state post newer than the stored version and append it to the
+        person's stream, atomically."""
+        ...
+
+    async def snapshot(self, user_id: UserId) -> list[Stored]: ...
+
+    async def ack(self, user_id: UserId, device_id: str, epoch: str, pos: int, now: float) -> None:
+        """The device has everything up to ``epoch:pos`` (never moves back)."""
+        ...
+
+    async def acked(self, user_id: UserId) -> dict[str, tuple[str, int]]: ...
+
+
+class TicketStore(Protocol):
+    """Single-use stream tickets (``live.tokens``), stored by hash."""
+
+    async def issue(self, ticket_hash: str, user_id: UserId, expires_at: float) -> None: ...
+
+    async def redeem(self, ticket_hash: str, now: float) -> UserId | None:
+        """The ticket's person, once; None if unknown, used or expired."""
         ...
 
 

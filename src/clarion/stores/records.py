@@ -13,6 +13,7 @@ from clarion.models import Channel, DeviceState, Event, Outcome, Platform
 from clarion.types import EventId, JSONObject, Seq, UserId
 
 if TYPE_CHECKING:
+    from clarion.live.log import Entry
     from clarion.pipeline.messages import FirstSteps
 
 
@@ -325,6 +326,15 @@ class BatchResult:
     failed: int = 0
     invalidated: list[Invalidation] = field(default_factory=list)
     """Provider feedback applied in the same commit: dead tokens, bounced addresses."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record_batches`` did: how many batches were new, and what it announced on
+    people's streams (``live``), for whoever rings their devices' doorbell."""
+
+    batches: int
+    streamed: list[Entry] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from clarion.live.log import Entry, Kind, Post
 from clarion.models import (
     Channel,
     DeviceState,
@@ -215,3 +216,43 @@ def digest_id(user_id: UserId, due_at: float) -> str:
     """The same for one person's digest due at one time, whoever takes it for sending."""
     digest = hashlib.sha256(f"{user_id}\x1f{due_at!r}".encode()).hexdigest()[:20]
     return f"dg_{digest}"
+
+
+ENTRY_COLUMNS = "id, user_id, epoch, pos, kind, body, at, origin, critical"
+
+
+def entry_of(row: Any) -> Entry:
+    """A stream_log row (``ENTRY_COLUMNS``), on either database."""
+    return Entry(
+        int(row[0]),
+        UserId(row[1]),
+        row[2],
+        int(row[3]),
+        Kind(row[4]),
+        orjson.loads(row[5]),
+        float(row[6]),
+        row[7],
+        bool(row[8]),
+    )
+
+
+def stream_candidates(fresh: Sequence[BatchResult], kept: Sequence[list[UserId]]) -> list[UserId]:
+    """Everyone the recorded results put something in the inbox of."""
+    people = [u for users in kept for u in users]
+    people += [e.user_id for r in fresh for e in r.entries]
+    return people
+
+
+def stream_posts(
+    fresh: Sequence[BatchResult], kept: Sequence[list[UserId]], active: set[UserId]
+) -> list[Post]:
+    """The inbox news of the recorded results, for the ``active`` among their people."""
+    posts = []
+    for result, users in zip(fresh, kept, strict=True):
+        posts += [Post(u, Kind.INBOX, {"seq": result.seq}) for u in users if u in active]
+        posts += [
+            Post(e.user_id, Kind.INBOX, {"seq": e.entry})
+            for e in result.entries
+            if e.user_id in active
+        ]
+    return posts

@@ -38,7 +38,7 @@ from clarion.types import JSONObject, UserId
 router = APIRouter(prefix="/v1/users", tags=["preferences"])
 _UPDATE_ATTEMPTS = 8
 
-_BODY: dict[str, Any] = {
+PATCH_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": schema_ref("PreferencesIn")}},
@@ -68,7 +68,7 @@ async def put_preferences(
     "/{user_id}/preferences",
     response_model=PreferencesOut,
     responses={400: {"model": ErrorOut}, 409: {"model": ErrorOut}},
-    openapi_extra=_BODY,
+    openapi_extra=PATCH_BODY,
     summary="Change part of a user's preferences (JSON merge patch, RFC 7386)",
 )
 async def patch_preferences(

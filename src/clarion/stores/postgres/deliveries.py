@@ -18,8 +18,9 @@ from clarion.models import Channel, Outcome
 from clarion.postgres import Connection, PostgresDatabase, locks
 from clarion.postgres.locks import lock_keys
 from clarion.stores.postgres.devices import apply_invalidations
-from clarion.stores.records import BatchResult, DeliveryOutcome, DeliveryRecord
-from clarion.stores.rows import SUPERSEDED_OUTCOME, entry_rows
+from clarion.stores.postgres.live import active_among, append_posts
+from clarion.stores.records import BatchResult, DeliveryOutcome, DeliveryRecord, Recorded
+from clarion.stores.rows import SUPERSEDED_OUTCOME, entry_rows, stream_candidates, stream_posts
 from clarion.stores.rows import kept as kept_entries
 from clarion.types import EventId, Seq, UserId
 
@@ -92,9 +93,11 @@ class PostgresDeliveryStore:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
-    async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
+    async def record_batches(
+        self, results: Sequence[BatchResult], worker: str, now: float
+    ) -> Recorded:
         if not results:
-            return 0
+            return Recorded(0)
         async with self._db.transaction() as c:
             return await _record(c, results, worker, now)
 
@@ -149,7 +152,9 @@ class PostgresDeliveryStore:
         return [DeliveryRecord(EventId(r[0]), UserId(r[1]), *r[2:]) for r in rows]
 
 
-async def _record(c: Connection, results: Sequence[BatchResult], worker: str, now: float) -> int:
+async def _record(
+    c: Connection, results: Sequence[BatchResult], worker: str, now: float
+) -> Recorded:
     new = {
         (Seq(r[0]), r[1])
         for r in await c.fetch(
@@ -165,7 +170,7 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
         (r for r in results if (r.seq, r.batch_key) in new), key=lambda r: (r.seq, r.batch_key)
     )
     if not fresh:
-        return 0
+        return Recorded(0)
     dropped = await _collapse(c, fresh)
     kept = kept_entries(fresh, dropped)
     users = [u for group in kept for u in group]
@@ -209,7 +214,10 @@ async def _record(c: Connection, results: Sequence[BatchResult], worker: str, no
         [r.failed for r in fresh],
         now,
     )
-    return len(fresh)
+    people = stream_candidates(fresh, kept)
+    active = await active_among(c, people, now) if people else set()
+    streamed = await append_posts(c, stream_posts(fresh, kept, active), now) if active else []
+    return Recorded(len(fresh), streamed)
 
 
 async def _log_unreachable(c: Connection, fresh: Sequence[BatchResult], now: float) -> None:

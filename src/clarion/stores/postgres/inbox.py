@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from clarion.postgres import PostgresDatabase
-from clarion.stores.records import Aggregate, InboxPage
+from clarion.stores.records import Aggregate, InboxItem, InboxPage
 from clarion.stores.rows import INBOX_COLUMNS, aggregate_of, inbox_item
 from clarion.types import EventId, Seq, UserId
 
@@ -28,6 +28,15 @@ class PostgresInboxStore:
         items = [inbox_item(r) for r in rows[:limit]]
         more = len(rows) > limit
         return InboxPage(items, items[-1].seq if more else None, int(unread))
+
+    async def items(self, user_id: UserId, seqs: Sequence[Seq]) -> list[InboxItem]:
+        rows = await self._db.fetch(
+            f"SELECT {INBOX_COLUMNS} FROM inbox i JOIN events e ON e.seq = i.seq"
+            " WHERE i.user_id = $1 AND i.seq = ANY($2::bigint[]) ORDER BY i.seq DESC",
+            user_id,
+            list(seqs),
+        )
+        return [inbox_item(r) for r in rows]
 
     async def aggregates(self, user_id: UserId, seqs: Sequence[Seq]) -> dict[Seq, Aggregate]:
         rows = await self._db.fetch(

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from clarion.live.feed import CHANNEL, encode
 from clarion.policy.frequency import DAY_S
 from clarion.stores.base import DeliveryStore
-from clarion.stores.records import BatchResult, DeliveryRecord
+from clarion.stores.records import BatchResult, DeliveryRecord, Recorded
 from clarion.types import EventId, Seq, UserId
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,15 @@ class RedisFrontedDeliveryStore:
         self._store = store
         self._redis = client
 
-    async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
+    async def record_batches(
+        self, results: Sequence[BatchResult], worker: str, now: float
+    ) -> Recorded:
         new = await self._store.record_batches(results, worker, now)
         try:
             await self._mark(results)
-        except RedisError as exc:  # the store's markers still answer
+            if new.streamed:  # ring the API processes' doorbell (``live.feed``)
+                await self._redis.publish(CHANNEL, encode(new.streamed))
+        except RedisError as exc:  # the store's markers still answer; streams catch up
             log.warning("delivery cache write failed: %s", exc)
         return new
 

@@ -16,10 +16,11 @@ import orjson
 
 from clarion.models import Channel, Outcome
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.records import BatchResult, DeliveryRecord
-from clarion.stores.rows import SUPERSEDED, entry_rows
+from clarion.stores.records import BatchResult, DeliveryRecord, Recorded
+from clarion.stores.rows import SUPERSEDED, entry_rows, stream_candidates, stream_posts
 from clarion.stores.rows import kept as kept_entries
 from clarion.stores.sqlite.devices import apply_invalidations
+from clarion.stores.sqlite.live import active_among, append_posts
 from clarion.types import EventId, Seq, UserId
 
 # Each event's progress, summed per event first (a pack may hold two batches of one event):
@@ -89,9 +90,11 @@ class SqliteDeliveryStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    async def record_batches(self, results: Sequence[BatchResult], worker: str, now: float) -> int:
+    async def record_batches(
+        self, results: Sequence[BatchResult], worker: str, now: float
+    ) -> Recorded:
         if not results:
-            return 0
+            return Recorded(0)
         return await self._db.write(lambda c: _record(c, results, worker, now))
 
     async def recorded(self, keys: Sequence[tuple[Seq, str]]) -> set[tuple[Seq, str]]:
@@ -150,7 +153,9 @@ class SqliteDeliveryStore:
         return [DeliveryRecord(EventId(r[0]), UserId(r[1]), *r[2:]) for r in rows]
 
 
-def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, now: float) -> int:
+def _record(
+    c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, now: float
+) -> Recorded:
     keys = orjson.dumps([[r.seq, r.batch_key, r.recipients] for r in results])
     new = {(Seq(s), k) for s, k in c.execute(_MARK, (worker, now, keys)).fetchall()}
     fresh = [r for r in results if (r.seq, r.batch_key) in new]
@@ -192,7 +197,9 @@ def _record(c: sqlite3.Connection, results: Sequence[BatchResult], worker: str, 
             for seq, t in sorted(totals.items())
         ],
     )
-    return len(fresh)
+    active = active_among(c, stream_candidates(fresh, kept), now)
+    streamed = append_posts(c, stream_posts(fresh, kept, active), now) if active else []
+    return Recorded(len(fresh), streamed)
 
 
 def _collapse(c: sqlite3.Connection, fresh: Sequence[BatchResult]) -> set[tuple[int, UserId]]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.sqlite import SqliteDatabase
-from clarion.stores.records import Aggregate, InboxPage
+from clarion.stores.records import Aggregate, InboxItem, InboxPage
 from clarion.stores.rows import INBOX_COLUMNS, aggregate_of, inbox_item
 from clarion.types import EventId, Seq, UserId
 
@@ -45,6 +45,17 @@ class SqliteInboxStore:
             )
             params = (at, user_id, orjson.dumps(list(seqs)))
         return await self._db.write(lambda c: c.execute(sql, params).rowcount)
+
+    async def items(self, user_id: UserId, seqs: Sequence[Seq]) -> list[InboxItem]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                f"SELECT {INBOX_COLUMNS} FROM inbox i JOIN events e ON e.seq = i.seq"
+                " WHERE i.user_id = ? AND i.seq IN (SELECT value FROM json_each(?))"
+                " ORDER BY i.seq DESC",
+                (user_id, orjson.dumps(list(seqs))),
+            ).fetchall()
+        )
+        return [inbox_item(r) for r in rows]
 
     async def aggregates(self, user_id: UserId, seqs: Sequence[Seq]) -> dict[Seq, Aggregate]:
         rows = await self._db.read(

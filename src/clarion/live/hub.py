@@ -1,0 +1,145 @@
+"""This process's open device connections, and how stream entries reach them.
+
+Every connection remembers the last position it was given. An entry for its person goes
+to it when it is the next one; an entry further ahead means something was missed here (a
+doorbell lost, a connection just caught up), so the connection catches up from the store
+first — in order, never skipping. A connection whose device reads too slowly to keep up
+is closed with a reason rather than left to grow this process's memory.
+
+Entries arrive from the feed (``live.feed``: what other processes appended) and from this
+process itself (``publish``, right after its own commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clarion.live.log import Entry, Head, Kind
+from clarion.stores.base import StreamStore
+from clarion.types import UserId
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1_000
+"""Messages waiting for one slow device before it is cut off."""
+
+Render = Callable[[UserId, Sequence[Entry]], Awaitable[list[dict[str, Any]]]]
+"""Entries of one person → the messages their devices get (``live.render``)."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open SSE stream or WebSocket of one device."""
+
+    user_id: UserId
+    device_id: str | None
+    epoch: str
+    pos: int
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+    queue: asyncio.Queue[dict[str, Any] | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
+    )
+    closed: str | None = None
+    """Why the hub closed it (a slow reader): the last message it gets says so."""
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the hub gives this connection something: one catch-up or delivery at a
+    time, so positions only move forward in order."""
+
+    def give(self, message: dict[str, Any]) -> bool:
+        """Queue ``message``; False (and the connection is closed) if it is too far behind."""
+        if self.closed is not None:
+            return False
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.closed = "too slow: the device is not reading its stream; reconnect"
+            self.queue = asyncio.Queue()
+            self.queue.put_nowait(None)
+            return False
+        return True
+
+
+class Hub:
+    def __init__(self, streams: StreamStore, render: Render) -> None:
+        self._streams = streams
+        self._render = render
+        self._by_user: dict[UserId, set[Connection]] = {}
+
+    @property
+    def connections(self) -> int:
+        return sum(len(c) for c in self._by_user.values())
+
+    def people(self) -> list[UserId]:
+        return list(self._by_user)
+
+    def connect(self, conn: Connection) -> None:
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def disconnect(self, conn: Connection) -> None:
+        found = self._by_user.get(conn.user_id)
+        if found is not None:
+            found.discard(conn)
+            if not found:
+                del self._by_user[conn.user_id]
+
+    async def deliver(self, entries: Sequence[Entry]) -> None:
+        """Give each connected person's connections the entries that are theirs."""
+        mine: dict[UserId, list[Entry]] = {}
+        for entry in entries:
+            if entry.user_id in self._by_user:
+                mine.setdefault(entry.user_id, []).append(entry)
+        for user, theirs in mine.items():
+            theirs.sort(key=lambda e: e.pos)
+            for conn in list(self._by_user.get(user, ())):
+                await self._advance(conn, theirs)
+
+    async def catch_up(self, heads: dict[UserId, Head]) -> None:
+        """Bring connections behind their person's head up to it (a lost doorbell)."""
+        for user, head in heads.items():
+            for conn in list(self._by_user.get(user, ())):
+                if conn.epoch != head.epoch or conn.pos < head.pos:
+                    async with conn.busy:
+                        await self._fill(conn)
+
+    async def _advance(self, conn: Connection, entries: list[Entry]) -> None:
+        async with conn.busy:
+            ahead = [e for e in entries if e.epoch != conn.epoch or e.pos > conn.pos]
+            expected = range(conn.pos + 1, conn.pos + 1 + len(ahead))
+            in_order = zip(ahead, expected, strict=True)
+            if any(e.epoch != conn.epoch or e.pos != n for e, n in in_order):
+                await self._fill(conn)  # something in between is missing here: from the store
+                return
+            await self.send(conn, ahead)
+
+    async def _fill(self, conn: Connection) -> None:
+        replay = await self._streams.replay(conn.user_id, (conn.epoch, conn.pos))
+        if replay.reset is not None:
+            conn.epoch, conn.pos = replay.head.epoch, replay.head.pos
+            conn.give(reset_message(replay.head, replay.reset))
+            return
+        await self.send(conn, replay.entries)
+
+    async def send(self, conn: Connection, entries: Sequence[Entry]) -> None:
+        """Give ``conn`` the entries past its position, in order (its lock is held)."""
+        fresh = [e for e in entries if e.pos > conn.pos]
+        if not fresh:
+            return
+        messages = await self._render(conn.user_id, fresh)
+        for entry, message in zip(fresh, messages, strict=True):
+            conn.pos = entry.pos
+            if entry.origin == conn.id:
+                continue  # the device's own update: it knows
+            if not conn.give(message):
+                log.info("closing a stream of %s: %s", conn.user_id, conn.closed)
+                self.disconnect(conn)
+                return
+
+
+def reset_message(head: Head, reason: str) -> dict[str, Any]:
+    """Refetch everything, then resume from ``head`` (the message's position)."""
+    return {"id": f"{head.epoch}:{head.pos}", "type": Kind.RESET.value, "data": {"reason": reason}}

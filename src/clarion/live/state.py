@@ -1,0 +1,46 @@
+"""Keyed state per person, latest wins (seed 002): the playback position of a show, the
+membership's entitlements. The product sets it (``PUT /v1/users/{id}/state/{key}``
+``{value, version}``), a device sets its own over WebSocket; a version not above the stored
+one is ignored, so updates arriving out of order never go back in time. Every connected
+device of the person hears each change (but the one that made it), and
+``GET /v1/me/state`` is the snapshot a device loads on start — the source of truth it
+checks on start and on every background push."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.live.log import Entry, Kind, Post
+from clarion.types import UserId
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    key: str
+    value: Any
+    version: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """What storing one state post did."""
+
+    applied: bool
+    """False: the stored version was as new or newer (ignored)."""
+    entry: Entry | None = None
+    """Its stream message, when the person's stream is active."""
+
+
+def state_post(
+    user_id: UserId,
+    key: str,
+    value: Any,
+    version: int,
+    *,
+    origin: str | None = None,
+    critical: bool = False,
+) -> Post:
+    body = {"key": key, "value": value, "version": version}
+    return Post(user_id, Kind.STATE, body, origin=origin, critical=critical)

@@ -1,0 +1,204 @@
+"""End-user access and live sync over a real HTTP server, on both backends: user tokens and
+tickets, the SSE stream with replay and resets, keyed state, and that a token reaches only
+its own person's data."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from clarion.keyring import SigningKeys
+from clarion.live import tokens
+from clarion.types import UserId
+from tests.conftest import Api, unique
+
+
+def token_for(api: Api, user: str) -> str:
+    answer = api.call("POST", f"/v1/users/{user}/tokens", json={})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token"])
+
+
+def as_user(api: Api, token: str, method: str, path: str, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"}
+    return api.client.request(method, path, headers=headers, **kw)
+
+
+class Listener:
+    """An SSE connection read on a thread (stdlib HTTP, so closing it is one socket
+    shutdown the server sees at once): the messages it got so far."""
+
+    def __init__(self, api: Api, token: str, **params: str) -> None:
+        self.messages: list[dict[str, Any]] = []
+        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+        if "last_event_id" in params:
+            headers["Last-Event-ID"] = params.pop("last_event_id")
+        host, port = api.url.removeprefix("http://").split(":")
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        self._conn.request("GET", f"/v1/me/stream?{urlencode(params)}", headers=headers)
+        self.status = self._conn.getresponse()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        event: dict[str, Any] = {}
+        try:
+            while line := self.status.readline():
+                text = line.decode().rstrip("\r\n")
+                if text.startswith("id: "):
+                    event["id"] = text[4:]
+                elif text.startswith("event: "):
+                    event["type"] = text[7:]
+                elif text.startswith("data: "):
+                    event["data"] = json.loads(text[6:])
+                elif not text and event:
+                    self.messages.append(event)
+                    event = {}
+        except (OSError, ValueError, http.client.HTTPException):
+            return  # closed under it
+
+    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.messages) < count:
+            assert time.monotonic() < deadline, self.messages
+            time.sleep(0.01)
+        return self.messages
+
+    def close(self) -> None:
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
+        self._conn.close()
+
+
+@pytest.fixture
+def listeners() -> Iterator[list[Listener]]:
+    opened: list[Listener] = []
+    yield opened
+    for listener in opened:
+        listener.close()
+
+
+def test_two_devices_get_every_message_in_order(api: Api, listeners: list[Listener]) -> None:
+    like = api.register_type(unique("like_"))
+    user = unique("viewer")
+    token = token_for(api, user)
+    phone, tv = Listener(api, token), Listener(api, token)
+    listeners += [phone, tv]
+    for device in (phone, tv):
+        assert device.wait_for(1)[0]["type"] == "ready"
+    for n in range(3):
+        api.call(
+            "POST", "/v1/notifications", json={"type": like, "target": user, "object": f"p{n}"}
+        )
+        api.drain()
+    for device in (phone, tv):
+        got = device.wait_for(4)[1:]
+        assert [m["type"] for m in got] == ["inbox"] * 3
+        assert [m["data"]["item"]["object"] for m in got] == ["p0", "p1", "p2"]
+        assert [int(m["id"].split(":")[1]) for m in got] == [1, 2, 3]
+    read = as_user(api, token, "POST", "/v1/me/inbox/read", json={"all": True})
+    assert read.json()["unread_count"] == 0
+    for device in (phone, tv):  # read on one: the other's badge clears
+        last = device.wait_for(5)[4]
+        assert (last["type"], last["data"]["unread_count"]) == ("read", 0)
+
+
+def test_a_device_resumes_from_its_last_event_and_resets_when_too_far(
+    api: Api, listeners: list[Listener]
+) -> None:
+    like = api.register_type(unique("like_"))
+    user = unique("viewer")
+    token = token_for(api, user)
+    first = Listener(api, token)
+    listeners.append(first)
+    ready = first.wait_for(1)[0]
+    api.call("POST", "/v1/notifications", json={"type": like, "target": user, "object": "a"})
+    api.drain()
+    seen = first.wait_for(2)[1]
+    first.close()
+    for n in range(2):  # missed while away
+        api.call(
+            "POST", "/v1/notifications", json={"type": like, "target": user, "object": f"b{n}"}
+        )
+        api.drain()
+    again = Listener(api, token, last_event_id=seen["id"])
+    listeners.append(again)
+    caught = again.wait_for(3)
+    assert [m["type"] for m in caught] == ["ready", "inbox", "inbox"]
+    assert [m["data"]["item"]["object"] for m in caught[1:]] == ["b0", "b1"]
+    stale = Listener(api, token, since="ffffffff:3")  # an epoch that is not this stream's
+    listeners.append(stale)
+    assert [m["type"] for m in stale.wait_for(2)] == ["ready", "reset"]
+    assert ready["id"].split(":")[0] == seen["id"].split(":")[0]
+
+
+def test_state_is_latest_wins_and_reaches_every_device(api: Api, listeners: list[Listener]) -> None:
+    user = unique("viewer")
+    token = token_for(api, user)
+    tv = Listener(api, token)
+    listeners.append(tv)
+    tv.wait_for(1)
+    put = lambda v, pos: api.call(  # noqa: E731
+        "PUT",
+        f"/v1/users/{user}/state/playback:show_42",
+        json={"value": {"position_s": pos}, "version": v},
+    )
+    assert put(2, 120).json()["applied"] is True
+    assert put(1, 60).json()["applied"] is False  # older: ignored
+    assert put(3, 180).json()["applied"] is True
+    got = tv.wait_for(3)[1:]
+    assert [m["data"]["value"]["position_s"] for m in got] == [120, 180]
+    snapshot = as_user(api, token, "GET", "/v1/me/state").json()
+    assert [(i["key"], i["value"], i["version"]) for i in snapshot["items"]] == [
+        ("playback:show_42", {"position_s": 180}, 3)
+    ]
+
+
+def test_tickets_are_single_use(api: Api) -> None:
+    user = unique("viewer")
+    token = token_for(api, user)
+    ticket = as_user(api, token, "POST", "/v1/me/stream-tickets").json()["ticket"]
+    with api.client.stream("GET", "/v1/me/stream", params={"ticket": ticket}) as first:
+        assert first.status_code == 200
+    again = api.client.get("/v1/me/stream", params={"ticket": ticket})
+    assert again.status_code == 401
+
+
+def test_a_token_reads_only_its_own_person(api: Api) -> None:
+    like = api.register_type(unique("like_"))
+    ann, bob = unique("ann"), unique("bob")
+    api.call("POST", "/v1/notifications", json={"type": like, "target": ann, "object": "x"})
+    api.drain()
+    bobs = token_for(api, bob)
+    assert as_user(api, bobs, "GET", "/v1/me/inbox").json()["items"] == []
+    for method, path in (
+        ("GET", f"/v1/users/{ann}/inbox"),
+        ("GET", f"/v1/users/{ann}/preferences"),
+    ):
+        assert as_user(api, bobs, method, path).status_code == 401  # not an API key
+
+
+def test_expired_and_forged_tokens_are_refused(api: Api) -> None:
+    user = unique("viewer")
+    token = token_for(api, user)
+    assert as_user(api, token, "GET", "/v1/me/inbox").status_code == 200
+    forged = tokens.mint(UserId(user), SigningKeys.parse("k1:" + "f" * 32), api.clock.now())
+    assert as_user(api, forged, "GET", "/v1/me/inbox").status_code == 401
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert as_user(api, tampered, "GET", "/v1/me/inbox").status_code == 401
+    api.clock.advance(tokens.TOKEN_LIFETIME_S + 1)
+    expired = as_user(api, token, "GET", "/v1/me/inbox")
+    assert (expired.status_code, expired.json()["error"]) == (401, "unauthenticated")
