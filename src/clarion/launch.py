@@ -69,6 +69,8 @@ class LocalClarion:
                 "0",
                 "--p0-workers",
                 "0",
+                "--api-processes",
+                str(self.api_processes),
                 "--log-level",
                 "warning",
             ],

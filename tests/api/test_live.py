@@ -202,3 +202,61 @@ def test_expired_and_forged_tokens_are_refused(api: Api) -> None:
     api.clock.advance(tokens.TOKEN_LIFETIME_S + 1)
     expired = as_user(api, token, "GET", "/v1/me/inbox")
     assert (expired.status_code, expired.json()["error"]) == (401, "unauthenticated")
+
+
+def test_a_device_too_far_behind_the_kept_log_is_told_to_reset(
+    api: Api, listeners: list[Listener]
+) -> None:
+    user = unique("viewer")
+    token = token_for(api, user)
+    first = Listener(api, token)
+    listeners.append(first)
+    start = first.wait_for(1)[0]["id"]
+    first.close()
+    for batch in range(3):  # 1,500 messages while it is away
+        updates = [
+            {"user_id": user, "key": f"k{n}", "value": n, "version": 1}
+            for n in range(batch * 500, batch * 500 + 500)
+        ]
+        assert api.call("POST", "/v1/state", json={"updates": updates}).status_code == 200
+    pruned = api.run(api.runtime.stores.streams.prune(api.clock.now() + 25 * 3600))
+    assert pruned == 500  # a day on: only the last 1,000 are kept
+    back = Listener(api, token, last_event_id=start)
+    listeners.append(back)
+    ready, reset = back.wait_for(2)[:2]
+    assert reset["type"] == "reset"
+    assert "too far behind" in reset["data"]["reason"]
+    assert reset["id"] == ready["id"]  # resume from the head once refetched
+
+
+def test_every_me_route_serves_only_the_tokens_person(api: Api) -> None:
+    like = api.register_type(unique("like_"))
+    ann, bob = unique("ann"), unique("bob")
+    api.call("POST", "/v1/notifications", json={"type": like, "target": ann, "object": "x"})
+    api.drain()
+    api.call("PUT", f"/v1/users/{ann}/preferences", json={"enabled": False})
+    device = {"platform": "android", "token": "ann-token", "device_id": "ann-phone"}
+    assert api.call("POST", f"/v1/users/{ann}/devices", json=device).status_code == 201
+    api.call("PUT", f"/v1/users/{ann}/state/plan", json={"value": "gold", "version": 1})
+    bobs = token_for(api, bob)
+
+    def mine(method: str, path: str, **kw: Any) -> httpx.Response:
+        return as_user(api, bobs, method, path, **kw)
+
+    inbox = mine("GET", "/v1/me/inbox").json()
+    assert inbox.get("items") == [], inbox
+    assert mine("GET", "/v1/me/preferences").json()["enabled"] is True
+    assert mine("GET", "/v1/me/devices").json()["items"] == []
+    assert mine("GET", "/v1/me/state").json()["items"] == []
+    assert mine("DELETE", "/v1/me/devices/ann-phone").status_code == 404
+    assert mine("POST", "/v1/me/inbox/read", json={"all": True}).json()["updated"] == 0
+    assert mine("PATCH", "/v1/me/preferences", json={"enabled": False}).status_code == 200
+    ack = {"position": "x:1", "device_id": "ann-phone"}
+    assert mine("POST", "/v1/me/acks", json=ack).status_code == 204
+    ticket = mine("POST", "/v1/me/stream-tickets").json()["ticket"]
+    assert api.run(api.runtime.stores.tickets.redeem(tokens.ticket_hash(ticket), 0.0)) == bob
+    anns = api.call("GET", f"/v1/users/{ann}/inbox").json()
+    assert anns["unread_count"] == 1  # untouched by bob
+    assert api.call("GET", f"/v1/users/{ann}/preferences").json()["enabled"] is False
+    assert api.run(api.runtime.stores.states.acked(UserId(ann))) == {}
+    assert len(api.call("GET", f"/v1/users/{ann}/devices").json()["items"]) == 1
