@@ -9,19 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -31,92 +22,17 @@ from clarion.channels.config import stored
 from clarion.config import Settings
 from clarion.fakes.suite import FakeProviders
 from clarion.keys import create_key
-from clarion.launch import LocalClarion, free_port
+from clarion.launch import LocalClarion
 from clarion.models import Channel, Platform, Priority, TypeSpec
 from clarion.runtime import open_runtime
 from clarion.stores.records import Device
 from clarion.supervisor import standard_workers
 from clarion.types import UserId
+from tests.live_helpers import SecondApi, SseDevice
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 ANN = UserId("ann")
 PHONE, TV = "a1" * 32, "b2" * 32
-
-
-class SecondApi:
-    """One more ``clarion serve`` (API only) on its own port, sharing the database."""
-
-    def __init__(self, local: LocalClarion) -> None:
-        self._env = local.env()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "clarion", "serve", "--port", str(self.port),
-                   "--workers", "0", "--p0-workers", "0", "--log-level", "warning"]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            assert time.monotonic() < deadline, "the second API did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(20)
-
-
-class Device_:
-    """An SSE stream on a thread, read with the standard library."""
-
-    def __init__(self, url: str, token: str, **params: str) -> None:
-        self.messages: list[dict[str, Any]] = []
-        host, port = url.removeprefix("http://").split(":")
-        self._conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        headers = {"Authorization": f"Bearer {token}"}
-        if "last_event_id" in params:
-            headers["Last-Event-ID"] = params.pop("last_event_id")
-        self._conn.request("GET", f"/v1/me/stream?{urlencode(params)}", headers=headers)
-        self._response = self._conn.getresponse()
-        assert self._response.status == 200
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        event: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
-            while line := self._response.readline():
-                text = line.decode().rstrip("\r\n")
-                key, _, value = text.partition(": ")
-                if key in ("id", "event"):
-                    event["type" if key == "event" else "id"] = value
-                elif key == "data":
-                    event["data"] = json.loads(value)
-                elif not text and event:
-                    self.messages.append(event)
-                    event = {}
-
-    def wait_for(self, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.messages) < count:
-            assert time.monotonic() < deadline, self.messages
-            time.sleep(0.02)
-        return self.messages
-
-    def close(self) -> None:
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(5)
-        self._conn.close()
 
 
 async def _prepare(settings: Settings, fakes: FakeProviders) -> str:
@@ -171,7 +87,7 @@ def test_two_devices_on_two_api_processes_get_every_message_in_order(
 ) -> None:
     local, second, api = clarion
     token = _token(api)
-    phone, tv = Device_(local.url, token), Device_(second.url, token)
+    phone, tv = SseDevice(local.url, token), SseDevice(second.url, token)
     try:
         for device in (phone, tv):
             device.wait_for(1)
@@ -200,7 +116,7 @@ def test_a_device_catches_up_after_its_api_process_restarts(
 ) -> None:
     _, second, api = clarion
     token = _token(api)
-    tv = Device_(second.url, token)
+    tv = SseDevice(second.url, token)
     tv.wait_for(1)
     _like(api, 0)
     last = tv.wait_for(2)[1]["id"]
@@ -209,7 +125,7 @@ def test_a_device_catches_up_after_its_api_process_restarts(
     for n in range(1, 4):  # while its API process is down
         _like(api, n)
     second.start()
-    back = Device_(second.url, token, last_event_id=last)
+    back = SseDevice(second.url, token, last_event_id=last)
     try:
         got = back.wait_for(4)
         assert [m["type"] for m in got] == ["ready", "inbox", "inbox", "inbox"]
@@ -224,8 +140,8 @@ def test_a_critical_change_wakes_the_device_that_did_not_acknowledge(
 ) -> None:
     local, second, api = clarion
     token = _token(api)
-    phone = Device_(local.url, token, device_id="phone")
-    tv = Device_(second.url, token, device_id="tv")  # connected, but never acknowledges
+    phone = SseDevice(local.url, token, device_id="phone")
+    tv = SseDevice(second.url, token, device_id="tv")  # connected, but never acknowledges
     try:
         phone.wait_for(1)
         tv.wait_for(1)
