@@ -26,6 +26,9 @@ class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
     WEBHOOK = "webhook"
+    LIVE = "live"
+    """The person's open streams (``/v1/me/stream``, ``/v1/me/ws``): it reaches them while
+    a device of theirs is listening, and is recorded with the notification."""
 
 
 class Platform(StrEnum):

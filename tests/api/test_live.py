@@ -167,6 +167,62 @@ def test_state_is_latest_wins_and_reaches_every_device(api: Api, listeners: list
     ]
 
 
+def test_the_live_channel_reaches_listening_devices_latest_wins(
+    api: Api, listeners: list[Listener]
+) -> None:
+    typing = api.register_type(unique("typing_"), channels=["live"], ttl_seconds=60)
+    here, away = unique("viewer"), unique("viewer")
+    token = token_for(api, here)
+    device = Listener(api, token)
+    listeners.append(device)
+    ready = device.wait_for(1)[0]
+
+    def send(n: int) -> str:
+        event = {
+            "type": typing,
+            "recipients": [here, away],
+            "object": f"chat_1:{n}",
+            "collapse_key": "typing:chat_1",
+            "payload": {"title": "Ann is typing"},
+        }
+        return str(api.call("POST", "/v1/notifications", json=event).json()["event_id"])
+
+    def trail(user: str, event_id: str) -> list[tuple[str, str, str | None]]:
+        answer = api.call("GET", f"/v1/users/{user}/deliveries", params={"event_id": event_id})
+        return [(d["channel"], d["outcome"], d["reason"]) for d in answer.json()["items"]]
+
+    first = send(0)
+    api.drain()
+    got = device.wait_for(2)[1]
+    assert (got["type"], got["data"]["object"]) == ("live", "chat_1:0")
+    assert (got["data"]["title"], got["data"]["collapse_key"]) == ("Ann is typing", "typing:chat_1")
+    assert trail(here, first) == [("live", "delivered", None)]
+    assert trail(away, first) == [("live", "suppressed", "no_channel: no device listening")]
+    send(1), send(2)
+    api.drain()
+    deadline = time.monotonic() + 10
+    while device.messages[-1]["data"].get("object") != "chat_1:2":
+        assert time.monotonic() < deadline, device.messages
+        time.sleep(0.01)
+    assert {m["type"] for m in device.messages[1:]} == {"live"}
+    # Coming back from before all three, the device hears only the newest of the key.
+    again = Listener(api, token, last_event_id=ready["id"])
+    listeners.append(again)
+    again.wait_for(2)
+    time.sleep(0.2)
+    assert [(m["type"], m["data"].get("object")) for m in again.messages] == [
+        ("ready", None),
+        ("live", "chat_1:2"),
+    ]
+    switch = api.call("POST", "/v1/kill-switches", json={"channel": "live"}).json()["id"]
+    try:
+        killed = send(3)
+        api.drain()
+        assert trail(here, killed) == [("all", "suppressed", "killed")]
+    finally:
+        api.call("DELETE", f"/v1/kill-switches/{switch}")
+
+
 def test_tickets_are_single_use(api: Api) -> None:
     user = unique("viewer")
     token = token_for(api, user)

@@ -92,10 +92,10 @@ async def test_a_bounce_retires_the_address(rt: Runtime, fakes: FakeProviders) -
     assert await rt.stores.inbox.count_for_event(second) == 1
     # Saving the same address again keeps the bounce; a new address starts clean.
     await rt.stores.users.put(UserProfile(ANN, email="gone@example.com", email_verified=True))
-    (reach,) = (await rt.stores.devices.reachable([ANN])).values()
+    (reach,) = (await rt.stores.devices.reachable([ANN], rt.clock.now())).values()
     assert (reach.channels, reach.why_not[Channel.EMAIL]) == (frozenset(), "email address bounced")
     await rt.stores.users.put(UserProfile(ANN, email="new@example.com", email_verified=True))
-    (reach,) = (await rt.stores.devices.reachable([ANN])).values()
+    (reach,) = (await rt.stores.devices.reachable([ANN], rt.clock.now())).values()
     assert reach.channels == {Channel.EMAIL}
 
 

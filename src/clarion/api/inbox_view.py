@@ -5,13 +5,13 @@ token) and the live stream's inbox messages alike."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clarion.api.format import iso
 from clarion.api.schemas import InboxAggregateOut, InboxItemOut, InboxOut, ReadIn, ReadOut
 from clarion.errors import InputError
 from clarion.live.log import Kind, Post
-from clarion.models import Channel
+from clarion.models import Channel, EventContent
 from clarion.stores.records import InboxItem
 from clarion.templates import wording
 from clarion.templates.render import RenderError, render
@@ -84,20 +84,44 @@ async def in_app_text(
     doc = await svc.template_doc(item.template, item.template_version)
     if doc is None:
         return item.title, body
-    params = {
-        **item.payload,
-        "payload": item.payload,
-        "actor": item.actor,
-        "object": item.object,
-        "type": item.type,
+    words = wording.single(item.actor) if aggregate is None else wording.of_entry(aggregate)
+    params = template_params(item, user, words)
+    return rendered_text(doc, (Channel.IN_APP,), locale, params, item.title, body)
+
+
+def template_params(
+    event: InboxItem | EventContent, user: UserId, words: dict[str, Any]
+) -> dict[str, Any]:
+    """What a template sees: the payload's fields, the event's, the reader's id and the
+    words naming who did it (``templates.wording``)."""
+    return {
+        **event.payload,
+        "payload": event.payload,
+        "actor": event.actor,
+        "object": event.object,
+        "type": event.type,
         "user": {"id": user},
-        **(wording.single(item.actor) if aggregate is None else wording.of_entry(aggregate)),
+        **words,
     }
-    try:
-        fields = render(doc, Channel.IN_APP, locale, params)
-    except RenderError:
-        return item.title, body
-    return fields.get("title") or item.title, fields.get("body") or body
+
+
+def rendered_text(
+    doc: dict[str, Any],
+    variants: Sequence[Channel],
+    locale: str | None,
+    params: dict[str, Any],
+    title: str,
+    body: str,
+) -> tuple[str, str]:
+    """Title and body from the first of ``variants`` the template has, else the event's."""
+    for variant in variants:
+        try:
+            fields = render(doc, variant, locale, params)
+        except RenderError:
+            return title, body
+        if fields:
+            return fields.get("title") or title, fields.get("body") or body
+    return title, body
 
 
 async def mark_read(svc: ApiServices, user: UserId, body: ReadIn) -> ReadOut:

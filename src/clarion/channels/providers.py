@@ -50,7 +50,7 @@ async def unserved(
     served = {channels.channel_of(channels.kind_of(n, d)) for n, d in docs.items()}
     warnings = []
     for channel in wanted:
-        if channel is Channel.IN_APP or channel in served:
+        if channel in (Channel.IN_APP, Channel.LIVE) or channel in served:
             continue
         kinds = " or ".join(k for k, (_, c) in channels.KINDS.items() if c is channel)
         warnings.append(

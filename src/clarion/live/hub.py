@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1_000
 """Messages waiting for one slow device before it is cut off."""
 
-Render = Callable[[UserId, Sequence[Entry]], Awaitable[list[dict[str, Any]]]]
+Render = Callable[[UserId, Sequence[Entry]], Awaitable[list[dict[str, Any] | None]]]
 """Entries of one person → the messages their devices get (``live.render``)."""
 
 
@@ -132,8 +132,8 @@ class Hub:
         messages = await self._render(conn.user_id, fresh)
         for entry, message in zip(fresh, messages, strict=True):
             conn.pos = entry.pos
-            if entry.origin == conn.id:
-                continue  # the device's own update: it knows
+            if entry.origin == conn.id or message is None:
+                continue  # the device's own update (it knows), or one a newer replaces
             if not conn.give(message):
                 log.info("closing a stream of %s: %s", conn.user_id, conn.closed)
                 self.disconnect(conn)

@@ -43,7 +43,7 @@ from clarion.pipeline.messages import (
     encode_batches,
 )
 from clarion.pipeline.partitions import PartitionReader
-from clarion.pipeline.route import Holds, Routes, apply, reaches
+from clarion.pipeline.route import Holds, Routes, apply, hear_live, reaches
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.aggregation import Role
 from clarion.policy.decide import Reason, decide, suppressed
@@ -144,7 +144,7 @@ class EvaluateStage:
         if not live:
             return context
         if any(c is not Channel.IN_APP for b in items for c in b.header.channels):
-            context.reach = await self._devices.reachable(live)
+            context.reach = await self._devices.reachable(live, context.now)
         context.latest = await collapse.latest_of(self._deliveries, items)
         records = await self._preferences.load_many(live)
         context.prefs = {user: self._parse(record) for user, record in records.items()}
@@ -217,6 +217,7 @@ def evaluate_batch(batch: RecipientBatch, context: Context) -> tuple[BatchResult
     if header.collapse_key is not None:
         others = {u for users in routes.by_channel.values() for u in users} - set(result.inbox)
         collapse.mark(batch, result, [*result.inbox, *others])
+    hear_live(result, routes)
     held = [
         encode_batches(
             [

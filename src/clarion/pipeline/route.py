@@ -1,9 +1,10 @@
 """Routing: which channels each person decided to get a notification on goes out on.
 
 Each channel only where it can reach the person (an active device, a verified unbounced
-email, a verified phone; in-app always): the first such channel in the type's order, its
-successors kept as fallbacks, or with ``Routing.ALL`` every one of them. A channel that
-cannot reach someone is logged for them with why (``no_channel: …``).
+email, a verified phone, a device listening for live; in-app always): the first such
+channel in the type's order, its successors kept as fallbacks, or with ``Routing.ALL``
+every one of them. A channel that cannot reach someone is logged for them with why
+(``no_channel: …``).
 
 People are handled by what reaches them, not one by one: the stores hand out one
 ``Reach`` per combination of channels and reasons, so a batch of a thousand falls into a
@@ -115,6 +116,19 @@ def _send(routes: Routes, group: list[UserId], found: Sequence[Channel], routing
         if len(found) > 1:
             chain = tuple(found[1:])
             routes.fallbacks.setdefault(found[0], {}).update(dict.fromkeys(group, chain))
+
+
+def hear_live(result: BatchResult, routes: Routes) -> None:
+    """The live channel needs no delivery stage: its people (those with a device listening)
+    hear the notification from the commit that records it. Nothing falls back from it."""
+    users = routes.by_channel.pop(Channel.LIVE, None)
+    routes.fallbacks.pop(Channel.LIVE, None)
+    if users:
+        result.live += users
+        result.outcomes += [
+            DeliveryOutcome(u, Channel.LIVE.value, Outcome.DELIVERED) for u in users
+        ]
+        result.delivered += len(users)
 
 
 def reaches(user: UserId, channels: tuple[Channel, ...], context: Context) -> bool:

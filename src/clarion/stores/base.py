@@ -331,9 +331,9 @@ class DeviceStore(Protocol):
         unbounced email, a verified phone); people it cannot reach are left out."""
         ...
 
-    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, Reach]:
-        """Which of push, email, sms and webhook can reach each person, and why the others
-        cannot (in-app always can); every one of ``user_ids`` is answered."""
+    async def reachable(self, user_ids: Sequence[UserId], now: float) -> dict[UserId, Reach]:
+        """Which of push, email, sms, webhook and live can reach each person, and why the
+        others cannot (in-app always can); every one of ``user_ids`` is answered."""
         ...
 
     async def prune(

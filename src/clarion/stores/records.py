@@ -62,7 +62,7 @@ class Address:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Reach:
-    """Which outside channels (push, email, sms, webhook) reach a person right now, and why
+    """Which outside channels (push, email, sms, webhook, live) reach a person now, and why
     each of the others does not ("email address not verified"). Compared and hashed by
     identity: the stores hand out one instance per combination (``stores.rows.reach``)."""
 
@@ -77,6 +77,7 @@ NOWHERE = Reach(
         Channel.WEBHOOK: "no webhook endpoint registered",
         Channel.EMAIL: "no email address",
         Channel.SMS: "no phone number",
+        Channel.LIVE: "no device listening",
     },
 )
 
@@ -301,6 +302,8 @@ class BatchResult:
     recipients: int
     inbox: list[UserId] = field(default_factory=list)
     """Users who get an in-app entry now (logged as in_app/delivered in bulk)."""
+    live: list[UserId] = field(default_factory=list)
+    """Users whose listening devices hear it now (logged and counted in ``outcomes``)."""
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
     """Every other decision (suppressions with their reason, other channels)."""
     entries: list[EntryUpdate] = field(default_factory=list)

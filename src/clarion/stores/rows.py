@@ -58,10 +58,12 @@ DELIVERABLE = "('active', 'stale')"
 PUSH_PLATFORMS = "('ios', 'android', 'web')"
 
 
-def reach_columns(user: str) -> str:
+def reach_columns(user: str, now: str) -> str:
     """Per outside channel, NULL if it reaches the person ``user`` names (a column holding
-    their id, joined to ``users u``), else why not: what ``Reach`` is read from."""
+    their id, joined to ``users u``), else why not: what ``Reach`` is read from. ``now``
+    is the query's parameter for the time (a stream is listened to until it lapses)."""
     device = f"SELECT 1 FROM devices d WHERE d.user_id = {user} AND d.state IN {DELIVERABLE}"
+    stream = f"SELECT 1 FROM stream_heads h WHERE h.user_id = {user} AND h.active_until > {now}"
     return f"""
     CASE WHEN EXISTS ({device} AND d.platform IN {PUSH_PLATFORMS}) THEN NULL
          ELSE 'no active push device' END,
@@ -71,10 +73,11 @@ def reach_columns(user: str) -> str:
          WHEN NOT u.email_verified THEN 'email address not verified'
          WHEN u.email_bounced_at IS NOT NULL THEN 'email address bounced' END,
     CASE WHEN u.phone IS NULL THEN 'no phone number'
-         WHEN NOT u.phone_verified THEN 'phone number not verified' END"""
+         WHEN NOT u.phone_verified THEN 'phone number not verified' END,
+    CASE WHEN EXISTS ({stream}) THEN NULL ELSE 'no device listening' END"""
 
 
-_OUTSIDE = (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS)
+_OUTSIDE = (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS, Channel.LIVE)
 _REACHES: dict[tuple[str | None, ...], Reach] = {}
 
 
@@ -237,16 +240,18 @@ def entry_of(row: Any) -> Entry:
 
 
 def stream_candidates(fresh: Sequence[BatchResult], kept: Sequence[list[UserId]]) -> list[UserId]:
-    """Everyone the recorded results put something in the inbox of."""
+    """Everyone the recorded results put something in the inbox or on the stream of."""
     people = [u for users in kept for u in users]
     people += [e.user_id for r in fresh for e in r.entries]
+    people += [u for r in fresh for u in r.live]
     return people
 
 
 def stream_posts(
     fresh: Sequence[BatchResult], kept: Sequence[list[UserId]], active: set[UserId]
 ) -> list[Post]:
-    """The inbox news of the recorded results, for the ``active`` among their people."""
+    """The inbox and live news of the recorded results, for the ``active`` among their
+    people (a stream that lapsed since evaluation is not written: nobody listens)."""
     posts = []
     for result, users in zip(fresh, kept, strict=True):
         posts += [Post(u, Kind.INBOX, {"seq": result.seq}) for u in users if u in active]
@@ -255,4 +260,5 @@ def stream_posts(
             for e in result.entries
             if e.user_id in active
         ]
+        posts += [Post(u, Kind.LIVE, {"seq": result.seq}) for u in result.live if u in active]
     return posts

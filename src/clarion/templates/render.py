@@ -35,6 +35,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     Channel.SMS: ("text",),
     Channel.IN_APP: ("title", "body"),
     Channel.WEBHOOK: ("title", "body"),
+    Channel.LIVE: ("title", "body"),
     DIGEST: ("subject", "text", "html"),
 }
 _ONE_LINE = {"title", "subject"}

@@ -18,7 +18,7 @@ from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.types import UserId
 
 _REACHABLE = f"""
-SELECT j.u, {reach_columns("j.u")}
+SELECT j.u, {reach_columns("j.u", "$2")}
 FROM unnest($1::text[]) AS j(u) LEFT JOIN users u ON u.user_id = j.u
 """
 
@@ -105,8 +105,8 @@ class PostgresDeviceStore:
             )
         return found
 
-    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, Reach]:
-        rows = await self._db.fetch(_REACHABLE, list(user_ids))
+    async def reachable(self, user_ids: Sequence[UserId], now: float) -> dict[UserId, Reach]:
+        rows = await self._db.fetch(_REACHABLE, list(user_ids), now)
         return {UserId(r[0]): reach(r[1:]) for r in rows}
 
     async def prune(

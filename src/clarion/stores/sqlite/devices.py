@@ -87,9 +87,9 @@ class SqliteDeviceStore:
             )
         return found
 
-    async def reachable(self, user_ids: Sequence[UserId]) -> dict[UserId, Reach]:
+    async def reachable(self, user_ids: Sequence[UserId], now: float) -> dict[UserId, Reach]:
         rows = await self._db.read(
-            lambda c: c.execute(_REACHABLE, (orjson.dumps(list(user_ids)),)).fetchall()
+            lambda c: c.execute(_REACHABLE, (now, orjson.dumps(list(user_ids)))).fetchall()
         )
         return {UserId(r[0]): reach(r[1:]) for r in rows}
 
@@ -112,8 +112,8 @@ class SqliteDeviceStore:
 
 
 _REACHABLE = f"""
-SELECT j.value, {reach_columns("j.value")}
-FROM json_each(?) j LEFT JOIN users u ON u.user_id = j.value
+SELECT j.value, {reach_columns("j.value", "?1")}
+FROM json_each(?2) j LEFT JOIN users u ON u.user_id = j.value
 """
 
 
