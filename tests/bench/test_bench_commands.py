@@ -142,6 +142,15 @@ def test_bench_aggregate_json() -> None:
     assert 0 < result["pushes"] <= 2 * result["windows"]  # a first and one summary at most
 
 
+def test_bench_stream_json() -> None:
+    result = bench("stream", "--people", "200", "--rate", "400", "--seconds", "2")
+    required = {"connections", "updates_per_s", "p50_ms", "p99_ms", "lost", "bytes_per_connection"}
+    assert required <= result.keys()
+    assert result["connections"] == 400
+    assert result["samples"] > 0 and result["storm_reconnect_s"] is not None
+    assert (result["lost"], result["doubled"]) == (0, 0)  # the storm included
+
+
 def test_bench_push_json() -> None:
     result = bench("push", "--pushes", "400", "--workers", "2")
     assert {"sends_per_s", "raw_h2_requests_per_s", "workers"} <= result.keys()
@@ -160,6 +169,7 @@ def test_bench_email_json() -> None:
     ("args", "shown"),
     [
         (("email", "--messages", "30"), "messages / s"),
+        (("stream", "--people", "50", "--rate", "100", "--seconds", "1"), "live streams"),
         (("evaluate", "--batch", "300", "--others", "100"), "Evaluating one batch"),
         (("fanout", "--followers", "500", "--batch-size", "250"), "recipients / s"),
     ],

@@ -23,8 +23,10 @@ _ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per module: Playwright's sync API keeps an event loop running on this
+    thread while it is open, which the asyncio tests after it cannot share."""
     binary = shutil.which("chromium")
     if binary is None:
         raise RuntimeError("chromium is not installed: run `make test` (it installs it)")

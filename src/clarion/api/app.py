@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from clarion import __version__
+from clarion import __version__, collector
 from clarion.api.errors import install_error_handlers
 from clarion.api.ingest import IngestFront
 from clarion.api.openapi import install_openapi
@@ -53,6 +53,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         services = ApiServices(active)
         services.start()
         app.state.services = services
+        if own:  # a server process of its own (not a test's app sharing the runner's)
+            collector.settle()
         try:
             yield
         finally:

@@ -184,8 +184,8 @@ class ApiServices:
     async def delivered(self, entries: Sequence[Entry]) -> None:
         """Entries this process committed (a state put appends in its own transaction)."""
         if entries:
-            await self.hub.deliver(entries)
             await self._feed.announce(entries)
+            await self.hub.deliver(entries)
 
     def start(self) -> None:
         self.writer.start()

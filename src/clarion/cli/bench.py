@@ -25,11 +25,12 @@ from clarion.bench.fanout import FanoutReport, run_fanout
 from clarion.bench.ingest import run_ingest
 from clarion.bench.isolation import run_isolation
 from clarion.bench.push import run_push
+from clarion.bench.stream import run_stream
 from clarion.errors import InputError
 
 app = typer.Typer(
     help="Benchmarks: fan-out, ingest, evaluation, aggregation, push and email throughput;"
-    " P0 isolation.",
+    " P0 isolation; live streams.",
     no_args_is_help=True,
 )
 _err = Console(stderr=True)
@@ -328,4 +329,58 @@ def aggregate(
     table.add_row("pushes", f"{result.pushes:,} ({result.compression:,.0f} likes per push)")
     table.add_row("pushes per key and window", f"{result.pushes_per_key_window:.2f} (at most 2)")
     table.add_row("peak memory (all processes)", f"{result.peak_rss_mb:,.0f} MB")
+    Console().print(table)
+
+
+@app.command("stream")
+def stream(
+    people: Annotated[int, typer.Option(help="People, each with --devices open streams.")] = 5_000,
+    devices: Annotated[int, typer.Option(help="Open SSE streams per person.")] = 2,
+    rate: Annotated[float, typer.Option(help="State updates published per second.")] = 15_000,
+    seconds: Annotated[float, typer.Option(help="How long to measure for.")] = 20.0,
+    storm: Annotated[
+        bool, typer.Option(help="Then drop every stream at once and reconnect them.")
+    ] = True,
+    api_processes: Annotated[int, typer.Option(help="HTTP server processes.")] = 1,
+    broker: _BrokerOption = None,
+    store: _StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Live sync: open streams, state updates published per second, publish → device
+    latency, memory per connection, and a reconnect storm that must lose nothing."""
+    if people < 1 or devices < 1 or rate <= 0 or seconds <= 0:
+        raise InputError.single("people", "people, devices, rate and seconds must be positive")
+    _check_backends(broker, store)
+    with _progress() as bar:
+        result = run_stream(
+            people,
+            devices_each=devices,
+            rate=rate,
+            seconds=seconds,
+            storm=storm,
+            api_processes=api_processes,
+            broker=broker,
+            store=store,
+            progress=_advance(bar),
+        )
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("measure", "value", title=f"{result.connections:,} live streams")
+    table.add_row(
+        "state updates / s",
+        f"{result.updates_per_s:,.0f} (asked {result.target_updates_per_s:,.0f})",
+    )
+    table.add_row("messages to devices / s", f"{result.messages_per_s:,.0f}")
+    table.add_row(
+        "publish → device p50 / p99 / max",
+        f"{result.p50_ms:.0f} / {result.p99_ms:.0f} / {result.max_ms:.0f} ms"
+        f" ({result.samples:,} messages)",
+    )
+    table.add_row("memory per idle connection", f"{result.bytes_per_connection / 1024:,.1f} KiB")
+    table.add_row("all connected in", f"{result.connect_s:.1f} s")
+    if result.storm_reconnect_s is not None:
+        table.add_row("reconnect storm: all back in", f"{result.storm_reconnect_s:.1f} s")
+    table.add_row("lost / doubled / resets", f"{result.lost} / {result.doubled} / {result.resets}")
+    table.add_row("backend", f"{result.backend}, {result.api_processes} API process(es)")
     Console().print(table)

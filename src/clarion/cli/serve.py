@@ -12,6 +12,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from clarion import collector
 from clarion.cli.common import (
     BrokerOption,
     DbOption,
@@ -145,6 +146,7 @@ def worker(
     asyncio.run(check_backends(settings))
     if nice:
         os.nice(nice)
+    collector.settle()
     asyncio.run(
         run_worker(settings, stages=chosen_stages, priorities=chosen or list(Priority), name=name)
     )

@@ -55,6 +55,8 @@ class SqliteFeed:
         self._streams = streams
         self._db = db
         self._hub = hub
+        self._own: set[int] = set()
+        """Ids this process appended and gave its hub already: not read back."""
 
     async def run(self, stop: asyncio.Event) -> None:
         after = await self._streams.last_id()
@@ -73,16 +75,26 @@ class SqliteFeed:
             await asyncio.sleep(POLL_S)
 
     async def _follow(self, after: int) -> int:
+        own = self._own
         while True:
+            while after + 1 in own:  # nobody else wrote in between: nothing to read
+                own.discard(after + 1)
+                after += 1
             entries = await self._streams.feed(after, _PAGE)
             if entries:
                 after = entries[-1].id
-                await self._hub.deliver(entries)
+                theirs = [e for e in entries if e.id not in own] if own else entries
+                if len(theirs) < len(entries):
+                    own.difference_update(e.id for e in entries)
+                await self._hub.deliver(theirs)
             if len(entries) < _PAGE:
+                if len(own) > _PAGE:  # ids read before they were announced: forget them
+                    self._own = {i for i in own if i > after}
                 return after
 
     async def announce(self, entries: Sequence[Entry]) -> None:
-        """Nothing to do: the other processes read the file."""
+        """The other processes read the file; this one need not read these back."""
+        self._own.update(e.id for e in entries)
 
 
 class RedisFeed:

@@ -64,16 +64,32 @@ async def sse(
                 except TimeoutError:
                     yield b": ping\n\n"
                     continue
-                if message is None:
+                # What queued up meanwhile goes in the same write: one chunk, one syscall.
+                waiting = [message, *_waiting(conn.queue)]
+                sent = b"".join(_sse(m) for m in waiting if m is not None)
+                if waiting[-1] is None:
                     reason = conn.closed or "closed"
-                    yield b"event: error\ndata: " + orjson.dumps({"reason": reason}) + b"\n\n"
+                    error = b"event: error\ndata: " + orjson.dumps({"reason": reason}) + b"\n\n"
+                    yield sent + error
                     return
-                yield _sse(message)
+                yield sent
         finally:
             svc.hub.disconnect(conn)
 
     headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _waiting(
+    queue: asyncio.Queue[dict[str, Any] | None], most: int = 256
+) -> list[dict[str, Any] | None]:
+    """Messages already queued (up to ``most``), stopping after the end (None)."""
+    taken: list[dict[str, Any] | None] = []
+    while len(taken) < most and not queue.empty():
+        taken.append(queue.get_nowait())
+        if taken[-1] is None:
+            break
+    return taken
 
 
 def _sse(message: dict[str, Any]) -> bytes:

@@ -230,7 +230,7 @@ class SqliteStateStore:
     async def put(self, posts: Sequence[Post], now: float) -> list[Put]:
         """Store each state post whose version is newer than the stored one, and append it
         to the person's stream, in one transaction."""
-        return await self._db.write(lambda c: [_put(c, post, now) for post in posts])
+        return await self._db.write(lambda c: _put_all(c, posts, now))
 
     async def snapshot(self, user_id: UserId) -> list[Stored]:
         rows = await self._db.read(
@@ -260,6 +260,35 @@ class SqliteStateStore:
             ).fetchall()
         )
         return {r[0]: (r[1], int(r[2])) for r in rows}
+
+
+_PUT_MANY = """
+INSERT INTO user_state (user_id, key, value, version, updated_at)
+SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, ? FROM json_each(?) j
+WHERE true
+ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, version = excluded.version,
+    updated_at = excluded.updated_at
+WHERE user_state.version < excluded.version
+RETURNING user_id, key
+"""
+
+
+def _put_all(c: sqlite3.Connection, posts: Sequence[Post], now: float) -> list[Put]:
+    """A batch in three statements (upsert, heads, log); a key twice in one batch goes one
+    by one, so the later of the two sees the earlier."""
+    keys = [(p.user_id, p.body["key"]) for p in posts]
+    if len(posts) < 2 or len(set(keys)) < len(keys):
+        return [_put(c, post, now) for post in posts]
+    rows = [
+        [*key, orjson.dumps(p.body["value"]).decode(), p.body["version"]]
+        for key, p in zip(keys, posts, strict=True)
+    ]
+    applied = {(r[0], r[1]) for r in c.execute(_PUT_MANY, (now, orjson.dumps(rows)))}
+    entries = append_posts(
+        c, [p for key, p in zip(keys, posts, strict=True) if key in applied], now
+    )
+    streamed = {(e.user_id, e.body["key"]): e for e in entries}
+    return [Put(True, streamed.get(key)) if key in applied else Put(False) for key in keys]
 
 
 def _put(c: sqlite3.Connection, post: Post, now: float) -> Put:

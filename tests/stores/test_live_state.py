@@ -1,0 +1,63 @@
+"""Keyed state (``StateStore.put``) on both databases: newer versions win, older and equal
+ones are ignored, a batch holding a key twice is decided in order, and only people whose
+stream is active get a stream entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from clarion.clock import ManualClock
+from clarion.live.state import state_post
+from clarion.runtime import Runtime
+from clarion.types import UserId
+
+ANN, BOB, CY = UserId("ann"), UserId("bob"), UserId("cy")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_a_batch_applies_newer_versions_and_streams_them_to_the_listening(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    stores = runtime.stores
+    await stores.streams.activate(ANN, clock.now())
+    await stores.streams.activate(BOB, clock.now())
+    first = [state_post(u, "playback", {"at": 10}, 5) for u in (ANN, BOB, CY)]
+    assert [p.applied for p in await stores.states.put(first, clock.now())] == [True] * 3
+    clock.advance(1)
+    batch = [
+        state_post(ANN, "playback", {"at": 20}, 6),  # newer
+        state_post(BOB, "playback", {"at": 1}, 4),  # older: ignored
+        state_post(CY, "playback", {"at": 30}, 5),  # as new: ignored
+        state_post(BOB, "plan", {"tier": "gold"}, 1),
+    ]
+    puts = await stores.states.put(batch, clock.now())
+    assert [p.applied for p in puts] == [True, False, False, True]
+    assert [(p.entry.user_id, p.entry.body["key"]) for p in puts if p.entry] == [
+        (ANN, "playback"),
+        (BOB, "plan"),
+    ]
+    assert puts[0].entry is not None and puts[0].entry.pos == 2  # after the first batch's
+    snapshot = {s.key: (s.value, s.version) for s in await stores.states.snapshot(BOB)}
+    assert snapshot == {"playback": ({"at": 10}, 5), "plan": ({"tier": "gold"}, 1)}
+    assert [p.entry is None for p in await stores.states.put(first[2:], clock.now())] == [True]
+
+
+async def test_a_key_twice_in_one_batch_is_decided_in_order(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    stores = runtime.stores
+    await stores.streams.activate(ANN, clock.now())
+    batch = [
+        state_post(ANN, "playback", {"at": 2}, 2),
+        state_post(ANN, "playback", {"at": 1}, 1),  # older than the one before it
+        state_post(ANN, "playback", {"at": 3}, 3),
+    ]
+    puts = await stores.states.put(batch, clock.now())
+    assert [p.applied for p in puts] == [True, False, True]
+    assert [p.entry.pos for p in puts if p.entry] == [1, 2]
+    (stored,) = await stores.states.snapshot(ANN)
+    assert (stored.value, stored.version) == ({"at": 3}, 3)
