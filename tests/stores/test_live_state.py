@@ -40,7 +40,8 @@ async def test_a_batch_applies_newer_versions_and_streams_them_to_the_listening(
         (ANN, "playback"),
         (BOB, "plan"),
     ]
-    assert puts[0].entry is not None and puts[0].entry.pos == 2  # after the first batch's
+    assert puts[0].entry is not None
+    assert puts[0].entry.pos == 2
     snapshot = {s.key: (s.value, s.version) for s in await stores.states.snapshot(BOB)}
     assert snapshot == {"playback": ({"at": 10}, 5), "plan": ({"tier": "gold"}, 1)}
     assert [p.entry is None for p in await stores.states.put(first[2:], clock.now())] == [True]
