@@ -1,12 +1,13 @@
 #!/bin/sh
 # The tests start their own Redis and PostgreSQL servers on loopback (tests/services.py)
-# and drive Debian's headless Chromium (tests/browser); this installs the Debian packages
-# that provide them, when they are missing.
+# and drive Debian's headless Chromium (tests/browser) and check /metrics with promtool; this
+# installs the Debian packages that provide them, when they are missing.
 set -eu
 need=""
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || need="$need postgresql"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 [ -z "$need" ] && exit 0
 echo "installing for the tests:$need"
 SUDO=""

@@ -110,18 +110,26 @@ class PostgresServer:
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--no-sync")  # fmt: skip
         # Tests never pull the plug on PostgreSQL: durability settings off, for speed.
+        self.resume()
+
+    def stop(self) -> None:
+        try:
+            self.pause()
+        finally:
+            shutil.rmtree(self._state, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (``resume`` starts it again)."""
+        self._run("pg_ctl", "-D", str(self._state / "data"), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        data = self._state / "data"
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self._state} -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run("pg_ctl", "-D", str(data), "-l", str(self._state / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")  # fmt: skip
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self._state / "data"), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self._state, ignore_errors=True)
 
 
 async def empty_postgres(dsn: str) -> None:

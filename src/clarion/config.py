@@ -115,6 +115,11 @@ class Settings:
     digest_template: str = "digest"
     """The template whose ``digest`` variant writes digest emails (built-in if none)."""
 
+    ready_stuck_s: float = 300.0
+    """``/v1/ready`` answers 503 while a stage's oldest due message has waited this long."""
+    ready_worker_s: float = 15.0
+    """… or while no worker has checked in (every second) for this long."""
+
     def breaker(self) -> BreakerSettings:
         return BreakerSettings(
             window_s=self.breaker_window_s,
@@ -257,6 +262,8 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "sender_strike_window_s": float,
     "digest_template": str,
     "user_token_keys": str,
+    "ready_stuck_s": float,
+    "ready_worker_s": float,
 }
 
 

@@ -9,9 +9,11 @@ see their pids (peak memory) and kill one (fault tests).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ import httpx
 
 from clarion.config import Settings
 from clarion.errors import BackendError
+from clarion.metrics import MULTIPROCESS_ENV
 from clarion.supervisor import Supervisor, WorkerSpec, standard_workers
 
 
@@ -44,6 +47,7 @@ class LocalClarion:
     server: subprocess.Popen[bytes] | None = None
     supervisor: Supervisor | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
+    _metrics_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -53,9 +57,12 @@ class LocalClarion:
         env = dict(os.environ)
         env.update(self.settings.to_env())
         env["CLARION_DB"] = str(self.settings.db.resolve())
+        if self._metrics_dir is not None:  # the API adds up the workers' metrics from here
+            env[MULTIPROCESS_ENV] = str(self._metrics_dir)
         return env
 
     def start(self, *, timeout_s: float = 30.0) -> LocalClarion:
+        self._metrics_dir = Path(tempfile.mkdtemp(prefix="clarion-metrics-"))
         env = self.env()
         self.server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [
@@ -127,6 +134,9 @@ class LocalClarion:
         for handle in self._logs:
             handle.close()
         self._logs.clear()
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            self._metrics_dir = None
 
     def __enter__(self) -> LocalClarion:
         return self.start()

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from clarion import metrics
 from clarion.models import Priority
 from clarion.topics import STAGES
 
@@ -84,6 +85,7 @@ class Supervisor:
             process = self.processes.get(spec.name)
             if process is not None and process.poll() is not None and self.restart:
                 log.warning("%s exited with %s; restarting", spec.name, process.returncode)
+                metrics.process_gone(process.pid)
                 self.restarts += 1
                 self._spawn(spec)
 

@@ -229,3 +229,28 @@ async def test_competing_consumers_share_work_and_take_over_a_dead_ones(
     assert await second.depth("t.p1") == 3
     await second.ack(taken_over)
     assert await first.depth("t.p1") == 0
+
+
+async def test_oldest_is_when_each_stages_longest_waiting_due_message_came(
+    broker: Broker, clock: ManualClock
+) -> None:
+    first_at = clock.now()
+    await broker.publish([out(b"a"), out(b"later", "u.p2", delay_s=60)])
+    clock.advance(5)
+    await broker.publish([out(b"b")])
+    assert await broker.oldest(clock.now()) == {"t.p1": first_at}  # "u.p2" is not due
+    held = await broker.consume("t.p1", limit=1)  # in flight is still waiting on the stage
+    assert await broker.oldest(clock.now()) == {"t.p1": first_at}
+    await broker.ack(held)
+    assert await broker.oldest(clock.now()) == {"t.p1": first_at + 5}
+    clock.advance(60)
+    assert (await broker.oldest(clock.now()))["u.p2"] == first_at
+
+
+async def test_dead_letters_are_counted(broker: Broker) -> None:
+    assert await broker.dead_letter_count() == 0
+    await broker.publish([out(b"x")])
+    (message,) = await broker.consume("t.p1", limit=1)
+    await broker.dead_letter(message, error="boom")
+    await broker.publish([Outbound("u.p1", b"y", dead_letter="bad")])
+    assert await broker.dead_letter_count() == 2

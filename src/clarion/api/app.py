@@ -17,6 +17,7 @@ from clarion.api.routes import (
     followers,
     killswitches,
     me,
+    monitoring,
     notifications,
     operations,
     preferences,
@@ -86,6 +87,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         me,
         stream,
         state,
+        monitoring,
     )
     for module in modules:
         app.include_router(module.router)

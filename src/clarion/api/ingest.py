@@ -20,6 +20,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clarion import metrics
 from clarion.api.errors import clarion_response, error_body, problems_from_pydantic, status_of
 from clarion.api.schemas import BatchIn, EventIn
 from clarion.api.services import ApiServices
@@ -70,6 +71,7 @@ class IngestFront:
             body = await _read_body(receive)
             status, payload, headers = await handler(services, key, body)
         except ClarionError as exc:
+            metrics.refused([status_of(exc)[1]])
             response = clarion_response(exc)
             status, raw, headers = (
                 response.status_code,
@@ -181,6 +183,7 @@ async def send_batch(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
             else:
                 event = await _prepare(svc, key, parsed)
         except ClarionError as exc:
+            metrics.refused([status_of(exc)[1]])
             results.append(_refused(exc))
         else:
             pending.append((index, event))
@@ -282,4 +285,5 @@ async def _submit(svc: ApiServices, key: SenderKey, events: list[Event]) -> list
             f"sender {key.sender!r} is over its rate of {key.rate_per_s:g} events/s",
             outcome.retry_after_s,
         )
+    metrics.accepted(e.priority for e, a in zip(events, outcome, strict=True) if not a.duplicate)
     return outcome

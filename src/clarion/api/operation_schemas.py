@@ -48,3 +48,16 @@ class LoadOut(BaseModel):
     queues: dict[str, int] = Field(description="Every non-empty queue's depth.")
     shed_p2_at: int
     shed_p1_at: int
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description='"ok": the process answers.')
+
+
+class ReadyOut(BaseModel):
+    status: str = Field(description='"ready", or "not_ready" (with 503).')
+    problems: list[str] = Field(description="What is wrong, each saying what to check.")
+    workers: int = Field(description="Workers that checked in lately.")
+    oldest_seconds: dict[str, float] = Field(
+        description="Per queue with due work: how long its oldest message has waited."
+    )

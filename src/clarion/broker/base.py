@@ -102,6 +102,13 @@ class Broker(Protocol):
         """Messages waiting or in flight on ``topic`` (delayed ones included)."""
         ...
 
+    async def oldest(self, now: float) -> dict[str, float]:
+        """Per topic with a message due by ``now`` or in flight: when its oldest such was
+        enqueued (how far behind the stage is; a delayed retry is not late until due)."""
+        ...
+
+    async def dead_letter_count(self) -> int: ...
+
     async def wait(self, timeout_s: float) -> None:
         """Sleep up to ``timeout_s``, returning early when new messages may have arrived."""
         ...

@@ -147,6 +147,18 @@ class MemoryBroker:
             found[entry.topic] = found.get(entry.topic, 0) + 1
         return found
 
+    async def oldest(self, now: float) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for entry in self._entries.values():
+            if entry.available_at <= now or entry.lease is not None:
+                found[entry.topic] = min(
+                    entry.enqueued_at, found.get(entry.topic, entry.enqueued_at)
+                )
+        return found
+
+    async def dead_letter_count(self) -> int:
+        return len(self._dead)
+
     async def wait(self, timeout_s: float) -> None:
         self._news.clear()
         with contextlib.suppress(TimeoutError):

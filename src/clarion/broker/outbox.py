@@ -45,6 +45,7 @@ class Outbox(Protocol):
     async def nack(self, message: Message, *, delay_s: float) -> None: ...
     async def depth(self, topic: str) -> int: ...
     async def depths(self) -> dict[str, int]: ...
+    async def oldest(self, now: float) -> dict[str, float]: ...
 
     async def version(self) -> int:
         """Changes whenever a commit may have added messages (a cheap "news?" probe)."""
@@ -138,6 +139,15 @@ class OutboxRelay:
 
     async def depth(self, topic: str) -> int:
         return await self._broker.depth(topic) + await self._outbox.depth(topic)
+
+    async def oldest(self, now: float) -> dict[str, float]:
+        found = await self._broker.oldest(now)
+        for topic, at in (await self._outbox.oldest(now)).items():
+            found[topic] = min(at, found.get(topic, at))
+        return found
+
+    async def dead_letter_count(self) -> int:
+        return await self._broker.dead_letter_count()
 
     async def wait(self, timeout_s: float) -> None:
         """Until Redis announces a publish or the store commits (maybe an outbox message)."""

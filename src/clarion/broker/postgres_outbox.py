@@ -77,6 +77,14 @@ class PostgresOutbox:
         rows = await self._db.fetch("SELECT topic, count(*) FROM outbox GROUP BY topic")
         return {r[0]: int(r[1]) for r in rows}
 
+    async def oldest(self, now: float) -> dict[str, float]:
+        rows = await self._db.fetch(
+            "SELECT topic, min(enqueued_at) FROM outbox WHERE available_at <= $1"
+            " OR lease IS NOT NULL GROUP BY topic",
+            now,
+        )
+        return {r[0]: float(r[1]) for r in rows}
+
     async def version(self) -> int:
         """Changes whenever a commit may have added messages."""
         if self._stop_listening is None:

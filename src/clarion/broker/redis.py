@@ -244,6 +244,30 @@ class RedisBroker:
         counts = await pipe.execute()
         return {t: int(counts[2 * i]) + int(counts[2 * i + 1]) for i, t in enumerate(topics)}
 
+    async def oldest(self, now: float) -> dict[str, float]:
+        """The stream's first entry (ready or in flight), and delayed ones already due."""
+        topics = await self._topics()
+        pipe = self._redis.pipeline(transaction=False)
+        for topic in topics:
+            pipe.xrange(_key(topic, "stream"), count=1)
+            pipe.zrangebyscore(_key(topic, "delayed"), "-inf", now, start=0, num=1)
+        answers = await pipe.execute()
+        found: dict[str, float] = {}
+        for i, topic in enumerate(topics):
+            first, due = answers[2 * i], answers[2 * i + 1]
+            times = [float(first[0][1][b"e"])] if first else []
+            times += [float(_text(due[0]).rpartition("|")[2])] if due else []
+            if times:
+                found[topic] = min(times)
+        return found
+
+    async def dead_letter_count(self) -> int:
+        topics = await self._topics()
+        pipe = self._redis.pipeline(transaction=False)
+        for topic in topics:
+            pipe.xlen(_key(topic, "dead"))
+        return sum(int(n) for n in await pipe.execute())
+
     async def wait(self, timeout_s: float) -> None:
         await self.news(timeout_s)
 

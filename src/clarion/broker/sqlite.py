@@ -223,6 +223,22 @@ class SqliteBroker:
         )
         return {topic: int(count) for topic, count in rows}
 
+    async def oldest(self, now: float) -> dict[str, float]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT topic, min(enqueued_at) FROM queue"
+                " WHERE available_at <= ? OR lease IS NOT NULL GROUP BY topic",
+                (now,),
+            ).fetchall()
+        )
+        return {topic: float(at) for topic, at in rows}
+
+    async def dead_letter_count(self) -> int:
+        row = await self._db.read(
+            lambda c: c.execute("SELECT count(*) FROM dead_letters").fetchone()
+        )
+        return int(row[0])
+
     async def wait(self, timeout_s: float) -> None:
         # Another process's commit changes PRAGMA data_version; polling it costs microseconds.
         deadline = time.monotonic() + timeout_s

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 from rich.console import Console
 
-from clarion import collector
+from clarion import collector, metrics
 from clarion.cli.common import (
     BrokerOption,
     DbOption,
@@ -70,6 +73,10 @@ def serve(
     specs = standard_workers(
         settings.workers, settings.p0_workers, bulk_nice=settings.bulk_worker_nice
     )
+    # Every process started from here counts into one directory the API adds up on scrape.
+    chosen = os.environ.get(metrics.MULTIPROCESS_ENV)
+    counted = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="clarion-metrics-"))
+    metrics.use_directory(counted)
     supervisor = Supervisor(specs, os.environ)
     queues = f"queues in {settings.broker}" if settings.broker else "queues in the database"
     stores = f"stores in {settings.store}" if settings.store else f"database {settings.db}"
@@ -103,6 +110,8 @@ def serve(
         stop.set()
         watcher.join()
         supervisor.stop()
+        if not chosen:
+            shutil.rmtree(counted, ignore_errors=True)
 
 
 def _watch(supervisor: Supervisor, stop: threading.Event) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clarion import metrics
 from clarion.live.log import Entry, Head, Kind
 from clarion.stores.base import StreamStore
 from clarion.types import UserId
@@ -79,11 +80,13 @@ class Hub:
 
     def connect(self, conn: Connection) -> None:
         self._by_user.setdefault(conn.user_id, set()).add(conn)
+        metrics.metrics().open_streams.inc()
 
     def disconnect(self, conn: Connection) -> None:
         found = self._by_user.get(conn.user_id)
-        if found is not None:
+        if found is not None and conn in found:
             found.discard(conn)
+            metrics.metrics().open_streams.dec()
             if not found:
                 del self._by_user[conn.user_id]
 

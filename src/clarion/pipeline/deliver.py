@@ -28,7 +28,7 @@ from clarion.keyring import SigningKeys
 from clarion.live import critical
 from clarion.live.critical import REFRESH_TYPE
 from clarion.models import Channel, EventContent, Outcome, Priority
-from clarion.pipeline import collapse, digests
+from clarion.pipeline import collapse, digests, observe
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.digests import DigestComposer
 from clarion.pipeline.dispatch import Dispatcher, Send
@@ -140,6 +140,7 @@ class DeliverStage:
 
         async def record() -> None:
             await self._deliveries.record_batches(results, self._worker, self._clock.now())
+            observe.sent(self.channel, batches, sends, self._clock.now())
 
         return StageResult(outbound, record, len(sends))
 

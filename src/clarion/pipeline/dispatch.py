@@ -11,9 +11,11 @@ further request would be refused too, and the messages wait instead of failing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clarion import metrics
 from clarion.channels.base import (
     OutboundMessage,
     Provider,
@@ -95,7 +97,9 @@ class Dispatcher:
             _answer(pending, SendResult(SendStatus.DEFERRED, f"deferred: {kind} rate", wait))
 
     async def _send(self, kind: str, provider: Provider, sends: list[Send]) -> None:
+        started = time.perf_counter()
         results = await provider.send([s.message for s in sends if s.message is not None])
+        metrics.metrics().provider_send.labels(provider.name).observe(time.perf_counter() - started)
         failed = throttled = 0
         for send, result in zip(sends, results, strict=True):
             if result.status is SendStatus.CREDENTIALS:

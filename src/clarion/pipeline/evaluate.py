@@ -31,7 +31,7 @@ from clarion.broker import Message, Outbound
 from clarion.clock import Clock
 from clarion.errors import CountsUnavailableError
 from clarion.models import Channel, Outcome, Overflow, Priority
-from clarion.pipeline import collapse, digests
+from clarion.pipeline import collapse, digests, observe
 from clarion.pipeline.aggregate import Aggregator, entries_for_first, take_counted
 from clarion.pipeline.base import StageResult
 from clarion.pipeline.context import Context, notice, stopped
@@ -135,6 +135,7 @@ class EvaluateStage:
         async def record() -> None:
             for group in _commit_groups(results):
                 await self._deliveries.record_batches(group, self._worker, self._clock.now())
+            observe.evaluated(items, results, self._clock.now())
 
         return StageResult(outbound, record, sum(len(b.recipients) for b in items))
 

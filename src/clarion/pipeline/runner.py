@@ -27,6 +27,7 @@ from clarion.broker import Broker, Message
 from clarion.broker.retry import backoff_s
 from clarion.clock import Clock
 from clarion.models import Priority
+from clarion.pipeline import observe
 from clarion.pipeline.base import Stage, StageResult
 from clarion.pipeline.messages import MessageError, senders_of
 from clarion.resilience.load import LoadMonitor
@@ -258,6 +259,7 @@ class Runner:
 
     async def _give_up(self, stage: Stage[Any], message: Message, item: Any, error: str) -> None:
         await self._broker.dead_letter(message, error=error)
+        observe.dead_lettered(priority_of(message.topic))
         await stage.on_dead_letter(item, message, error)
         if self._guard is not None:
             await self._guard.strike(senders_of(item), error)
@@ -269,6 +271,7 @@ class Runner:
             return
         self._last_flush = time.monotonic()
         await self._stats.record(
+            self._name,
             [
                 StageStats(self._name, name, c.messages, c.items, c.busy_s)
                 for name, c in self._counters.items()

@@ -218,7 +218,15 @@ its id once taken for sending, and its items (``policy.digest``); and live sync
 (``live``): each person's stream head and bounded log, stream tickets, what each device
 acknowledged, and keyed state."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+CREATE TABLE worker_beats (worker text PRIMARY KEY, at double precision NOT NULL);
+ALTER TABLE events ADD COLUMN traceparent text;
+CREATE INDEX events_by_trace ON events (substr(traceparent, 4, 32)) WHERE traceparent IS NOT NULL
+"""
+"""Version 4: each worker's last heartbeat (``/v1/ready``), and the W3C ``traceparent`` an
+event was sent with, found by its trace id."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 LOG_DAYS_AHEAD = 7
 

@@ -417,7 +417,19 @@ its id once taken for sending, and its items (``policy.digest``); and live sync
 (``live``): each person's stream head and bounded log, stream tickets, what each device
 acknowledged, and keyed state."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+CREATE TABLE worker_beats (
+    worker      TEXT PRIMARY KEY,
+    at          REAL NOT NULL
+) WITHOUT ROWID;
+
+ALTER TABLE events ADD COLUMN traceparent TEXT;
+CREATE INDEX events_by_trace ON events (substr(traceparent, 4, 32)) WHERE traceparent IS NOT NULL
+"""
+"""Version 6: each worker's last heartbeat (``/v1/ready``), and the W3C ``traceparent`` an
+event was sent with, found by its trace id."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -411,5 +411,12 @@ class SenderGuardStore(Protocol):
 
 
 class StatsStore(Protocol):
-    async def record(self, stats: Sequence[StageStats], now: float) -> None: ...
+    async def record(self, worker: str, stats: Sequence[StageStats], now: float) -> None:
+        """The worker's cumulative counters, and its heartbeat (it is alive at ``now``)."""
+        ...
+
     async def all(self) -> list[StageStats]: ...
+
+    async def beats(self) -> dict[str, float]:
+        """Each worker's last heartbeat."""
+        ...
