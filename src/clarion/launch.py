@@ -25,6 +25,7 @@ import httpx
 
 from clarion.config import Settings
 from clarion.errors import BackendError
+from clarion.logs import FORMAT_ENV, LEVEL_ENV
 from clarion.metrics import MULTIPROCESS_ENV
 from clarion.supervisor import Supervisor, WorkerSpec, standard_workers
 
@@ -44,6 +45,9 @@ class LocalClarion:
     quiet: bool = True
     log_dir: Path | None = None
     api_processes: int = 1
+    log_level: str = "warning"
+    log_format: str = "json"
+    """Every process's logs (with ``log_dir``: one file each)."""
     server: subprocess.Popen[bytes] | None = None
     supervisor: Supervisor | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -59,6 +63,7 @@ class LocalClarion:
         env["CLARION_DB"] = str(self.settings.db.resolve())
         if self._metrics_dir is not None:  # the API adds up the workers' metrics from here
             env[MULTIPROCESS_ENV] = str(self._metrics_dir)
+        env[LEVEL_ENV], env[FORMAT_ENV] = self.log_level, self.log_format
         return env
 
     def start(self, *, timeout_s: float = 30.0) -> LocalClarion:
@@ -79,13 +84,13 @@ class LocalClarion:
                 "--api-processes",
                 str(self.api_processes),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             env=env,
             stdout=self._log("server"),
             stderr=subprocess.STDOUT,
         )
-        self.supervisor = Supervisor(self.workers, env, quiet=self.quiet)
+        self.supervisor = Supervisor(self.workers, env, quiet=self.quiet, log_dir=self.log_dir)
         self.supervisor.start()
         try:
             self._wait_healthy(timeout_s)

@@ -235,6 +235,8 @@ class Event:
     payload: JSONObject = field(default_factory=dict)
     send_at: float | None = None
     """Set: nothing happens before this time (scheduled sends, acknowledgement checks)."""
+    traceparent: str | None = None
+    """The W3C trace context the producer sent it with (its log lines and trail carry it)."""
 
     @property
     def direct_recipients(self) -> tuple[UserId, ...]:
@@ -277,3 +279,4 @@ class EventStatus:
     completed_at: float | None
     sender: str
     error: str | None = None
+    trace_id: str | None = None

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from clarion import metrics
 from clarion.models import Priority
@@ -66,6 +67,8 @@ class Supervisor:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     restart: bool = True
     quiet: bool = False
+    log_dir: Path | None = None
+    """Set: each worker's output goes to ``<name>.log`` there (appended across restarts)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: int = 0
 
@@ -74,9 +77,16 @@ class Supervisor:
             self._spawn(spec)
 
     def _spawn(self, spec: WorkerSpec) -> None:
-        output = subprocess.DEVNULL if self.quiet else None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with (self.log_dir / f"{spec.name}.log").open("ab") as output:
+                self.processes[spec.name] = subprocess.Popen(  # noqa: S603 - our interpreter
+                    spec.command(), env=dict(self.env), stdout=output, stderr=output
+                )
+            return
+        quiet = subprocess.DEVNULL if self.quiet else None
         self.processes[spec.name] = subprocess.Popen(  # noqa: S603 - our own interpreter
-            spec.command(), env=dict(self.env), stdout=output, stderr=output
+            spec.command(), env=dict(self.env), stdout=quiet, stderr=quiet
         )
 
     def check(self) -> None:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from clarion import __version__, collector
+from clarion import __version__, collector, logs
 from clarion.api.errors import install_error_handlers
 from clarion.api.ingest import IngestFront
 from clarion.api.openapi import install_openapi
@@ -100,4 +100,6 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
 
 def app_from_env() -> IngestFront:
+    """The factory ``clarion serve`` hands uvicorn (also in each API process it starts)."""
+    logs.from_env()
     return create_app()

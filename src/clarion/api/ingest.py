@@ -28,6 +28,7 @@ from clarion.errors import ClarionError, FieldProblem, InputError, RateLimitedEr
 from clarion.ingest.validation import EventRequest, build_event, top_field
 from clarion.models import Event, Priority, SenderKey
 from clarion.stores.records import Accepted, IngestRequest, RateLimited
+from clarion.tracing import valid_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ _BATCH = TypeAdapter(BatchIn)
 _VALID_EVENTS = TypeAdapter(list[EventIn])
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
-Handler = Callable[[ApiServices, SenderKey, bytes], Awaitable[Answer]]
+Handler = Callable[[ApiServices, SenderKey, bytes, str | None], Awaitable[Answer]]
 
 
 class IngestFront:
@@ -69,7 +70,8 @@ class IngestFront:
             services: ApiServices = self.api.state.services
             key = await services.authenticate(_bearer(scope))
             body = await _read_body(receive)
-            status, payload, headers = await handler(services, key, body)
+            trace = valid_traceparent(_header(scope, b"traceparent"))
+            status, payload, headers = await handler(services, key, body, trace)
         except ClarionError as exc:
             metrics.refused([status_of(exc)[1]])
             response = clarion_response(exc)
@@ -88,11 +90,18 @@ class IngestFront:
 
 
 def _bearer(scope: Scope) -> str | None:
+    text = _header(scope, b"authorization")
+    if text is None:
+        return None
+    scheme, _, secret = text.partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else None
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        if name == wanted:
             text: str = value.decode("latin-1")
-            scheme, _, secret = text.partition(" ")
-            return secret.strip() if scheme.lower() == "bearer" else None
+            return text
     return None
 
 
@@ -157,15 +166,16 @@ def _salvaged(raw: Any, shape: list[FieldProblem]) -> EventIn:
         raise InputError(shape) from None
 
 
-async def send_one(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
+async def send_one(svc: ApiServices, key: SenderKey, body: bytes, trace: str | None) -> Answer:
     await svc.check_sender(key)
-    event = await _prepare(svc, key, *_event(body))
+    event = await _prepare(svc, key, *_event(body), trace=trace)
     (accepted,) = await _submit(svc, key, [event])
     answer = {"event_id": accepted.event_id, "duplicate": accepted.duplicate}
     return (200 if accepted.duplicate else 202), answer, {}
 
 
-async def send_batch(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
+async def send_batch(svc: ApiServices, key: SenderKey, body: bytes, trace: str | None) -> Answer:
+    """``trace``: the request's trace context, kept with every event of the batch."""
     await svc.check_sender(key)
     batch: BatchIn = _parse(_BATCH, body)
     limit = svc.runtime.settings.max_batch_events
@@ -179,9 +189,10 @@ async def send_batch(svc: ApiServices, key: SenderKey, body: bytes) -> Answer:
         try:
             if isinstance(parsed, ValidationError):
                 shape = problems_from_pydantic(parsed.errors())
-                event = await _prepare(svc, key, _salvaged(batch.events[index], shape), shape)
+                salvaged = _salvaged(batch.events[index], shape)
+                event = await _prepare(svc, key, salvaged, shape, trace=trace)
             else:
-                event = await _prepare(svc, key, parsed)
+                event = await _prepare(svc, key, parsed, trace=trace)
         except ClarionError as exc:
             metrics.refused([status_of(exc)[1]])
             results.append(_refused(exc))
@@ -232,7 +243,12 @@ def _refused(exc: ClarionError) -> dict[str, Any]:
 
 
 async def _prepare(
-    svc: ApiServices, key: SenderKey, body: EventIn, shape: Sequence[FieldProblem] = ()
+    svc: ApiServices,
+    key: SenderKey,
+    body: EventIn,
+    shape: Sequence[FieldProblem] = (),
+    *,
+    trace: str | None = None,
 ) -> Event:
     """``shape``: what the schema found wrong (the fields it names are left out of
     ``body``); answered in one 400 together with everything wrong with the rest."""
@@ -261,6 +277,7 @@ async def _prepare(
         template=template,
         template_version=version,
         collapse_key=body.collapse_key,
+        traceparent=trace,
     )
     event = build_event(
         request, spec, key, limits=svc.limits, now=svc.runtime.clock.now(), earlier=problems

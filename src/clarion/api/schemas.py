@@ -112,6 +112,11 @@ class EventStatusOut(BaseModel):
     first_delivery_at: str | None
     completed_at: str | None
     error: str | None = None
+    trace_id: str | None = Field(None, description="The W3C trace id it was sent with.")
+
+
+class EventStatusList(BaseModel):
+    items: list[EventStatusOut]
 
 
 # ── types ────────────────────────────────────────────────────────────────────────────
@@ -401,6 +406,7 @@ class DeliveryOut(BaseModel):
     outcome: str
     reason: str | None
     at: str
+    trace_id: str | None = Field(None, description="The W3C trace id its event was sent with.")
 
 
 class DeliveryList(BaseModel):

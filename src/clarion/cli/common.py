@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
+from clarion import logs
 from clarion.config import Settings
+from clarion.errors import InputError
 from clarion.runtime import Runtime, open_runtime
 
 T = TypeVar("T")
@@ -66,8 +68,31 @@ def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T
     return asyncio.run(_run())
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+LogLevelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="debug, info, warning or error. [default: CLARION_LOG_LEVEL, else info]",
+        show_default=False,
+    ),
+]
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        help="json (one object per line), console, or auto: console on a terminal, json"
+        " otherwise. [default: CLARION_LOG_FORMAT, else auto]",
+        show_default=False,
+    ),
+]
+
+
+def configure_logging(level: str | None, form: str | None = None) -> None:
+    """Log as asked, and leave the choice in the environment for the processes this one
+    starts (workers, API processes)."""
+    chosen_level = (level or os.environ.get(logs.LEVEL_ENV) or "info").lower()
+    chosen_form = (form or os.environ.get(logs.FORMAT_ENV) or "auto").lower()
+    if chosen_level not in logs.LEVELS:
+        raise InputError.single("log-level", f"choose from {', '.join(logs.LEVELS)}")
+    if chosen_form not in logs.FORMATS:
+        raise InputError.single("log-format", f"choose from {', '.join(logs.FORMATS)}")
+    os.environ[logs.LEVEL_ENV], os.environ[logs.FORMAT_ENV] = chosen_level, chosen_form
+    logs.from_env()

@@ -15,10 +15,12 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from clarion import collector, metrics
+from clarion import collector, logs, metrics
 from clarion.cli.common import (
     BrokerOption,
     DbOption,
+    LogFormatOption,
+    LogLevelOption,
     StoreOption,
     configure_logging,
     settings_for,
@@ -58,12 +60,13 @@ def serve(
     api_processes: Annotated[
         int, typer.Option(min=1, max=64, help="HTTP server processes sharing the port.")
     ] = 1,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the HTTP API and the pipeline workers (on the embedded SQLite backend unless
     --broker names a Redis server and --store a PostgreSQL database)."""
     settings = settings_for(db, broker=broker, store=store, workers=workers, p0_workers=p0_workers)
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     asyncio.run(check_backends(settings))
     os.environ["CLARION_DB"] = str(settings.db.resolve())
     if settings.broker:
@@ -100,7 +103,8 @@ def serve(
             host=host,
             port=port,
             workers=api_processes,
-            log_level=log_level.lower(),
+            log_level=os.environ[logs.LEVEL_ENV],
+            log_config=None,  # our handler and format (clarion.logs), not uvicorn's
             access_log=False,
             # Live streams never end on their own: give them a moment, then close them
             # (devices reconnect, to this server once it is back or to another one).
@@ -129,7 +133,8 @@ def worker(
         "P0,P1,P2"
     ),
     name: Annotated[str, typer.Option(help="Name in logs and statistics.")] = "worker",
-    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     nice: Annotated[
         int,
         typer.Option(
@@ -151,7 +156,7 @@ def worker(
     except ValueError:
         raise InputError.single("priorities", "choose from P0, P1, P2") from None
     settings = settings_for(db, broker=broker, store=store)
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     asyncio.run(check_backends(settings))
     if nice:
         os.nice(nice)

@@ -42,6 +42,8 @@ class EventRequest:
     template_version: int | None = None
     """Resolved before validation: the version this event will render with."""
     collapse_key: str | None = None
+    traceparent: str | None = None
+    """The request's W3C trace context (a valid one; not part of what makes a repeat)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ def build_event(
         recipients=recipients,
         object=request.object,
         payload=payload,
+        traceparent=request.traceparent,
     )
 
 

@@ -26,6 +26,7 @@ from clarion.models import (
 from clarion.policy.aggregation import WindowSummary
 from clarion.stores.records import PartitionRef
 from clarion.topics import EVALUATE, FANOUT, topic
+from clarion.tracing import trace_id_of
 from clarion.types import EventId, Seq, UserId
 
 _PRIORITIES = {p.value: p for p in Priority}
@@ -69,6 +70,12 @@ class EventHeader:
     overflow: Overflow | None = None
     collapse_key: str | None = None
     """Latest wins per (recipient, collapse key) (``pipeline.collapse``)."""
+    traceparent: str | None = None
+    """The producer's W3C trace context: every log line about the event names its trace."""
+
+    @property
+    def trace_id(self) -> str | None:
+        return trace_id_of(self.traceparent)
 
     @property
     def budget(self) -> RetryBudget:
@@ -96,6 +103,7 @@ class EventHeader:
             aggregate_s=event.aggregate_s,
             overflow=event.overflow,
             collapse_key=event.collapse_key,
+            traceparent=event.traceparent,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -118,6 +126,7 @@ class EventHeader:
             "aggregate_s": self.aggregate_s,
             "overflow": None if self.overflow is None else self.overflow.value,
             "collapse_key": self.collapse_key,
+            "traceparent": self.traceparent,
         }
 
     @classmethod
@@ -143,6 +152,7 @@ class EventHeader:
             int(doc.get("aggregate_s") or 0),
             _OVERFLOWS.get(doc.get("overflow")),
             doc.get("collapse_key"),
+            doc.get("traceparent"),
         )
 
 
@@ -394,6 +404,20 @@ class Summary:
     event_ids: list[str]
     senders: list[str]
     recipients: int
+    batch_keys: list[str] = field(default_factory=list)
+    trace_ids: list[str] = field(default_factory=list)
+
+    def log_fields(self) -> dict[str, Any]:
+        """For a log line about the message: one value each, or the list when several."""
+        fields: dict[str, Any] = {}
+        for name, values in (
+            ("event_id", self.event_ids),
+            ("batch_key", self.batch_keys),
+            ("trace_id", self.trace_ids),
+        ):
+            if values:
+                fields[name] = values[0] if len(values) == 1 else values
+        return fields
 
 
 def summarize(topic_name: str, body: bytes) -> Summary | None:
@@ -403,15 +427,22 @@ def summarize(topic_name: str, body: bytes) -> Summary | None:
     try:
         if stage == FANOUT:
             task = FanoutTask.decode(body)
-            return Summary([task.header.event_id], [task.header.sender], len(task.recipients))
+            return _summary([task.header], [], len(task.recipients))
         if stage == EVALUATE:
             batches = decode_batches(body)
-            return Summary(
-                sorted({b.header.event_id for b in batches}),
-                sorted({b.header.sender for b in batches}),
-                sum(len(b.recipients) for b in batches),
-            )
+            recipients = sum(len(b.recipients) for b in batches)
+            return _summary([b.header for b in batches], [b.batch_key for b in batches], recipients)
         delivery = DeliveryBatch.decode(body)
     except MessageError:
         return None
-    return Summary([delivery.header.event_id], [delivery.header.sender], len(delivery.recipients))
+    return _summary([delivery.header], [delivery.batch_key], len(delivery.recipients))
+
+
+def _summary(headers: list[EventHeader], batch_keys: list[str], recipients: int) -> Summary:
+    return Summary(
+        sorted({h.event_id for h in headers}),
+        sorted({h.sender for h in headers}),
+        recipients,
+        batch_keys,
+        sorted({t for h in headers if (t := h.trace_id)}),
+    )

@@ -8,8 +8,10 @@ or timeout the provider's; refusals at ingest (the producer's) are counted by th
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from clarion import metrics
 from clarion.channels.base import SendStatus
@@ -19,6 +21,7 @@ from clarion.pipeline.messages import DeliveryBatch, EventHeader, RecipientBatch
 from clarion.slo import TARGETS
 from clarion.stores.records import BatchResult
 
+log = logging.getLogger(__name__)
 _PROVIDER_FAULTS = {SendStatus.TRANSIENT, SendStatus.PERMANENT}
 
 
@@ -28,8 +31,13 @@ def evaluated(
     """In-app entries and live messages (written by evaluation), and every suppression."""
     counted = metrics.metrics()
     reasons: Counter[str] = Counter()
+    tell = log.isEnabledFor(logging.DEBUG)
     for batch, result in zip(batches, results, strict=True):
         header = batch.header
+        if tell:
+            fields = {**_fields(header, batch.batch_key), "in_app": len(result.inbox)}
+            fields |= {"suppressed": result.suppressed, "held": result.held}
+            log.debug("evaluated a batch", extra={"fields": fields})
         for users, channel, provider in (
             (result.inbox, Channel.IN_APP, "inbox"),
             (result.live, Channel.LIVE, "stream"),
@@ -65,6 +73,11 @@ def sent(
             faults[batches[send.batch].header.priority] += 1
     for (provider, outcome), n in answers.items():
         counted.deliveries.labels(channel.value, provider, outcome).inc(n)
+    if log.isEnabledFor(logging.DEBUG):
+        for index, batch in enumerate(batches):
+            fields = {**_fields(batch.header, batch.batch_key), "channel": channel.value}
+            fields["delivered"] = delivered.get(index, 0)
+            log.debug("sent a batch", extra={"fields": fields})
     for index, n in delivered.items():
         _handed_over(batches[index].header, channel, n, now)
     for priority, n in faults.items():
@@ -83,6 +96,13 @@ def _handed_over(header: EventHeader, channel: Channel, n: int, now: float) -> N
     target = TARGETS.get(header.priority)
     if target is not None and waited > target.within_s:
         counted.failures.labels("platform", header.priority.value).inc(n)
+
+
+def _fields(header: EventHeader, batch_key: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {"event_id": header.event_id, "batch_key": batch_key}
+    if header.traceparent:
+        fields["trace_id"] = header.trace_id
+    return fields
 
 
 def _reason(reason: str | None) -> str:

@@ -23,13 +23,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clarion import logs
 from clarion.broker import Broker, Message
 from clarion.broker.retry import backoff_s
 from clarion.clock import Clock
 from clarion.models import Priority
 from clarion.pipeline import observe
 from clarion.pipeline.base import Stage, StageResult
-from clarion.pipeline.messages import MessageError, senders_of
+from clarion.pipeline.messages import MessageError, senders_of, summarize
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.senders import SenderGuard
 from clarion.resilience.urgency import UrgentLane
@@ -123,7 +124,9 @@ class Runner:
                 started = time.monotonic()
                 self._working_bulk = not urgent
                 try:
-                    await self._process(stage, messages)
+                    stage_name, _, level = name.rpartition(".")
+                    with logs.bound(stage=stage_name, priority=level.upper(), worker=self._name):
+                        await self._process(stage, messages)
                 finally:
                     self._working_bulk = False
                 await self._keep_pace(name, time.monotonic() - started)
@@ -241,8 +244,11 @@ class Runner:
 
     async def _failed(self, stage: Stage[Any], message: Message, item: Any, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
+        about = _about(message)
         if message.attempts >= self._max_attempts:
-            log.error("dead-lettering %s message %s: %s", message.topic, message.id, error)
+            log.error(
+                "dead-lettering %s message %s: %s", message.topic, message.id, error, extra=about
+            )
             await self._give_up(stage, message, item, error)
             return
         delay = backoff_s(message.attempts)
@@ -254,6 +260,7 @@ class Runner:
             delay,
             error,
             exc_info=exc,
+            extra=about,
         )
         await self._broker.nack(message, delay_s=delay)
 
@@ -279,3 +286,9 @@ class Runner:
             ],
             self._clock.now(),
         )
+
+
+def _about(message: Message) -> dict[str, Any]:
+    """Log fields naming what a message carries: its events, batches and traces."""
+    summary = summarize(message.topic, message.body)
+    return {"fields": summary.log_fields() if summary else {}}

@@ -81,4 +81,5 @@ def event_row(seq: int, e: Event, batches: int, recipients: int) -> tuple[Any, .
         batches,
         batches or None,
         recipients,
+        e.traceparent,
     )

@@ -382,6 +382,8 @@ class DeliveryRecord:
     outcome: str
     reason: str | None
     at: float
+    trace_id: str | None = None
+    """The producer's trace the event came with (W3C ``traceparent``)."""
 
 
 @dataclass(frozen=True, slots=True)

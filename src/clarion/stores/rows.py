@@ -40,7 +40,8 @@ DEVICE_COLUMNS = (
 SWITCH_COLUMNS = "id, kind, value, reason, created_at, created_by, lifted_at, lifted_by"
 STATUS_COLUMNS = (
     "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
-    " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error"
+    " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error,"
+    " substr(traceparent, 4, 32)"
 )
 HOOK_COLUMNS = "id, sender, url, events, secrets, created_at, disabled_at"
 INBOX_COLUMNS = (
@@ -142,6 +143,7 @@ def status(row: Any) -> EventStatus:
         completed_at=row[13],
         sender=row[14],
         error=row[15],
+        trace_id=row[16],
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from clarion.api.deps import Caller, Services
 from clarion.api.format import iso, iso_or_none
-from clarion.api.schemas import ErrorOut, EventStatusOut
+from clarion.api.schemas import ErrorOut, EventStatusList, EventStatusOut
 from clarion.errors import NotFoundError
+from clarion.models import EventStatus
 from clarion.types import EventId
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -23,6 +26,26 @@ async def status(event_id: str, key: Caller, svc: Services) -> EventStatusOut:
     found = await svc.runtime.stores.events.status(EventId(event_id))
     if found is None or not (key.admin or found.sender == key.sender):
         raise NotFoundError(f"no event {event_id!r} sent by {key.sender!r}")
+    return _out(found)
+
+
+@router.get(
+    "",
+    response_model=EventStatusList,
+    responses={400: {"model": ErrorOut}},
+    summary="Events sent with a trace id (W3C traceparent), newest first",
+)
+async def traced(
+    key: Caller,
+    svc: Services,
+    trace_id: Annotated[str, Query(pattern="^[0-9a-f]{32}$", description="32 hex digits")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventStatusList:
+    found = await svc.runtime.stores.events.traced(trace_id, limit=limit)
+    return EventStatusList(items=[_out(s) for s in found if key.admin or s.sender == key.sender])
+
+
+def _out(found: EventStatus) -> EventStatusOut:
     return EventStatusOut(
         event_id=found.event_id,
         type=found.type,
@@ -39,4 +62,5 @@ async def status(event_id: str, key: Caller, svc: Services) -> EventStatusOut:
         first_delivery_at=iso_or_none(found.first_delivery_at),
         completed_at=iso_or_none(found.completed_at),
         error=found.error,
+        trace_id=found.trace_id,
     )

@@ -125,6 +125,7 @@ async def deliveries(
                 outcome=r.outcome,
                 reason=r.reason,
                 at=iso(r.at),
+                trace_id=r.trace_id,
             )
             for r in records
         ]

@@ -34,12 +34,12 @@ _INSERT_EVENTS = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
                     campaign, template, template_version, collapse_key, title, body,
                     payload, created_at, expires_at, fanout_next_batch, batches_total,
-                    recipients, state)
+                    recipients, traceparent, state)
 SELECT *, 'accepted' FROM unnest(
     $1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::text[], $14::text[],
     $15::text[], $16::text[], $17::float8[], $18::float8[], $19::bigint[], $20::bigint[],
-    $21::bigint[])
+    $21::bigint[], $22::text[])
 """
 
 _ADVANCE = """
@@ -86,6 +86,15 @@ class PostgresEventStore:
             f"SELECT {STATUS_COLUMNS} FROM events WHERE event_id = $1", event_id
         )
         return None if row is None else status(row)
+
+    async def traced(self, trace_id: str, *, limit: int) -> list[EventStatus]:
+        rows = await self._db.fetch(
+            f"SELECT {STATUS_COLUMNS} FROM events WHERE substr(traceparent, 4, 32) = $1"
+            " AND traceparent IS NOT NULL ORDER BY seq DESC LIMIT $2",
+            trace_id,
+            limit,
+        )
+        return [status(r) for r in rows]
 
     async def count(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM events"))

@@ -214,6 +214,9 @@ class RedisIngestGuard:
     async def status(self, event_id: EventId) -> EventStatus | None:
         return await self._store.status(event_id)
 
+    async def traced(self, trace_id: str, *, limit: int) -> list[EventStatus]:
+        return await self._store.traced(trace_id, limit=limit)
+
     async def count(self) -> int:
         return await self._store.count()
 

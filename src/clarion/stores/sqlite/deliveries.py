@@ -141,7 +141,8 @@ class SqliteDeliveryStore:
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]:
         sql = (
-            "SELECT e.event_id, d.user_id, d.channel, d.attempt, d.outcome, d.reason, d.at"
+            "SELECT e.event_id, d.user_id, d.channel, d.attempt, d.outcome, d.reason, d.at,"
+            " substr(e.traceparent, 4, 32)"
             " FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.user_id = ?"
         )
         params: tuple[object, ...] = (user_id,)

@@ -34,8 +34,8 @@ _INSERT_EVENT = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
                     campaign, template, template_version, collapse_key, title, body,
                     payload, created_at, expires_at, state,
-                    fanout_next_batch, batches_total, recipients)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?)
+                    fanout_next_batch, batches_total, recipients, traceparent)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)
 """
 
 _ADVANCE = """
@@ -71,6 +71,16 @@ class SqliteEventStore:
             ).fetchone()
         )
         return None if row is None else _status(row)
+
+    async def traced(self, trace_id: str, *, limit: int) -> list[EventStatus]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                f"SELECT {_STATUS_COLUMNS} FROM events WHERE substr(traceparent, 4, 32) = ?"
+                " AND traceparent IS NOT NULL ORDER BY seq DESC LIMIT ?",
+                (trace_id, limit),
+            ).fetchall()
+        )
+        return [_status(r) for r in rows]
 
     async def count(self) -> int:
         row = await self._db.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone())
