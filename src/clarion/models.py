@@ -280,3 +280,4 @@ class EventStatus:
     sender: str
     error: str | None = None
     trace_id: str | None = None
+    actor: str | None = None

@@ -19,8 +19,9 @@ def test_a_trace_id_round_trips_to_the_delivery_log(api: Api) -> None:
     )  # fmt: skip
     assert sent.status_code == 202
     event_id = sent.json()["event_id"]
+    second = {"type": kind, "target": user, "object": "b"}
     batch = api.call(
-        "POST", "/v1/notifications/batch", json={"events": [{"type": kind, "target": user, "object": "b"}]},
+        "POST", "/v1/notifications/batch", json={"events": [second]},
         headers={"traceparent": parent.upper()},
     )  # fmt: skip
     assert batch.json()["accepted"] == 1

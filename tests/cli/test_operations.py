@@ -153,3 +153,10 @@ def test_senders_list_and_unblock(db: Path) -> None:
     again = clarion(db, "senders", "unblock", "spammy")
     assert again.returncode == 1
     assert "not blocked" in again.stderr
+
+
+def test_why_says_when_there_is_nothing_to_tell(tmp_path: Path) -> None:
+    done = clarion(tmp_path / "why.db", "why", "nobody")
+    assert done.returncode != 0
+    assert "nothing recorded for 'nobody'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -21,6 +21,7 @@ from clarion.cli import (
     partitions,
     registry,
     serve,
+    why,
 )
 from clarion.errors import ClarionError, InputError
 
@@ -61,6 +62,7 @@ app.add_typer(registry.app, name="types")
 app.add_typer(kill.app, name="kill")
 app.add_typer(devices.app, name="devices")
 app.command("queues")(operations.queues)
+app.command("why")(why.why)
 app.add_typer(operations.dlq, name="dlq")
 app.add_typer(operations.senders, name="senders")
 fakes.register(app)

@@ -41,7 +41,7 @@ SWITCH_COLUMNS = "id, kind, value, reason, created_at, created_by, lifted_at, li
 STATUS_COLUMNS = (
     "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
     " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error,"
-    " substr(traceparent, 4, 32)"
+    " substr(traceparent, 4, 32), actor"
 )
 HOOK_COLUMNS = "id, sender, url, events, secrets, created_at, disabled_at"
 INBOX_COLUMNS = (
@@ -144,6 +144,7 @@ def status(row: Any) -> EventStatus:
         sender=row[14],
         error=row[15],
         trace_id=row[16],
+        actor=row[17],
     )
 
 
