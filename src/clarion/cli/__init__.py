@@ -13,6 +13,7 @@ from clarion.cli import (
     database,
     demo,
     devices,
+    doctor,
     fakes,
     followers,
     keys,
@@ -63,6 +64,7 @@ app.add_typer(kill.app, name="kill")
 app.add_typer(devices.app, name="devices")
 app.command("queues")(operations.queues)
 app.command("why")(why.why)
+app.command("doctor")(doctor.doctor)
 app.add_typer(operations.dlq, name="dlq")
 app.add_typer(operations.senders, name="senders")
 fakes.register(app)
