@@ -160,3 +160,12 @@ def test_why_says_when_there_is_nothing_to_tell(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "nothing recorded for 'nobody'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_slo_reports_each_priority_as_json(tmp_path: Path) -> None:
+    done = clarion(tmp_path / "slo.db", "slo", "--hours", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert [p["priority"] for p in doc["priorities"]] == ["P0", "P1", "P2"]
+    assert doc["priorities"][0]["target_share"] == 0.999
+    assert doc["dead_letters"] == 0

@@ -22,6 +22,7 @@ from clarion.cli import (
     partitions,
     registry,
     serve,
+    slo,
     why,
 )
 from clarion.errors import ClarionError, InputError
@@ -65,6 +66,7 @@ app.add_typer(devices.app, name="devices")
 app.command("queues")(operations.queues)
 app.command("why")(why.why)
 app.command("doctor")(doctor.doctor)
+app.command("slo")(slo.slo)
 app.add_typer(operations.dlq, name="dlq")
 app.add_typer(operations.senders, name="senders")
 fakes.register(app)

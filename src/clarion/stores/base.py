@@ -17,6 +17,7 @@ from clarion.policy.aggregation import AggregateKey, Joined, JoinRequest, Window
 from clarion.policy.frequency import CapCheck, SlotRequest
 from clarion.policy.killswitch import KillSwitch
 from clarion.resilience.breaker import Health
+from clarion.slo import Counts
 from clarion.stores.records import (
     Address,
     Aggregate,
@@ -186,6 +187,10 @@ class DeliveryStore(Protocol):
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]: ...
+
+    async def slo_counts(self, since: float, until: float) -> list[Counts]:
+        """Per priority, the window's deliveries by whose they were (``clarion.slo``)."""
+        ...
 
     async def receipt(self, provider_ref: str, outcome: str, reason: str, at: float) -> bool:
         """Log what a provider reported later about a message it took (SMS receipts)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clarion.models import Channel, Outcome
+from clarion import slo
+from clarion.models import Channel, Outcome, Priority
 from clarion.postgres import Connection, PostgresDatabase, locks
 from clarion.postgres.locks import lock_keys
 from clarion.stores.postgres.devices import apply_invalidations
@@ -151,6 +152,13 @@ class PostgresDeliveryStore:
             limit,
         )
         return [DeliveryRecord(EventId(r[0]), UserId(r[1]), *r[2:]) for r in rows]
+
+    async def slo_counts(self, since: float, until: float) -> list[slo.Counts]:
+        targets = (slo.TARGETS[Priority.P0].within_s, slo.TARGETS[Priority.P1].within_s)
+        return slo.counts_of(await self._db.fetch(_SLO, since, until, *targets))
+
+
+_SLO = slo.counts_sql(["$1", "$2", "$3::float8", "$4::float8"])
 
 
 async def _record(

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from clarion.live.feed import CHANNEL, encode
 from clarion.policy.frequency import DAY_S
+from clarion.slo import Counts
 from clarion.stores.base import DeliveryStore
 from clarion.stores.records import BatchResult, DeliveryRecord, Recorded
 from clarion.types import EventId, Seq, UserId
@@ -79,6 +80,9 @@ class RedisFrontedDeliveryStore:
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]:
         return await self._store.for_user(user_id, event_id=event_id, limit=limit)
+
+    async def slo_counts(self, since: float, until: float) -> list[Counts]:
+        return await self._store.slo_counts(since, until)
 
     async def receipt(self, provider_ref: str, outcome: str, reason: str, at: float) -> bool:
         return await self._store.receipt(provider_ref, outcome, reason, at)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from clarion.models import Channel, Outcome
+from clarion import slo
+from clarion.models import Channel, Outcome, Priority
 from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import BatchResult, DeliveryRecord, Recorded
 from clarion.stores.rows import SUPERSEDED, entry_rows, stream_candidates, stream_posts
@@ -152,6 +153,14 @@ class SqliteDeliveryStore:
         sql += " ORDER BY d.seq DESC, d.id DESC LIMIT ?"
         rows = await self._db.read(lambda c: c.execute(sql, (*params, limit)).fetchall())
         return [DeliveryRecord(EventId(r[0]), UserId(r[1]), *r[2:]) for r in rows]
+
+    async def slo_counts(self, since: float, until: float) -> list[slo.Counts]:
+        targets = (slo.TARGETS[Priority.P0].within_s, slo.TARGETS[Priority.P1].within_s)
+        rows = await self._db.read(lambda c: c.execute(_SLO, (since, until, *targets)).fetchall())
+        return slo.counts_of(rows)
+
+
+_SLO = slo.counts_sql(["?1", "?2", "?3", "?4"])
 
 
 def _record(
