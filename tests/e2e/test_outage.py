@@ -25,6 +25,7 @@ from clarion.fakes.suite import FakeProviders
 from clarion.keys import create_key
 from clarion.launch import LocalClarion
 from clarion.models import Channel, Platform, Priority, TypeSpec
+from clarion.pipeline.dispatch import SEND_CHUNK
 from clarion.runtime import open_runtime
 from clarion.stores.records import Device, UserProfile
 from clarion.supervisor import standard_workers
@@ -107,9 +108,10 @@ def test_apns_outage_during_a_large_fanout(
     received = fakes.apns.received.all()
     pushed_during = sum(1 for r in received if outage_began <= r["at"] < outage_ended)
     # At its pace the outage would have cost about 10,000 refused pushes. What is in flight
-    # when it starts still goes: at most two claims (4 batches of 100) per worker — one that
-    # straddles the start, one that fails outright and opens the breaker — and the probes.
-    in_flight = 2 * 2 * 4 * settings.batch_size
+    # when it starts still goes: at most two chunks of sends per worker — one that straddles
+    # the start, one that fails outright and opens the breaker — and the probes; the rest
+    # of the worker's claim waits for the breaker.
+    in_flight = 2 * 2 * SEND_CHUNK
     assert 20 <= refused <= in_flight + 10, refused
     assert pushed_during == 0
     assert any(r["at"] > outage_ended for r in received), "push never resumed"

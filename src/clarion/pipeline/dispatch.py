@@ -48,6 +48,11 @@ class Send:
     retry: bool = False
 
 
+SEND_CHUNK = 400
+"""Sends handed to a provider at once (concurrent streams); the breaker is consulted
+between chunks."""
+
+
 class Dispatcher:
     def __init__(
         self, providers: ProviderSet, health: ProviderHealth, now: Callable[[], float]
@@ -81,13 +86,15 @@ class Dispatcher:
             admission = await self._health.admit(
                 provider.name, len(pending), retry=retry, rate_per_s=config.rate_per_s
             )
+            opened = False
             if admission.granted:
                 now, pending = pending[: admission.granted], pending[admission.granted :]
-                await self._send(kind, provider, now)
+                unsent = await self._send(kind, provider, now)
+                opened, pending = bool(unsent), unsent + pending
             if not pending:
                 return
-            wait = admission.wait_s
-            unavailable = admission.state is BreakerState.OPEN
+            wait = self._health.settings.first_probe_s if opened else admission.wait_s
+            unavailable = opened or admission.state is BreakerState.OPEN
             if not unavailable:
                 break  # held back by the rate: wait for it rather than spill over
         if unavailable:
@@ -96,23 +103,32 @@ class Dispatcher:
         else:
             _answer(pending, SendResult(SendStatus.DEFERRED, f"deferred: {kind} rate", wait))
 
-    async def _send(self, kind: str, provider: Provider, sends: list[Send]) -> None:
-        started = time.perf_counter()
-        results = await provider.send([s.message for s in sends if s.message is not None])
-        metrics.metrics().provider_send.labels(provider.name).observe(time.perf_counter() - started)
-        failed = throttled = 0
-        for send, result in zip(sends, results, strict=True):
-            if result.status is SendStatus.CREDENTIALS:
-                self._pause(kind, provider.name, result.reason)
-                result = transient(f"credentials: {result.reason}", CREDENTIALS_PAUSE_S)
-            elif result.throttled:
-                throttled += 1
-            elif result.status is SendStatus.TRANSIENT:
-                failed += 1
-            send.result = result
-        await self._health.report(
-            provider.name, sent=len(sends), failed=failed, throttled=throttled > 0
-        )
+    async def _send(self, kind: str, provider: Provider, sends: list[Send]) -> list[Send]:
+        """Send in chunks, each answer moving the breaker; returns what was left unsent
+        because the breaker opened on the way (a claim's worth of sends does not all go
+        to a provider that is failing: at most one chunk is refused)."""
+        for at in range(0, len(sends), SEND_CHUNK):
+            chunk = sends[at : at + SEND_CHUNK]
+            started = time.perf_counter()
+            results = await provider.send([s.message for s in chunk if s.message is not None])
+            took = time.perf_counter() - started
+            metrics.metrics().provider_send.labels(provider.name).observe(took)
+            failed = throttled = 0
+            for send, result in zip(chunk, results, strict=True):
+                if result.status is SendStatus.CREDENTIALS:
+                    self._pause(kind, provider.name, result.reason)
+                    result = transient(f"credentials: {result.reason}", CREDENTIALS_PAUSE_S)
+                elif result.throttled:
+                    throttled += 1
+                elif result.status is SendStatus.TRANSIENT:
+                    failed += 1
+                send.result = result
+            state = await self._health.report(
+                provider.name, sent=len(chunk), failed=failed, throttled=throttled > 0
+            )
+            if state is BreakerState.OPEN:
+                return sends[at + SEND_CHUNK :]
+        return []
 
     def _pause(self, kind: str, name: str, reason: str) -> None:
         if self._paused_until.get(kind, 0.0) > self._now():
