@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +205,25 @@ def test_bench_isolation_json_under_a_200k_campaign() -> None:
     assert result["otps_idle"] == 30
     assert result["otps_flood"] >= 2  # OTPs went out during each campaign
     assert 0 < result["p0_p50_idle_ms"] <= result["p0_p99_idle_ms"]
+
+
+def test_bench_report_writes_the_report_and_its_plots(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    summary = bench("report", "--out", str(out), "--quick")
+    assert summary["plots"] == {
+        "fanout": "fanout.png",
+        "isolation": "p0_latency.png",
+        "stages": "stages.png",
+    }
+    for name in ("report.md", "report.json", "fanout.png", "p0_latency.png", "stages.png"):
+        assert (out / name).stat().st_size > 0, name
+    doc = json.loads((out / "report.json").read_text())
+    assert [f["recipients"] for f in doc["fanout"]] == [500, 2_000]
+    assert all(f["delivered"] == f["recipients"] for f in doc["fanout"])
+    assert doc["ingest"]["batched"]["events_per_s"] > 0
+    assert doc["evaluate"]["batch_size"] == 1_000
+    assert doc["push"]["received_by_lookalike"] == 300
+    assert doc["isolation"]["idle_ms"]
+    assert doc["machine"]["cores"]
+    assert "| 2,000 |" in (out / "report.md").read_text()
+    assert (out / "fanout.png").read_bytes().startswith(b"\x89PNG")

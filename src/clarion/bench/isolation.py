@@ -71,6 +71,9 @@ class IsolationReport:
     load_levels_seen: list[str] = field(default_factory=list)
     workers: int = 0
     p0_workers: int = 0
+    idle_ms: list[float] = field(default_factory=list)
+    """Every idle OTP's time to the SMS look-alike (the distribution the report plots)."""
+    flood_ms: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -241,6 +244,8 @@ def _summary(
         load_levels_seen=run.levels,
         workers=settings.workers,
         p0_workers=settings.p0_workers,
+        idle_ms=[round(v, 2) for v in idle],
+        flood_ms=[round(v, 2) for v in under_flood],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +26,7 @@ from clarion.bench.fanout import FanoutReport, run_fanout
 from clarion.bench.ingest import run_ingest
 from clarion.bench.isolation import run_isolation
 from clarion.bench.push import run_push
+from clarion.bench.report import QUICK, Plan, run_report
 from clarion.bench.stream import run_stream
 from clarion.errors import InputError
 
@@ -384,3 +386,22 @@ def stream(
     table.add_row("lost / doubled / resets", f"{result.lost} / {result.doubled} / {result.resets}")
     table.add_row("backend", f"{result.backend}, {result.api_processes} API process(es)")
     Console().print(table)
+
+
+@app.command("report")
+def report(
+    out: Annotated[Path, typer.Option(help="Folder for report.md, report.json and the plots.")],
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Every part on small sizes (seconds, not minutes).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Run the whole suite (fan-out at 1K to 1M, ingest, evaluation, push, P0 isolation)
+    and write report.md, report.json and PNG plots; needs matplotlib (clarion[report])."""
+    with _progress() as bar:
+        doc = run_report(out, QUICK if quick else Plan(), progress=_advance(bar))
+    if as_json:
+        summary = {k: doc[k] for k in ("machine", "commit", "plots")}
+        typer.echo(json.dumps({"out": str(out), **summary}))
+        return
+    Console().print(f"Wrote {out / 'report.md'}, {out / 'report.json'} and the plots.")
