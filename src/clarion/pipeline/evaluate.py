@@ -46,8 +46,8 @@ from clarion.pipeline.partitions import PartitionReader
 from clarion.pipeline.route import Holds, Routes, apply, hear_live, reaches
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.aggregation import Role
-from clarion.policy.decide import Reason, decide, suppressed
-from clarion.policy.frequency import UNDER, SlotRequest
+from clarion.policy.decide import Reason, Verdict, decide, suppressed
+from clarion.policy.frequency import UNDER, CapCheck, SlotRequest
 from clarion.policy.preferences import DEFAULT, Preferences
 from clarion.stores.base import (
     AggregateStore,
@@ -102,7 +102,7 @@ class EvaluateStage:
         self._switches = switches
         self._clock = clock
         self._worker = worker
-        self._parsed: dict[tuple[UserId, int], Preferences] = {}
+        self._parsed: dict[bytes | str, Preferences] = {}
         self.claim_limit = 1
         """Messages to take next time, adapted to the size of the batches seen last."""
 
@@ -144,8 +144,9 @@ class EvaluateStage:
         live = [u for b in items if stopped(b, context) is None for u in b.recipients]
         if not live:
             return context
-        if any(c is not Channel.IN_APP for b in items for c in b.header.channels):
-            context.reach = await self._devices.reachable(live, context.now)
+        outside = {c for b in items for c in b.header.channels if c is not Channel.IN_APP}
+        if outside:
+            context.reach = await self._devices.reachable(live, context.now, outside)
         context.latest = await collapse.latest_of(self._deliveries, items)
         records = await self._preferences.load_many(live)
         context.prefs = {user: self._parse(record) for user, record in records.items()}
@@ -176,9 +177,11 @@ class EvaluateStage:
         }
 
     def _parse(self, record: StoredPreferences) -> Preferences:
-        key = (record.user_id, record.version)
+        """One parsed object per distinct document: people who chose the same settings
+        share it (and, within a batch, its verdict)."""
+        key = record.raw
         parsed = self._parsed.get(key)
-        if parsed is None:  # the document is only decoded for a version not seen before
+        if parsed is None:  # the document is only decoded when not seen before
             if len(self._parsed) >= _PARSED_CACHE:
                 self._parsed.clear()
             parsed = self._parsed[key] = Preferences.from_doc(record.doc)
@@ -256,23 +259,27 @@ def _decide_all(
     holds: Holds,
 ) -> None:
     """Everyone without a preference record shares one verdict; the others are decided
-    one by one, with their frequency-cap reservation's answer."""
+    one by one, with their frequency-cap reservation's answer, and then routed together
+    with everyone who got the same verdict (a few groups, not a call per person)."""
     header = batch.header
     rule = notice(batch)
     special = context.prefs.keys() & set(recipients) if context.prefs else set()
     common = [u for u in recipients if u not in special] if special else recipients
     if common:
-        verdict = decide(DEFAULT, rule, now=context.now)
-        apply(result, common, verdict, context, routes, holds, routing=header.routing)
+        shared = decide(DEFAULT, rule, now=context.now)
+        apply(result, common, shared, context, routes, holds, routing=header.routing)
     plain_in_app = not context.kills.channels
+    alike: dict[Verdict, list[UserId]] = {}
+    decided: dict[tuple[int, CapCheck, str | None], Verdict] = {}
+    refused, zones = context.refused, context.zones
     for user in special:
-        verdict = decide(
-            context.prefs[user],
-            rule,
-            now=context.now,
-            cap=context.refused.get((user, header.seq), UNDER),
-            profile_zone=context.zones.get(user),
-        )
+        prefs = context.prefs[user]
+        cap, zone = refused.get((user, header.seq), UNDER), zones.get(user)
+        known = decided.get((id(prefs), cap, zone))
+        if known is None:  # the same settings, cap answer and zone decide the same
+            known = decide(prefs, rule, now=context.now, cap=cap, profile_zone=zone)
+            decided[(id(prefs), cap, zone)] = known
+        verdict = known
         if plain_in_app and verdict.channels == (Channel.IN_APP,) and verdict.deliver:
             result.inbox.append(user)  # the common outcome, without the general bookkeeping
             continue
@@ -283,7 +290,13 @@ def _decide_all(
             and digests.overflow(batch, user, context.prefs[user], context, result)
         ):
             continue
-        apply(result, [user], verdict, context, routes, holds, routing=header.routing)
+        group = alike.get(verdict)
+        if group is None:
+            alike[verdict] = [user]
+        else:
+            group.append(user)
+    for verdict, users in alike.items():
+        apply(result, users, verdict, context, routes, holds, routing=header.routing)
 
 
 _TAG = {Reason.HELD_QUIET_HOURS: "q", Reason.FREQ_CAP: "c"}

@@ -7,7 +7,7 @@ per batch instead of one per user.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
 from clarion.live.log import Entry, Head, Post, Replay
@@ -341,9 +341,12 @@ class DeviceStore(Protocol):
         unbounced email, a verified phone); people it cannot reach are left out."""
         ...
 
-    async def reachable(self, user_ids: Sequence[UserId], now: float) -> dict[UserId, Reach]:
-        """Which of push, email, sms, webhook and live can reach each person, and why the
-        others cannot (in-app always can); every one of ``user_ids`` is answered."""
+    async def reachable(
+        self, user_ids: Sequence[UserId], now: float, channels: Collection[Channel] = ...
+    ) -> dict[UserId, Reach]:
+        """Which of ``channels`` (default: push, webhook, email, sms and live) can reach
+        each person, and why the others cannot. People none of them could reach (no
+        device, no profile, no open stream) are left out: they are ``NOWHERE``."""
         ...
 
     async def prune(

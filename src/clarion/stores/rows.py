@@ -22,6 +22,7 @@ from clarion.models import (
 )
 from clarion.policy.killswitch import KillKind, KillSwitch
 from clarion.stores.records import (
+    NOWHERE,
     Aggregate,
     AuditEntry,
     BatchResult,
@@ -59,37 +60,65 @@ DELIVERABLE = "('active', 'stale')"
 PUSH_PLATFORMS = "('ios', 'android', 'web')"
 
 
-def reach_columns(user: str, now: str) -> str:
-    """Per outside channel, NULL if it reaches the person ``user`` names (a column holding
-    their id, joined to ``users u``), else why not: what ``Reach`` is read from. ``now``
-    is the query's parameter for the time (a stream is listened to until it lapses)."""
+OUTSIDE = (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS, Channel.LIVE)
+"""The channels ``Reach`` answers for, in ``reach_query`` column order."""
+
+
+def reach_query(wanted: Sequence[Channel], users_from: str, user: str, now: str) -> str:
+    """Per channel of ``wanted`` (in ``OUTSIDE`` order), NULL if it reaches the person,
+    else why not — for only the people one of them could reach: everyone else is
+    ``NOWHERE`` (no device, no profile, no open stream), which most of a fan-out is.
+    ``users_from`` yields the ids as column ``user``; ``now`` is the time's parameter."""
     device = f"SELECT 1 FROM devices d WHERE d.user_id = {user} AND d.state IN {DELIVERABLE}"
     stream = f"SELECT 1 FROM stream_heads h WHERE h.user_id = {user} AND h.active_until > {now}"
-    return f"""
-    CASE WHEN EXISTS ({device} AND d.platform IN {PUSH_PLATFORMS}) THEN NULL
-         ELSE 'no active push device' END,
-    CASE WHEN EXISTS ({device} AND d.platform = 'webhook') THEN NULL
-         ELSE 'no webhook endpoint registered' END,
-    CASE WHEN u.email IS NULL THEN 'no email address'
-         WHEN NOT u.email_verified THEN 'email address not verified'
-         WHEN u.email_bounced_at IS NOT NULL THEN 'email address bounced' END,
-    CASE WHEN u.phone IS NULL THEN 'no phone number'
-         WHEN NOT u.phone_verified THEN 'phone number not verified' END,
-    CASE WHEN EXISTS ({stream}) THEN NULL ELSE 'no device listening' END"""
+    push = f"EXISTS ({device} AND d.platform IN {PUSH_PLATFORMS})"
+    webhook = f"EXISTS ({device} AND d.platform = 'webhook')"
+    live = f"EXISTS ({stream})"
+    columns = {
+        Channel.PUSH: (f"CASE WHEN {push} THEN NULL ELSE 'no active push device' END", push),
+        Channel.WEBHOOK: (
+            f"CASE WHEN {webhook} THEN NULL ELSE 'no webhook endpoint registered' END",
+            webhook,
+        ),
+        Channel.EMAIL: (
+            """CASE WHEN u.email IS NULL THEN 'no email address'
+               WHEN NOT u.email_verified THEN 'email address not verified'
+               WHEN u.email_bounced_at IS NOT NULL THEN 'email address bounced' END""",
+            "u.email IS NOT NULL",
+        ),
+        Channel.SMS: (
+            """CASE WHEN u.phone IS NULL THEN 'no phone number'
+               WHEN NOT u.phone_verified THEN 'phone number not verified' END""",
+            "u.phone IS NOT NULL",
+        ),
+        Channel.LIVE: (f"CASE WHEN {live} THEN NULL ELSE 'no device listening' END", live),
+    }
+    chosen = [columns[c] for c in OUTSIDE if c in wanted]
+    profile = any(c in wanted for c in (Channel.EMAIL, Channel.SMS))
+    join = f" LEFT JOIN users u ON u.user_id = {user}" if profile else ""
+    return (
+        f"SELECT {user}, {', '.join(c for c, _ in chosen)} FROM {users_from}{join}"
+        f" WHERE {' OR '.join(f'({w})' for _, w in chosen)}"
+    )
 
 
-_OUTSIDE = (Channel.PUSH, Channel.WEBHOOK, Channel.EMAIL, Channel.SMS, Channel.LIVE)
-_REACHES: dict[tuple[str | None, ...], Reach] = {}
+_REACHES: dict[tuple[tuple[Channel, ...], tuple[str | None, ...]], Reach] = {}
 
 
-def reach(row: Any) -> Reach:
-    """A ``reach_columns`` row (after the user id). People share a handful of combinations,
-    so each is built once."""
-    why = tuple(row)
-    found = _REACHES.get(why)
+def reach(wanted: tuple[Channel, ...], row: Sequence[Any]) -> Reach:
+    """A ``reach_query`` row (after the user id), for the channels ``wanted`` (in
+    ``OUTSIDE`` order). People share a handful of combinations, so each is built once;
+    the channels not asked about read as not reaching, with ``NOWHERE``'s reason."""
+    key = (wanted, tuple(row))
+    found = _REACHES.get(key)
     if found is None:
-        why_not = {c: r for c, r in zip(_OUTSIDE, why, strict=True) if r is not None}
-        found = _REACHES[why] = Reach(frozenset(_OUTSIDE) - why_not.keys(), why_not)
+        why_not = dict(NOWHERE.why_not)
+        for channel, why in zip(wanted, key[1], strict=True):
+            if why is None:
+                del why_not[channel]
+            else:
+                why_not[channel] = why
+        found = _REACHES[key] = Reach(frozenset(OUTSIDE) - why_not.keys(), why_not)
     return found
 
 

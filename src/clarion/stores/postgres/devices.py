@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -13,14 +14,14 @@ from clarion.models import Channel, Platform
 from clarion.postgres import Connection, PostgresDatabase
 from clarion.stores.records import Address, Device, Reach
 from clarion.stores.rows import DELIVERABLE as _DELIVERABLE
-from clarion.stores.rows import DEVICE_COLUMNS, device, reach, reach_columns
+from clarion.stores.rows import DEVICE_COLUMNS, OUTSIDE, device, reach, reach_query
 from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.types import UserId
 
-_REACHABLE = f"""
-SELECT j.u, {reach_columns("j.u", "$2")}
-FROM unnest($1::text[]) AS j(u) LEFT JOIN users u ON u.user_id = j.u
-"""
+
+@functools.cache
+def _reachable(wanted: tuple[Channel, ...]) -> str:
+    return reach_query(wanted, "unnest($1::text[]) AS j(u)", "j.u", "$2::float8")
 
 
 class PostgresDeviceStore:
@@ -105,9 +106,15 @@ class PostgresDeviceStore:
             )
         return found
 
-    async def reachable(self, user_ids: Sequence[UserId], now: float) -> dict[UserId, Reach]:
-        rows = await self._db.fetch(_REACHABLE, list(user_ids), now)
-        return {UserId(r[0]): reach(r[1:]) for r in rows}
+    async def reachable(
+        self, user_ids: Sequence[UserId], now: float, channels: Collection[Channel] = OUTSIDE
+    ) -> dict[UserId, Reach]:
+        wanted = tuple(c for c in OUTSIDE if c in channels)
+        if not wanted:
+            return {}
+        timed = (now,) if Channel.LIVE in wanted else ()  # only the stream check reads it
+        rows = await self._db.fetch(_reachable(wanted), list(user_ids), *timed)
+        return {UserId(r[0]): reach(wanted, r[1:]) for r in rows}
 
     async def prune(
         self, now: float, *, stale_after_s: float, expire_after_s: float

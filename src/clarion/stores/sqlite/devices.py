@@ -12,8 +12,9 @@ probe the list for each one (measured: 2.3 s per 1,000-person batch at 20,000 de
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -23,9 +24,9 @@ from clarion.sqlite import SqliteDatabase
 from clarion.stores.records import Address, Device, Reach
 from clarion.stores.rows import DELIVERABLE as _DELIVERABLE
 from clarion.stores.rows import DEVICE_COLUMNS as _COLUMNS
+from clarion.stores.rows import OUTSIDE, reach, reach_query
 from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.stores.rows import device as _device
-from clarion.stores.rows import reach, reach_columns
 from clarion.types import UserId
 
 
@@ -87,11 +88,17 @@ class SqliteDeviceStore:
             )
         return found
 
-    async def reachable(self, user_ids: Sequence[UserId], now: float) -> dict[UserId, Reach]:
+    async def reachable(
+        self, user_ids: Sequence[UserId], now: float, channels: Collection[Channel] = OUTSIDE
+    ) -> dict[UserId, Reach]:
+        wanted = tuple(c for c in OUTSIDE if c in channels)
+        if not wanted:
+            return {}
+        sql = _reachable(wanted)
         rows = await self._db.read(
-            lambda c: c.execute(_REACHABLE, (now, orjson.dumps(list(user_ids)))).fetchall()
+            lambda c: c.execute(sql, (now, orjson.dumps(list(user_ids)))).fetchall()
         )
-        return {UserId(r[0]): reach(r[1:]) for r in rows}
+        return {UserId(r[0]): reach(wanted, r[1:]) for r in rows}
 
     async def prune(
         self, now: float, *, stale_after_s: float, expire_after_s: float
@@ -111,10 +118,9 @@ class SqliteDeviceStore:
         return await self._db.write(_prune)
 
 
-_REACHABLE = f"""
-SELECT j.value, {reach_columns("j.value", "?1")}
-FROM json_each(?2) j LEFT JOIN users u ON u.user_id = j.value
-"""
+@functools.cache
+def _reachable(wanted: tuple[Channel, ...]) -> str:
+    return reach_query(wanted, "json_each(?2) j", "j.value", "?1")
 
 
 def _register(c: sqlite3.Connection, device: Device, max_per_user: int) -> list[str]:
