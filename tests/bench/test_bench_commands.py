@@ -41,7 +41,12 @@ def test_bench_fanout_json() -> None:
         "raw_insert_rows_per_s",
     }
     assert required <= result.keys()
-    assert result["recipients"] == result["delivered"] == 3000
+    assert (result["population"], result["recipients"]) == ("realistic", 3000)
+    # Everyone was decided: in their inbox, opted out (a fifth), or held (quiet hours, caps).
+    assert result["delivered"] + result["suppressed"] + result["held"] == 3000
+    assert 400 <= result["suppressed"] <= 800
+    assert result["held"] >= 150
+    assert result["defaults_recipients_per_s"] > 0  # the easy path, run first for comparison
 
 
 def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> None:
@@ -56,6 +61,8 @@ def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> 
         "--workers",
         "1,2",
         "--partitions",
+        "--population",
+        "defaults",
     )
     assert result["recipients"] == result["delivered"] == 2000
     assert result["broker"] == "redis"
@@ -71,12 +78,12 @@ def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> 
 def test_bench_fanout_on_redis_and_postgres(redis_url: str, postgres_dsn: str) -> None:
     asyncio.run(empty_postgres(postgres_dsn))  # other tests share this server
     args = ("--followers", "1000", "--broker", redis_url, "--store", postgres_dsn)
-    result = bench("fanout", *args)
-    assert result["delivered"] == 1000
+    result = bench("fanout", *args, "--population", "realistic")
+    assert result["delivered"] + result["suppressed"] + result["held"] == 1000
     assert (result["broker"], result["store"]) == ("redis", "postgresql")
     assert result["raw_pg_copy_rows_per_s"] > 0
     assert result["raw_redis_ops_per_s"] > 0
-    again = bench("fanout", *args)  # it emptied its database after itself
+    again = bench("fanout", *args, "--population", "defaults")  # it emptied its database
     assert again["delivered"] == 1000
 
 
@@ -219,7 +226,8 @@ def test_bench_report_writes_the_report_and_its_plots(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0, name
     doc = json.loads((out / "report.json").read_text())
     assert [f["recipients"] for f in doc["fanout"]] == [500, 2_000]
-    assert all(f["delivered"] == f["recipients"] for f in doc["fanout"])
+    for f in doc["fanout"]:
+        assert f["delivered"] + f["suppressed"] + f["held"] == f["recipients"]
     assert doc["ingest"]["batched"]["events_per_s"] > 0
     assert doc["evaluate"]["batch_size"] == 1_000
     assert doc["push"]["received_by_lookalike"] == 300

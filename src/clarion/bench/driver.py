@@ -34,6 +34,26 @@ def send_event(url: str, key: str, body: dict[str, Any]) -> tuple[float, EventId
     return accepted_at, EventId(response.json()["event_id"])
 
 
+def wait_until_evaluated(
+    url: str, key: str, event_id: EventId, total: int, report: Progress
+) -> float:
+    """Poll until every batch of the event is evaluated — its in-app entries written and
+    its suppressions logged; people held for later (quiet hours) keep it from completing,
+    but not from being evaluated. Returns the wall-clock time that was first seen."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as api:
+        while True:
+            status: dict[str, Any] = api.get(f"/v1/notifications/{event_id}").json()
+            settled = status["delivered"] + status["suppressed"] + status["held"]
+            report("delivering", settled, total)
+            batches = status["batches_total"]
+            if status["state"] == "failed" or (
+                batches is not None and status["batches_done"] >= batches
+            ):
+                return time.time()
+            time.sleep(0.02)
+
+
 def wait_until_done(
     url: str,
     key: str,

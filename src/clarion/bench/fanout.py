@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from clarion.bench.backends import owned_backends
-from clarion.bench.driver import Progress, send_event, wait_until_done
+from clarion.bench.driver import Progress, send_event, wait_until_evaluated
+from clarion.bench.population import realistic
 from clarion.bench.raw import (
     postgres_copy_rows_per_s,
     redis_pipeline_ops_per_s,
@@ -59,6 +60,13 @@ class FanoutReport:
     raw_pg_copy_rows_per_s: float | None = None
     """With the stores in PostgreSQL: its raw COPY rate, the ceiling they work under."""
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    population: str = "realistic"
+    """``realistic``: every follower has a preference record (``bench.population``);
+    ``defaults``: nobody has one, and all share one verdict (the easy path)."""
+    suppressed: int = 0
+    held: int = 0
+    defaults_recipients_per_s: float | None = None
+    """With ``--population both``: the all-defaults run's figure, for comparison."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +80,7 @@ def run_fanout(
     broker: str | None = None,
     partitions: bool = False,
     store: str | None = None,
+    population: str = "realistic",
     progress: Progress | None = None,
 ) -> FanoutReport:
     report = progress or (lambda *_: None)
@@ -83,11 +92,11 @@ def run_fanout(
             store=store,
             partition_size=batch_size,
         )
-        key = asyncio.run(_prepare(settings, followers, report))
+        key = asyncio.run(_prepare(settings, followers, population, report))
         built_s = asyncio.run(_partition(settings, report)) if partitions else None
         with LocalClarion(settings, standard_workers(workers, 0)) as local:
             accepted_at, event_id = send_event(local.url, key, _EVENT)
-            wait_until_done(local.url, key, event_id, followers, report, "delivering")
+            evaluated_at = wait_until_evaluated(local.url, key, event_id, followers, report)
             rss = peak_rss_mb(list(local.pids().values()))
         status, delivered, stages = asyncio.run(_results(settings, event_id))
     report("raw sqlite insert rate", 0, None)
@@ -100,7 +109,7 @@ def run_fanout(
         report("raw postgresql copy rate", 0, None)
         raw_pg = round(postgres_copy_rows_per_s(store))
     first = (status.first_delivery_at or accepted_at) - accepted_at
-    total = (status.completed_at or time.time()) - accepted_at
+    total = (status.completed_at or evaluated_at) - accepted_at
     rate = status.recipients / total if total > 0 else 0.0
     return FanoutReport(
         recipients=status.recipients,
@@ -119,16 +128,23 @@ def run_fanout(
         raw_redis_ops_per_s=raw_redis,
         raw_pg_copy_rows_per_s=raw_pg,
         stages=stages,
+        population=population,
+        suppressed=status.suppressed,
+        held=status.held,
     )
 
 
-async def _prepare(settings: Settings, followers: int, report: Progress) -> str:
+async def _prepare(settings: Settings, followers: int, population: str, report: Progress) -> str:
     runtime = open_runtime(settings)
     try:
         await runtime.stores.types.put(
             TypeSpec("new_post", Priority.P1, (Channel.IN_APP,), 3600), runtime.clock.now()
         )
         await load_followers(runtime, CREATOR, followers, report)
+        if population == "realistic":
+            report("preference records", 0, followers)
+            ids = [UserId(f"u{i:09d}") for i in range(followers)]
+            await realistic(runtime, ids, "new_post", time.time())
         _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="bench", admin=True)
         return secret
     finally:

@@ -209,7 +209,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f" {m['system']}, Python {m['python']}, SQLite {m['sqlite']}. Embedded backend; the"
         " load generators and provider look-alikes share the machine.",
         "",
-        "## Fan-out",
+        "## Fan-out (every follower has a preference record: the full path)",
         "",
         "| followers | 202 → first entry | 202 → last entry | recipients/s | raw inserts/s |"
         " peak memory |",
