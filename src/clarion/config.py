@@ -115,6 +115,9 @@ class Settings:
     digest_template: str = "digest"
     """The template whose ``digest`` variant writes digest emails (built-in if none)."""
 
+    demo_user: str | None = None
+    """Set (``clarion demo --ui``): ``/ui/demo`` shows this person's inbox widget."""
+
     ready_stuck_s: float = 300.0
     """``/v1/ready`` answers 503 while a stage's oldest due message has waited this long."""
     ready_worker_s: float = 15.0
@@ -263,6 +266,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "digest_template": str,
     "user_token_keys": str,
     "ready_stuck_s": float,
+    "demo_user": str,
     "ready_worker_s": float,
 }
 

@@ -178,18 +178,22 @@ def _topic_labels(topic: str) -> list[str]:
     return [stage or topic, priority.upper() if priority.upper() in Priority.__members__ else ""]
 
 
+def _counted() -> CollectorRegistry:
+    """Every process's counted figures: the shared directory's, else this process's."""
+    metrics()  # so that a scrape before any traffic shows the families at zero
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if not directory:
+        return REGISTRY
+    counted = CollectorRegistry()
+    multiprocess.MultiProcessCollector(counted, path=directory)  # type: ignore[no-untyped-call]
+    return counted
+
+
 def exposition(snapshot: Snapshot) -> bytes:
     """The whole scrape: every process's counted figures, then the snapshot."""
-    directory = os.environ.get(MULTIPROCESS_ENV)
-    if directory:
-        counted = CollectorRegistry()
-        multiprocess.MultiProcessCollector(counted, path=directory)  # type: ignore[no-untyped-call]
-    else:
-        counted = REGISTRY
-    metrics()  # so that a scrape before any traffic shows the families at zero
     read = CollectorRegistry(auto_describe=False)
     read.register(_SnapshotCollector(snapshot))
-    return generate_latest(counted) + generate_latest(read)
+    return generate_latest(_counted()) + generate_latest(read)
 
 
 _PLATFORM_REFUSALS = {"unavailable", "internal"}
@@ -209,3 +213,33 @@ def accepted(priorities: Iterable[Priority]) -> None:
     counted = metrics().accepted
     for priority in priorities:
         counted.labels(priority.value).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Counted figures added up over every process, for the dashboard's charts."""
+
+    accepted: float = 0.0
+    delivered: float = 0.0
+    p0_buckets: tuple[tuple[float, float], ...] = ()
+    """The P0 acceptance → delivery histogram: (upper bound s, cumulative count)."""
+
+
+def totals() -> Totals:
+    counted = _counted()
+    accepted = delivered = 0.0
+    buckets: dict[float, float] = {}
+    for family in counted.collect():
+        for sample in family.samples:
+            if sample.name == "clarion_ingest_accepted_events_total":
+                accepted += sample.value
+            elif sample.name == "clarion_deliveries_total":
+                if sample.labels.get("outcome") == "delivered":
+                    delivered += sample.value
+            elif (
+                sample.name == "clarion_ingest_to_delivery_seconds_bucket"
+                and sample.labels.get("priority") == "P0"
+            ):
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return Totals(accepted, delivered, tuple(sorted(buckets.items())))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -117,3 +119,31 @@ def _alive(pid: int) -> bool:
             return "zombie" not in status.read()
     except FileNotFoundError:
         return False
+
+
+def test_demo_ui_keeps_the_server_up_with_its_pages(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "clarion", "demo", "--followers", "200", "--workers", "1",
+        "--db", str(tmp_path / "ui.db"), "--ui",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ) as demo:  # fmt: skip
+        try:
+            assert demo.stdout is not None
+            found = None
+            deadline = time.monotonic() + 120
+            while found is None:
+                assert time.monotonic() < deadline, "the demo never printed its pages"
+                line = demo.stdout.readline()
+                assert line, "the demo stopped"
+                if "Inbox widget" in line:
+                    found = line.split()[2]
+            page = httpx.get(found, timeout=10)
+            assert page.status_code == 200
+            assert "<clarion-inbox token=" in page.text
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+        finally:
+            demo.send_signal(signal.SIGINT)
+            demo.wait(30)

@@ -33,6 +33,8 @@ from clarion.api.routes import (
 from clarion.api.services import ApiServices
 from clarion.config import Settings
 from clarion.runtime import Runtime, open_runtime
+from clarion.web import routes as pages
+from clarion.web.security import PageHeaders
 
 DESCRIPTION = """
 Clarion accepts events from producers, works out who should hear about each one, applies
@@ -91,6 +93,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     )
     for module in modules:
         app.include_router(module.router)
+    app.include_router(pages.router)
+    app.mount("/ui/static", pages.static_files(), name="static")
+    app.add_middleware(PageHeaders)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

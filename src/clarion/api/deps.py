@@ -8,7 +8,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from clarion.api.services import ApiServices
+from clarion.errors import ForbiddenError, UnauthenticatedError
 from clarion.models import SenderKey
+from clarion.web import session
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `clarion keys create`.")
 
@@ -24,8 +26,19 @@ async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> SenderKey:
+    """The API key in ``Authorization``, else the dashboard's session (``web.session``)."""
+    svc = await services(request)
+    if credentials is None and session.COOKIE in request.cookies:
+        found = session.read(
+            request.cookies[session.COOKIE], svc.runtime.clock.now(), await svc.session_keys()
+        )
+        if found is None:
+            raise UnauthenticatedError("the dashboard session ended: sign in again")
+        if not session.allows(found, request.method, request.headers.get(session.CSRF_HEADER)):
+            raise ForbiddenError("missing or wrong X-CSRF-Token for this session")
+        return await svc.key_by_hash(found.key_hash)
     secret = credentials.credentials if credentials is not None else None
-    return await (await services(request)).authenticate(secret)
+    return await svc.authenticate(secret)
 
 
 async def admin(key: Annotated[SenderKey, Depends(caller)]) -> SenderKey:

@@ -300,6 +300,11 @@ class EffectiveTypeOut(BaseModel):
     enabled: bool
     channels: list[Channel]
     mandatory: bool
+    available: list[Channel] = Field(
+        default_factory=list, description="The channels the type can use."
+    )
+    description: str = ""
+    category: str = Field("", description="For grouping on a preference page.")
 
 
 class PreferencesOut(BaseModel):

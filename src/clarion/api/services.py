@@ -21,9 +21,17 @@ from clarion.live.render import Renderer
 from clarion.live.state import Put
 from clarion.models import Priority, SenderKey, TypeSpec
 from clarion.resilience.urgency import LaneGate
-from clarion.runtime import Runtime, live_feed, load_monitor, urgent_lane, user_token_keys
+from clarion.runtime import (
+    Runtime,
+    live_feed,
+    load_monitor,
+    signing_keys,
+    urgent_lane,
+    user_token_keys,
+)
 from clarion.stores.records import IngestRequest
 from clarion.types import UserId
+from clarion.web.sampler import Sampler
 
 KEY_CACHE_S = 5.0
 """A revoked key stops working everywhere within this long."""
@@ -74,8 +82,12 @@ class ApiServices:
         self.hub = Hub(runtime.stores.streams, Renderer(self))
         self._feed = live_feed(runtime, self.hub)
         self._feeding: asyncio.Task[None] | None = None
+        self.sampler = Sampler(runtime.clock)
+        """The dashboard's last fifteen minutes (``web.sampler``)."""
+        self._sampling: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._token_keys: SigningKeys | None = None
+        self._session_keys: SigningKeys | None = None
         self._active: dict[UserId, tuple[float, Head]] = {}
 
     async def _load_type(self, name: str) -> TypeSpec | None:
@@ -106,10 +118,20 @@ class ApiServices:
     async def authenticate(self, secret: str | None) -> SenderKey:
         if not secret:
             raise UnauthenticatedError("send your API key as 'Authorization: Bearer <key>'")
-        key = await self._keys.get(hash_key(secret))
+        return await self.key_by_hash(hash_key(secret))
+
+    async def key_by_hash(self, key_hash: str) -> SenderKey:
+        """The live key with this hash (a dashboard session holds the hash, not the key)."""
+        key = await self._keys.get(key_hash)
         if key is None or key.revoked_at is not None:
             raise UnauthenticatedError("unknown or revoked API key")
         return key
+
+    async def session_keys(self) -> SigningKeys:
+        """What signs dashboard sessions: the deployment's signing keys."""
+        if self._session_keys is None:
+            self._session_keys = await signing_keys(self.runtime)
+        return self._session_keys
 
     async def check_sender(self, key: SenderKey) -> None:
         """Refuse a sender the dead-letter guard has cut off (``resilience.senders``)."""
@@ -190,12 +212,14 @@ class ApiServices:
     def start(self) -> None:
         self.writer.start()
         self._feeding = asyncio.create_task(self._feed.run(self._stop), name="live-feed")
+        self._sampling = asyncio.create_task(self.sampler.run(self._stop), name="sampler")
 
     async def stop(self) -> None:
         self._stop.set()
         try:
-            if self._feeding is not None:
-                await self._feeding
+            for task in (self._feeding, self._sampling):
+                if task is not None:
+                    await task
         except Exception:
             log.exception("the live feed failed")
         finally:

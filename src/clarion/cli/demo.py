@@ -45,23 +45,49 @@ def demo(
         Path | None, typer.Option(help="Database file. [default: a fresh temporary one]")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0,
+    ui: Annotated[
+        bool,
+        typer.Option(
+            "--ui",
+            help="Then keep the server running and print the inbox widget's and the"
+            " dashboard's addresses (Ctrl-C stops it).",
+        ),
+    ] = False,
 ) -> None:
     """Creator upload → followers' inboxes, through the real API and worker processes."""
     with tempfile.TemporaryDirectory(prefix="clarion-demo-") as scratch:
         path = db or Path(scratch) / "clarion.db"
-        settings = settings_for(path, batch_size=batch_size)
+        settings = settings_for(path, batch_size=batch_size).replace(demo_user=DEMO_USER)
         key = _admin_key(settings)
         _out.rule("[bold]Clarion demo: creator upload notification[/bold]")
         _out.print(f"  database  {path}")
         with LocalClarion(settings, standard_workers(workers, 0)) as local:
             _out.print(f"  API       {local.url}   workers: {workers} processes")
             delivered = asyncio.run(_run(local, key, followers, timeout))
+            if ui:
+                _stay_up(local.url, key)
         _out.print(_worker_table(settings))
         _out.rule()
         _out.print(f"  Total notifications delivered: {delivered:,} / {followers:,}")
         _out.rule()
         if delivered != followers:
             raise typer.Exit(1)
+
+
+DEMO_USER = "fan_0000000"
+"""The follower whose inbox ``/ui/demo`` shows."""
+
+
+def _stay_up(url: str, key: str) -> None:
+    _out.rule("[bold]Look at it[/bold]")
+    _out.print(f"  Inbox widget  {url}/ui/demo   ({DEMO_USER}'s inbox, live)")
+    _out.print(f"  Dashboard     {url}/ui/ops    (sign in with the admin key {key})")
+    _out.print("  Ctrl-C stops the server.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _out.print("  stopping")
 
 
 def _admin_key(settings: Any) -> str:

@@ -30,7 +30,7 @@ from clarion.api.schemas import (
 )
 from clarion.api.services import ApiServices
 from clarion.errors import ConflictError, InputError, StaleVersionError
-from clarion.models import SenderKey
+from clarion.models import Priority, SenderKey, TypeSpec
 from clarion.policy.preferences import Preferences
 from clarion.stores.records import StoredPreferences
 from clarion.types import JSONObject, UserId
@@ -172,6 +172,14 @@ async def _checked(svc: ApiServices, body: PreferencesIn) -> JSONObject:
     return doc
 
 
+def category_of(spec: TypeSpec) -> str:
+    """How a preference page groups types: what cannot be turned off, activity that
+    concerns the person, and news and offers."""
+    if spec.mandatory or spec.priority is Priority.P0:
+        return "Account and security"
+    return "Activity" if spec.priority is Priority.P1 else "News and offers"
+
+
 async def _out(
     svc: ApiServices, user_id: UserId, stored: StoredPreferences | None
 ) -> PreferencesOut:
@@ -183,6 +191,9 @@ async def _out(
             or prefs.type_enabled(spec.name, default=spec.enabled_by_default),
             channels=list(prefs.channels_for(spec.name, spec.channels) or spec.channels),
             mandatory=spec.mandatory,
+            available=list(spec.channels),
+            description=spec.description,
+            category=category_of(spec),
         )
         for spec in await svc.runtime.stores.types.list()
     }

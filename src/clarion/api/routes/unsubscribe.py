@@ -24,10 +24,14 @@ router = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A plain page (no script; the page headers' Content-Security-Policy applies)."""
     return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<meta name='viewport' content='width=device-width'></head>"
-        f"<body style='font-family:sans-serif;max-width:36em;margin:4em auto'>{body}</body></html>",
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'>"
+        "<link rel='stylesheet' href='/ui/static/clarion.css'></head>"
+        f"<body><main class='narrow'>{body}</main></body></html>",
         status,
     )
 
