@@ -72,6 +72,8 @@ class EventState(StrEnum):
     KILLED = "killed"
     DEAD_LETTERED = "dead_lettered"
     """Fan-out stopped in the dead-letter queue; replaying the letter resumes it."""
+    CANCELLED = "cancelled"
+    """Called off before it started (a scheduled send, ``DELETE /v1/notifications/{id}``)."""
 
 
 class Outcome(StrEnum):

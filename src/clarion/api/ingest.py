@@ -278,6 +278,7 @@ async def _prepare(
         template_version=version,
         collapse_key=body.collapse_key,
         traceparent=trace,
+        send_at=None if body.send_at is None else body.send_at.timestamp(),
     )
     event = build_event(
         request, spec, key, limits=svc.limits, now=svc.runtime.clock.now(), earlier=problems

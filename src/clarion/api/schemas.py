@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -58,6 +59,11 @@ class EventIn(Strict):
     )
     collapse_key: Annotated[str, StringConstraints(max_length=64)] | None = Field(
         None, description="Newer pushes with the same key replace older ones on the device."
+    )
+    send_at: AwareDatetime | None = Field(
+        None,
+        description="RFC 3339 time to send it at, up to 30 days ahead (cancel before then"
+        " with DELETE /v1/notifications/{event_id}); its TTL counts from then.",
     )
 
 

@@ -71,7 +71,8 @@ class OutboxRelay:
         that may have added some (its ``version``) or a moment later (delayed ones come
         due). A round trip per topic per round to a remote store was, measured, the
         ingest benchmark's bottleneck: idle workers woken by every commit."""
-        version, now = await self._outbox.version(), time.monotonic()
+        # The broker's clock, not the machine's: a delayed message comes due on it.
+        version, now = await self._outbox.version(), self._broker.clock.now()
         if self._looked is None or self._looked[0] != version or now - self._looked[1] > _LOOK_S:
             self._ready = await self._outbox.ready_topics(ALL_TOPICS)
             self._looked = (version, now)

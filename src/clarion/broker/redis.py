@@ -86,6 +86,10 @@ class RedisBroker:
         }
         self._pubsub: Any = None
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     async def publish(self, messages: Sequence[Outbound]) -> None:
         if not messages:
             return

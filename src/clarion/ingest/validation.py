@@ -21,6 +21,8 @@ from clarion.models import Event, FanOut, Priority, SenderKey, TypeSpec
 from clarion.types import UserId
 
 MAX_TTL_S = 30 * 86_400
+MAX_AHEAD_S = 30 * 86_400
+"""How far ahead ``send_at`` may be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class EventRequest:
     collapse_key: str | None = None
     traceparent: str | None = None
     """The request's W3C trace context (a valid one; not part of what makes a repeat)."""
+    send_at: float | None = None
+    """Nothing happens before this time (up to ``MAX_AHEAD_S``); in the past: now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +76,15 @@ def build_event(
     judged = {top_field(p.field) for p in earlier}
     problems = [*earlier]
     problems += [p for p in _problems(request, spec, limits) if top_field(p.field) not in judged]
+    if request.send_at is not None and request.send_at > now + MAX_AHEAD_S:
+        problems.append(FieldProblem("send_at", "at most 30 days ahead"))
     if problems:
         raise InputError(problems)
     assert spec is not None  # an unknown type is one of the problems above
     recipients = tuple(dict.fromkeys(UserId(r) for r in request.recipients or ()))
     payload = request.payload or {}
     ttl = request.ttl_seconds or spec.ttl_seconds
+    send_at = request.send_at if request.send_at is not None and request.send_at > now else None
     title, body = _content(request, spec, payload)
     return Event(
         event_id=new_event_id(),
@@ -87,7 +94,7 @@ def build_event(
         fan_out=request.fan_out,
         channels=spec.channels,
         created_at=now,
-        expires_at=now + ttl,
+        expires_at=(send_at or now) + ttl,  # its time to live starts when it is sent
         idempotency_key=idempotency_key(
             key.sender, explicit=request.idempotency_key, about=_as_sent(request)
         ),
@@ -110,6 +117,7 @@ def build_event(
         object=request.object,
         payload=payload,
         traceparent=request.traceparent,
+        send_at=send_at,
     )
 
 
@@ -128,6 +136,7 @@ def _as_sent(request: EventRequest) -> dict[str, Any]:
         "priority": None if request.priority is None else request.priority.value,
         "ttl_seconds": request.ttl_seconds,
         "template": request.template,
+        "send_at": request.send_at,
     }
 
 

@@ -276,16 +276,11 @@ def plan_first_steps(accepted: Sequence[tuple[Event, Seq]], *, batch_size: int) 
         header = EventHeader.of(event, seq)
         recipients = event.direct_recipients
         wait = 0.0 if event.send_at is None else max(event.send_at - event.created_at, 0.0)
-        if event.fan_out is not FanOut.DIRECT or len(recipients) > batch_size:
+        # Scheduled events start at fan-out too, where a cancellation is seen in time.
+        if event.fan_out is not FanOut.DIRECT or len(recipients) > batch_size or wait:
             task = FanoutTask(header, event.fan_out, recipients=recipients)
             outbound.append(task.encode(delay_s=wait))
             progress.append((0, 0))
-            continue
-        if wait:  # scheduled: a message of its own, delivered at its time
-            outbound.append(
-                encode_batches([RecipientBatch(header, "0", list(recipients))], delay_s=wait)
-            )
-            progress.append((1, len(recipients)))
             continue
         pack = packs.setdefault(event.priority, [])
         if pack and sizes[event.priority] + len(recipients) > batch_size:

@@ -155,6 +155,11 @@ class EventStore(Protocol):
 
     async def status(self, event_id: EventId) -> EventStatus | None: ...
 
+    async def cancel(self, event_id: EventId, sender: str | None, now: float) -> bool | None:
+        """Call off an event that has not started (``sender``: only if it is theirs);
+        None if there is no such event, False if it is already on its way."""
+        ...
+
     async def traced(self, trace_id: str, *, limit: int) -> list[EventStatus]:
         """Events sent with this W3C trace id, newest first."""
         ...

@@ -177,6 +177,16 @@ def status(row: Any) -> EventStatus:
     )
 
 
+def cancel_sql(now: str, event_id: str) -> str:
+    """Call off an event whose fan-out has not begun (a scheduled send before its time);
+    one already on its way is left alone."""
+    return (
+        f"UPDATE events SET state = 'cancelled', completed_at = {now}, error = 'cancelled'"
+        f" WHERE event_id = {event_id} AND state = 'accepted' AND fanout_next_batch = 0"
+        " AND batches_total IS NULL"
+    )
+
+
 def hook(row: Any) -> StatusHook:
     return StatusHook(
         row[0],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from clarion.api.deps import Caller, Services
 from clarion.api.format import iso, iso_or_none
 from clarion.api.schemas import ErrorOut, EventStatusList, EventStatusOut
-from clarion.errors import NotFoundError
+from clarion.errors import ConflictError, NotFoundError
 from clarion.models import EventStatus
 from clarion.types import EventId
 
@@ -27,6 +27,23 @@ async def status(event_id: str, key: Caller, svc: Services) -> EventStatusOut:
     if found is None or not (key.admin or found.sender == key.sender):
         raise NotFoundError(f"no event {event_id!r} sent by {key.sender!r}")
     return _out(found)
+
+
+@router.delete(
+    "/{event_id}",
+    status_code=204,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    summary="Cancel an event that has not started (a scheduled send before its time)",
+)
+async def cancel(event_id: str, key: Caller, svc: Services) -> Response:
+    done = await svc.runtime.stores.events.cancel(
+        EventId(event_id), None if key.admin else key.sender, svc.runtime.clock.now()
+    )
+    if done is None:
+        raise NotFoundError(f"no event {event_id!r} sent by {key.sender!r}")
+    if not done:
+        raise ConflictError(f"event {event_id} is on its way or over: too late to cancel it")
+    return Response(status_code=204)
 
 
 @router.get(

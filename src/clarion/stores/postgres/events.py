@@ -24,7 +24,7 @@ from clarion.stores.records import (
     PlanFirstSteps,
     RateLimited,
 )
-from clarion.stores.rows import STATUS_COLUMNS, status
+from clarion.stores.rows import STATUS_COLUMNS, cancel_sql, status
 from clarion.types import EventId, Seq
 
 OUTBOX_CHANNEL = "clarion_outbox"
@@ -96,6 +96,18 @@ class PostgresEventStore:
         )
         return [status(r) for r in rows]
 
+    async def cancel(self, event_id: EventId, sender: str | None, now: float) -> bool | None:
+        async with self._db.transaction() as c:
+            owner = await c.fetchval("SELECT sender FROM events WHERE event_id = $1", event_id)
+            if owner is None or (sender is not None and owner != sender):
+                return None
+            done = await c.fetchval(
+                f"WITH x AS ({cancel_sql('$1', '$2')} RETURNING 1) SELECT count(*) FROM x",
+                now,
+                event_id,
+            )
+            return bool(done)
+
     async def count(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM events"))
 
@@ -114,7 +126,8 @@ class PostgresEventStore:
 
     async def positions(self, seqs: Sequence[Seq]) -> dict[Seq, FanoutPosition]:
         rows = await self._db.fetch(
-            "SELECT seq, fanout_next_batch, batches_total IS NOT NULL, state = 'failed'"
+            "SELECT seq, fanout_next_batch, batches_total IS NOT NULL,"
+            " state IN ('failed', 'cancelled')"
             " FROM events WHERE seq = ANY($1::bigint[])",
             list(seqs),
         )

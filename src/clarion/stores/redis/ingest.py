@@ -214,6 +214,9 @@ class RedisIngestGuard:
     async def status(self, event_id: EventId) -> EventStatus | None:
         return await self._store.status(event_id)
 
+    async def cancel(self, event_id: EventId, sender: str | None, now: float) -> bool | None:
+        return await self._store.cancel(event_id, sender, now)
+
     async def traced(self, trace_id: str, *, limit: int) -> list[EventStatus]:
         return await self._store.traced(trace_id, limit=limit)
 

@@ -27,6 +27,7 @@ from clarion.stores.records import (
     RateLimited,
 )
 from clarion.stores.rows import STATUS_COLUMNS as _STATUS_COLUMNS
+from clarion.stores.rows import cancel_sql
 from clarion.stores.rows import status as _status
 from clarion.types import EventId, Seq
 
@@ -82,6 +83,15 @@ class SqliteEventStore:
         )
         return [_status(r) for r in rows]
 
+    async def cancel(self, event_id: EventId, sender: str | None, now: float) -> bool | None:
+        def _cancel(c: sqlite3.Connection) -> bool | None:
+            row = c.execute("SELECT sender FROM events WHERE event_id = ?", (event_id,)).fetchone()
+            if row is None or (sender is not None and row[0] != sender):
+                return None
+            return bool(c.execute(cancel_sql("?1", "?2"), (now, event_id)).rowcount)
+
+        return await self._db.write(_cancel)
+
     async def count(self) -> int:
         row = await self._db.read(lambda c: c.execute("SELECT count(*) FROM events").fetchone())
         return int(row[0])
@@ -106,7 +116,8 @@ class SqliteEventStore:
         ids = orjson.dumps(list(seqs))
         rows = await self._db.read(
             lambda c: c.execute(
-                "SELECT seq, fanout_next_batch, batches_total IS NOT NULL, state = 'failed'"
+                "SELECT seq, fanout_next_batch, batches_total IS NOT NULL,"
+                " state IN ('failed', 'cancelled')"
                 " FROM events WHERE seq IN (SELECT value FROM json_each(?))",
                 (ids,),
             ).fetchall()
