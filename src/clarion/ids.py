@@ -24,3 +24,8 @@ def new_api_key() -> tuple[str, str]:
     """A fresh key as ``(key_id, secret_key)``; the key id is the public part of the key."""
     key_id = secrets.token_hex(6)
     return key_id, f"clk_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def new_id(prefix: str) -> str:
+    """``<prefix>_`` + 20 random hex digits: names for things people create (schedules)."""
+    return f"{prefix}_{secrets.token_hex(10)}"

@@ -46,6 +46,7 @@ from clarion.stores.base import (
     ProviderHealthStore,
     ProviderStore,
     ProviderTokenStore,
+    ScheduleStore,
     SecretStore,
     SenderGuardStore,
     StateStore,
@@ -62,6 +63,7 @@ from clarion.stores.postgres.live import (
     PostgresStreamStore,
     PostgresTicketStore,
 )
+from clarion.stores.postgres.schedules import PostgresScheduleStore
 from clarion.stores.redis import (
     AnnouncedKillSwitchStore,
     CachedPreferenceStore,
@@ -97,6 +99,7 @@ from clarion.stores.sqlite.devices import SqliteDeviceStore
 from clarion.stores.sqlite.health import SqliteProviderHealthStore
 from clarion.stores.sqlite.live import SqliteStateStore, SqliteStreamStore, SqliteTicketStore
 from clarion.stores.sqlite.partitions import SqlitePartitionStore
+from clarion.stores.sqlite.schedules import SqliteScheduleStore
 from clarion.stores.sqlite.senders import SqliteSenderGuardStore
 
 
@@ -115,6 +118,7 @@ class Stores:
     streams: StreamStore
     states: StateStore
     tickets: TicketStore
+    schedules: ScheduleStore
     inbox: InboxStore
     stats: StatsStore
     frequency: FrequencyStore
@@ -271,6 +275,7 @@ def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> S
         streams=SqliteStreamStore(db),
         states=SqliteStateStore(db),
         tickets=SqliteTicketStore(db),
+        schedules=SqliteScheduleStore(db),
         inbox=SqliteInboxStore(db),
         stats=SqliteStatsStore(db),
         frequency=SqliteFrequencyStore(db),
@@ -301,6 +306,7 @@ def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) 
         streams=PostgresStreamStore(db),
         states=PostgresStateStore(db),
         tickets=PostgresTicketStore(db),
+        schedules=PostgresScheduleStore(db),
         inbox=pg.PostgresInboxStore(db),
         stats=pg.PostgresStatsStore(db),
         frequency=pg.PostgresFrequencyStore(db),

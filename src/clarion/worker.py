@@ -32,6 +32,7 @@ from clarion.pipeline.switches import KillSwitchCache
 from clarion.resilience.health import ProviderHealth
 from clarion.resilience.senders import SenderGuard
 from clarion.runtime import Runtime, load_monitor, open_runtime, signing_keys, urgent_lane
+from clarion.scheduling.scheduler import Scheduler
 from clarion.topics import CHANNEL_STAGES, EVALUATE, FANOUT, STAGES, STATUS, reserved_for_p0
 
 log = logging.getLogger(__name__)
@@ -190,10 +191,12 @@ async def run_worker(
         runtime, stages=stages, priorities=priorities, name=name, keys=await signing_keys(runtime)
     )
     chores = asyncio.create_task(_upkeep(runtime, stop))
+    scheduling = asyncio.create_task(Scheduler(runtime).run(stop), name="scheduler")
     try:
         await runner.run(stop)
     finally:
         chores.cancel()
+        await scheduling
         await runner.close()
         await runtime.close()
         log.info("worker %s stopped", name)

@@ -22,6 +22,7 @@ from clarion.api.routes import (
     operations,
     preferences,
     providers,
+    schedules,
     state,
     stream,
     templates,
@@ -90,6 +91,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         stream,
         state,
         monitoring,
+        schedules,
     )
     for module in modules:
         app.include_router(module.router)

@@ -25,7 +25,8 @@ from clarion.api.errors import clarion_response, error_body, problems_from_pydan
 from clarion.api.schemas import BatchIn, EventIn
 from clarion.api.services import ApiServices
 from clarion.errors import ClarionError, FieldProblem, InputError, RateLimitedError
-from clarion.ingest.validation import EventRequest, build_event, top_field
+from clarion.ingest.prepare import Lookups, prepare_event
+from clarion.ingest.validation import top_field
 from clarion.models import Event, Priority, SenderKey
 from clarion.stores.records import Accepted, IngestRequest, RateLimited
 from clarion.tracing import valid_traceparent
@@ -252,37 +253,9 @@ async def _prepare(
 ) -> Event:
     """``shape``: what the schema found wrong (the fields it names are left out of
     ``body``); answered in one 400 together with everything wrong with the rest."""
-    problems = list(shape)
-    judged = {top_field(p.field) for p in problems}
-    spec = None if "type" in judged else await svc.types.get(body.type)
-    template = body.template or (spec.template if spec else None)
-    version = None
-    if template is not None:
-        version = await svc.template_version(template, body.template_version)
-        if version is None:
-            wanted = f" version {body.template_version}" if body.template_version else ""
-            problems.append(FieldProblem("template", f"no template {template!r}{wanted}"))
-    request = EventRequest(
-        type=body.type,
-        actor=body.actor,
-        target=body.target,
-        recipients=None if body.recipients is None else tuple(body.recipients),
-        fan_out=body.fan_out,
-        object=body.object,
-        payload=body.payload,
-        priority=body.priority,
-        ttl_seconds=body.ttl_seconds,
-        idempotency_key=body.idempotency_key,
-        campaign=body.campaign,
-        template=template,
-        template_version=version,
-        collapse_key=body.collapse_key,
-        traceparent=trace,
-        send_at=None if body.send_at is None else body.send_at.timestamp(),
-    )
-    event = build_event(
-        request, spec, key, limits=svc.limits, now=svc.runtime.clock.now(), earlier=problems
-    )
+    lookups = Lookups(svc.types.get, svc.template_version)
+    now = svc.runtime.clock.now()
+    event = await prepare_event(lookups, key, body, svc.limits, now, shape, trace=trace)
     await svc.check_load(event.priority)
     return event
 

@@ -52,11 +52,7 @@ class ApiServices:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.limits = Limits(
-            max_payload_bytes=settings.max_payload_bytes,
-            max_direct_recipients=settings.max_direct_recipients,
-            idempotency_window_s=settings.idempotency_window_s,
-        )
+        self.limits = Limits.of(settings)
         self.lane = urgent_lane(runtime)
         runtime.gate_writes(LaneGate(self.lane))
         self.writer = IngestWriter(

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from clarion.config import Settings
 from clarion.errors import FieldProblem, ForbiddenError, InputError
 from clarion.ids import new_event_id
 from clarion.ingest.idempotency import idempotency_key
@@ -55,6 +56,14 @@ class Limits:
     max_payload_bytes: int
     max_direct_recipients: int
     idempotency_window_s: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            settings.max_payload_bytes,
+            settings.max_direct_recipients,
+            settings.idempotency_window_s,
+        )
 
 
 def build_event(

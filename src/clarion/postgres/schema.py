@@ -226,7 +226,18 @@ CREATE INDEX events_by_trace ON events (substr(traceparent, 4, 32)) WHERE tracep
 """Version 4: each worker's last heartbeat (``/v1/ready``), and the W3C ``traceparent`` an
 event was sent with, found by its trace id."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_V5 = """
+CREATE TABLE schedules (
+    id text PRIMARY KEY, sender text NOT NULL, cron text NOT NULL, timezone text NOT NULL,
+    event text NOT NULL, next_run_at double precision NOT NULL,
+    last_run_at double precision, created_at double precision NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (next_run_at)
+"""
+"""Version 5: recurring sends (``scheduling``): a cron expression in a zone, the event to
+send, and the next run (advanced by compare-and-set, so one scheduler runs each)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 LOG_DAYS_AHEAD = 7
 

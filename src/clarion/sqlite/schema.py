@@ -429,7 +429,23 @@ CREATE INDEX events_by_trace ON events (substr(traceparent, 4, 32)) WHERE tracep
 """Version 6: each worker's last heartbeat (``/v1/ready``), and the W3C ``traceparent`` an
 event was sent with, found by its trace id."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+CREATE TABLE schedules (
+    id          TEXT PRIMARY KEY,
+    sender      TEXT NOT NULL,
+    cron        TEXT NOT NULL,
+    timezone    TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    next_run_at REAL NOT NULL,
+    last_run_at REAL,
+    created_at  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX schedules_due ON schedules (next_run_at)
+"""
+"""Version 7: recurring sends (``scheduling``): a cron expression in a zone, the event to
+send, and the next run (advanced by compare-and-set, so one scheduler runs each)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -37,6 +37,7 @@ from clarion.stores.records import (
     PlanFirstSteps,
     Reach,
     Recorded,
+    Schedule,
     StageStats,
     StatusHook,
     StoredPreferences,
@@ -437,4 +438,23 @@ class StatsStore(Protocol):
 
     async def beats(self) -> dict[str, float]:
         """Each worker's last heartbeat."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    async def create(self, schedule: Schedule) -> None: ...
+
+    async def get(self, schedule_id: str) -> Schedule | None: ...
+
+    async def listed(self, sender: str | None) -> list[Schedule]:
+        """``sender``'s schedules (every one for None), oldest first."""
+        ...
+
+    async def delete(self, schedule_id: str, sender: str | None) -> bool: ...
+
+    async def due(self, now: float, limit: int) -> list[Schedule]: ...
+
+    async def advance(self, schedule_id: str, was: float, to: float, ran_at: float) -> bool:
+        """Move the next run from ``was`` to ``to``, if nobody else did: the one scheduler
+        that moves it is the one that ran it."""
         ...

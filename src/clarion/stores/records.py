@@ -393,3 +393,17 @@ class StageStats:
     messages: int
     items: int
     busy_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring send: ``event`` (as ``POST /v1/notifications`` takes it) on ``cron``."""
+
+    id: str
+    sender: str
+    cron: str
+    timezone: str
+    event: JSONObject
+    next_run_at: float
+    created_at: float
+    last_run_at: float | None = None
