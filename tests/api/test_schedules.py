@@ -30,6 +30,7 @@ def _schedule(api: Api, **fields: Any) -> tuple[dict[str, Any], str]:
 
 def _tick(api: Api, schedulers: int = 1) -> int:
     """Every scheduler looks once, at the same moment; returns the runs they fired."""
+
     async def tick() -> int:
         runtimes = [open_runtime(api.runtime.settings, clock=api.clock) for _ in range(schedulers)]
         try:
