@@ -115,6 +115,10 @@ class Settings:
     digest_template: str = "digest"
     """The template whose ``digest`` variant writes digest emails (built-in if none)."""
 
+    campaign_lease_s: float = 30.0
+    """How long a scheduler holds a campaign without writing before another takes it."""
+    campaign_approval_over: int = 1_000_000
+    """A campaign to more people than this waits for an admin's approval."""
     demo_user: str | None = None
     """Set (``clarion demo --ui``): ``/ui/demo`` shows this person's inbox widget."""
 
@@ -267,6 +271,8 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "user_token_keys": str,
     "ready_stuck_s": float,
     "demo_user": str,
+    "campaign_approval_over": int,
+    "campaign_lease_s": float,
     "ready_worker_s": float,
 }
 

@@ -32,6 +32,8 @@ from clarion.sqlite import SqliteDatabase, WriteGate
 from clarion.stores import postgres as pg
 from clarion.stores.base import (
     AggregateStore,
+    AudienceStore,
+    CampaignStore,
     DeliveryStore,
     DeviceStore,
     DigestStore,
@@ -58,6 +60,8 @@ from clarion.stores.base import (
     TypeStore,
     UserStore,
 )
+from clarion.stores.postgres.audiences import PostgresAudienceStore
+from clarion.stores.postgres.campaigns import PostgresCampaignStore
 from clarion.stores.postgres.live import (
     PostgresStateStore,
     PostgresStreamStore,
@@ -88,6 +92,8 @@ from clarion.stores.sqlite import (
     SqliteTypeStore,
     SqliteUserStore,
 )
+from clarion.stores.sqlite.audiences import SqliteAudienceStore
+from clarion.stores.sqlite.campaigns import SqliteCampaignStore
 from clarion.stores.sqlite.config import (
     SqliteProviderStore,
     SqliteProviderTokenStore,
@@ -119,6 +125,8 @@ class Stores:
     states: StateStore
     tickets: TicketStore
     schedules: ScheduleStore
+    audiences: AudienceStore
+    campaigns: CampaignStore
     inbox: InboxStore
     stats: StatsStore
     frequency: FrequencyStore
@@ -276,6 +284,8 @@ def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> S
         states=SqliteStateStore(db),
         tickets=SqliteTicketStore(db),
         schedules=SqliteScheduleStore(db),
+        audiences=SqliteAudienceStore(db),
+        campaigns=SqliteCampaignStore(db),
         inbox=SqliteInboxStore(db),
         stats=SqliteStatsStore(db),
         frequency=SqliteFrequencyStore(db),
@@ -307,6 +317,8 @@ def postgres_stores(db: PostgresDatabase, provider_health: ProviderHealthStore) 
         states=PostgresStateStore(db),
         tickets=PostgresTicketStore(db),
         schedules=PostgresScheduleStore(db),
+        audiences=PostgresAudienceStore(db),
+        campaigns=PostgresCampaignStore(db),
         inbox=pg.PostgresInboxStore(db),
         stats=pg.PostgresStatsStore(db),
         frequency=pg.PostgresFrequencyStore(db),

@@ -191,7 +191,7 @@ async def run_worker(
         runtime, stages=stages, priorities=priorities, name=name, keys=await signing_keys(runtime)
     )
     chores = asyncio.create_task(_upkeep(runtime, stop))
-    scheduling = asyncio.create_task(Scheduler(runtime).run(stop), name="scheduler")
+    scheduling = asyncio.create_task(Scheduler(runtime, name).run(stop), name="scheduler")
     try:
         await runner.run(stop)
     finally:

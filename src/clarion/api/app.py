@@ -13,6 +13,8 @@ from clarion.api.errors import install_error_handlers
 from clarion.api.ingest import IngestFront
 from clarion.api.openapi import install_openapi
 from clarion.api.routes import (
+    audiences,
+    campaigns,
     devices,
     followers,
     killswitches,
@@ -92,6 +94,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         state,
         monitoring,
         schedules,
+        audiences,
+        campaigns,
     )
     for module in modules:
         app.include_router(module.router)

@@ -197,6 +197,16 @@ class TypeList(BaseModel):
 # ── users and followers ──────────────────────────────────────────────────────────────
 
 
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=200)]
+    | bool
+    | int
+    | float
+    | Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)]
+)
+
+
 class UserIn(Strict):
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = Field(
@@ -210,6 +220,12 @@ class UserIn(Strict):
     ) = None
     email_verified: bool = Field(False, description="Email is only sent to verified addresses.")
     phone_verified: bool = Field(False, description="SMS is only sent to verified numbers.")
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="What campaign segments filter on: strings, numbers, booleans, lists of"
+        ' strings, e.g. {"plan": "premium", "country": "FR", "age_days": 40}.',
+    )
 
 
 class UserOut(BaseModel):
@@ -221,6 +237,7 @@ class UserOut(BaseModel):
     email_verified: bool
     phone_verified: bool
     email_bounced: bool
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class FollowersIn(Strict):

@@ -237,7 +237,32 @@ CREATE INDEX schedules_due ON schedules (next_run_at)
 """Version 5: recurring sends (``scheduling``): a cron expression in a zone, the event to
 send, and the next run (advanced by compare-and-set, so one scheduler runs each)."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+ALTER TABLE users ADD COLUMN attributes jsonb;
+CREATE TABLE audiences (
+    id text PRIMARY KEY, sender text NOT NULL, name text NOT NULL, size bigint NOT NULL,
+    created_at double precision NOT NULL
+);
+CREATE TABLE audience_members (
+    audience_id text NOT NULL, user_id text NOT NULL, PRIMARY KEY (audience_id, user_id)
+);
+CREATE TABLE campaigns (
+    id text PRIMARY KEY, sender text NOT NULL, doc text NOT NULL, state text NOT NULL,
+    start_at double precision NOT NULL, rollout_percent integer NOT NULL, seq bigint,
+    band_from integer NOT NULL DEFAULT 0, band_to integer NOT NULL DEFAULT 0, cursor text,
+    pages bigint NOT NULL DEFAULT 0, targeted bigint NOT NULL DEFAULT 0,
+    token bigint NOT NULL DEFAULT 0, lease_owner text,
+    lease_until double precision NOT NULL DEFAULT 0,
+    paced_until double precision NOT NULL DEFAULT 0,
+    created_at double precision NOT NULL, updated_at double precision NOT NULL
+);
+CREATE INDEX campaigns_by_state ON campaigns (state, start_at)
+"""
+"""Version 6: people's attributes (segments filter on them), uploaded audiences, and
+campaigns: what to send to whom, their state, and the expansion's checkpoint under a
+lease with a fencing token (``scheduling.campaigns``)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 LOG_DAYS_AHEAD = 7
 

@@ -1,5 +1,5 @@
 """The scheduler every worker process runs: once a second it fires the recurring sends that
-are due.
+are due, and expands the campaigns it holds the lease of (``campaigns.expansion``).
 
 Any number of schedulers may look at the same schedule; the run fires exactly once:
 * the event it sends carries the idempotency key ``schedule:<id>:<run time>``, so a second
@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 
 from clarion.api.schemas import EventIn
+from clarion.campaigns.expansion import Expansion
 from clarion.errors import ClarionError
 from clarion.ingest.prepare import Lookups, prepare_event
 from clarion.ingest.validation import Limits
@@ -33,8 +35,9 @@ _DUE_AT_ONCE = 100
 
 
 class Scheduler:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, name: str = "scheduler") -> None:
         self._runtime = runtime
+        self.campaigns = Expansion(runtime, f"{name}:{secrets.token_hex(4)}")
         stores = runtime.stores
 
         async def template_version(template: str, version: int | None) -> int | None:
@@ -55,11 +58,13 @@ class Scheduler:
                 await asyncio.wait_for(stop.wait(), TICK_S)
 
     async def tick(self) -> int:
-        """Fire what is due now; returns how many runs this scheduler fired."""
+        """Fire the recurring sends that are due and expand the campaigns this scheduler
+        can claim; returns how many runs it fired."""
         now = self._runtime.clock.now()
         fired = 0
         for schedule in await self._runtime.stores.schedules.due(now, _DUE_AT_ONCE):
             fired += await self._fire(schedule, now)
+        await self.campaigns.tick()
         return fired
 
     async def _fire(self, schedule: Schedule, now: float) -> int:

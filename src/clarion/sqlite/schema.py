@@ -445,7 +445,50 @@ CREATE INDEX schedules_due ON schedules (next_run_at)
 """Version 7: recurring sends (``scheduling``): a cron expression in a zone, the event to
 send, and the next run (advanced by compare-and-set, so one scheduler runs each)."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = """
+ALTER TABLE users ADD COLUMN attributes TEXT;
+
+CREATE TABLE audiences (
+    id          TEXT PRIMARY KEY,
+    sender      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    created_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE audience_members (
+    audience_id TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    PRIMARY KEY (audience_id, user_id)
+) WITHOUT ROWID;
+
+CREATE TABLE campaigns (
+    id              TEXT PRIMARY KEY,
+    sender          TEXT NOT NULL,
+    doc             TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    start_at        REAL NOT NULL,
+    rollout_percent INTEGER NOT NULL,
+    seq             INTEGER,
+    band_from       INTEGER NOT NULL DEFAULT 0,
+    band_to         INTEGER NOT NULL DEFAULT 0,
+    cursor          TEXT,
+    pages           INTEGER NOT NULL DEFAULT 0,
+    targeted        INTEGER NOT NULL DEFAULT 0,
+    token           INTEGER NOT NULL DEFAULT 0,
+    lease_owner     TEXT,
+    lease_until     REAL NOT NULL DEFAULT 0,
+    paced_until     REAL NOT NULL DEFAULT 0,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX campaigns_by_state ON campaigns (state, start_at)
+"""
+"""Version 8: people's attributes (segments filter on them), uploaded audiences, and
+campaigns: what to send to whom, their state, and the expansion's checkpoint under a
+lease with a fencing token (``scheduling.campaigns``)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
+from clarion.broker import Outbound
+from clarion.campaigns.model import Campaign
+from clarion.campaigns.segments import Condition
 from clarion.live.log import Entry, Head, Post, Replay
 from clarion.live.state import Put, Stored
-from clarion.models import Channel, EventContent, EventStatus, SenderKey, TypeSpec
+from clarion.models import Channel, Event, EventContent, EventStatus, SenderKey, TypeSpec
 from clarion.policy.aggregation import AggregateKey, Joined, JoinRequest, WindowSummary
 from clarion.policy.frequency import CapCheck, SlotRequest
 from clarion.policy.killswitch import KillSwitch
@@ -21,6 +24,7 @@ from clarion.slo import Counts
 from clarion.stores.records import (
     Address,
     Aggregate,
+    Audience,
     AuditEntry,
     BatchResult,
     DeliveryRecord,
@@ -71,6 +75,15 @@ class UserStore(Protocol):
     async def locales(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
         """Locales of those of ``user_ids`` that have one."""
         ...
+
+    async def matching(
+        self, conditions: Sequence[Condition] | None, after: str | None, limit: int
+    ) -> list[UserId]:
+        """People whose attributes meet every condition (None: everyone), in id order
+        after ``after`` (a campaign's checkpoint)."""
+        ...
+
+    async def count_matching(self, conditions: Sequence[Condition] | None) -> int: ...
 
     async def timezones(self, user_ids: Sequence[UserId]) -> dict[UserId, str]:
         """Profile time zones of those of ``user_ids`` that have one."""
@@ -458,3 +471,60 @@ class ScheduleStore(Protocol):
         """Move the next run from ``was`` to ``to``, if nobody else did: the one scheduler
         that moves it is the one that ran it."""
         ...
+
+
+class AudienceStore(Protocol):
+    async def add_members(self, audience_id: str, user_ids: Sequence[UserId]) -> None:
+        """Part of an upload (repeats within and across parts are kept once)."""
+        ...
+
+    async def publish(self, audience: Audience) -> Audience:
+        """Make an uploaded audience visible, with its size counted; returns it."""
+        ...
+
+    async def discard(self, audience_id: str) -> None:
+        """Drop an upload that failed half-way, or a published audience."""
+        ...
+
+    async def get(self, audience_id: str) -> Audience | None: ...
+
+    async def listed(self, sender: str | None) -> list[Audience]: ...
+
+    async def page(self, audience_id: str, after: str | None, limit: int) -> list[UserId]:
+        """Members in id order after ``after`` (a campaign's expansion checkpoint)."""
+        ...
+
+
+class CampaignStore(Protocol):
+    """Campaigns, and their expansion under a lease with a fencing token
+    (``stores.sqlite.campaigns`` says how each call is fenced)."""
+
+    async def create(self, campaign: Campaign) -> None: ...
+
+    async def get(self, campaign_id: str) -> Campaign | None: ...
+
+    async def listed(self, sender: str | None) -> list[Campaign]: ...
+
+    async def move(self, campaign_id: str, action: str, now: float) -> Campaign | None: ...
+
+    async def raise_rollout(
+        self, campaign_id: str, percent: int, now: float
+    ) -> Campaign | None: ...
+
+    async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[Campaign]: ...
+
+    async def begin(self, campaign: Campaign, event: Event, now: float) -> int | None: ...
+
+    async def advance(
+        self,
+        campaign: Campaign,
+        outbound: Sequence[Outbound],
+        *,
+        cursor: str | None,
+        band: tuple[int, int],
+        targeted: int,
+        finished: bool,
+        paced_until: float,
+        lease_until: float,
+        now: float,
+    ) -> bool: ...

@@ -28,6 +28,8 @@ class UserProfile:
     email_verified: bool = False
     phone_verified: bool = False
     email_bounced_at: float | None = None
+    attributes: JSONObject = field(default_factory=dict)
+    """What segments filter on: strings, numbers, booleans, lists of strings."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,3 +409,14 @@ class Schedule:
     next_run_at: float
     created_at: float
     last_run_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """An uploaded list of people a campaign can go to."""
+
+    id: str
+    sender: str
+    name: str
+    size: int
+    created_at: float

@@ -34,14 +34,15 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-async def _read_ids(request: Request) -> IdListReader:
-    """The whole body, validated, spooled; raises before anything is applied."""
+async def read_ids(request: Request, field: str = "followers") -> IdListReader:
+    """The whole body, validated, spooled; raises before anything is applied. JSON is an
+    object with the list under ``field``; NDJSON, CSV and plain lines are streamed."""
     content_type = request.headers.get("content-type", "application/json")
     fmt = IdListFormat.from_content_type(content_type)
     reader = IdListReader(fmt or IdListFormat.LINES)
     try:
         if fmt is None:
-            await _read_json(request, reader)
+            await _read_json(request, reader, field)
         else:
             async for chunk in request.stream():
                 reader.feed(chunk)
@@ -52,18 +53,24 @@ async def _read_ids(request: Request) -> IdListReader:
     return reader
 
 
-async def _read_json(request: Request, reader: IdListReader) -> None:
+async def _read_json(request: Request, reader: IdListReader, field: str) -> None:
     try:
-        body = FollowersIn.model_validate(orjson.loads(await request.body()))
+        doc = orjson.loads(await request.body())
+        if isinstance(doc, dict) and field in doc:
+            doc = {"followers": doc.pop(field), **doc}
+        body = FollowersIn.model_validate(doc)
     except orjson.JSONDecodeError as exc:
         raise InputError.single("body", f"not valid JSON ({exc})") from None
     except ValidationError as exc:
-        raise InputError(problems_from_pydantic(exc.errors())) from None
+        problems = problems_from_pydantic(exc.errors())
+        raise InputError(
+            [type(p)(p.field.replace("followers", field, 1), p.reason) for p in problems]
+        ) from None
     reader.feed("\n".join(body.followers).encode() + b"\n")
 
 
 async def _apply(svc: ApiServices, creator: UserId, request: Request, *, add: bool) -> int:
-    reader = await _read_ids(request)
+    reader = await read_ids(request)
     store = svc.runtime.stores.followers
     changed = 0
     try:

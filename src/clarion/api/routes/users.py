@@ -48,6 +48,7 @@ async def put_user(user_id: str, body: UserIn, _: Admin, svc: Services) -> UserO
         svc.runtime.clock.now(),
         email_verified=body.email_verified and body.email is not None,
         phone_verified=body.phone_verified and body.phone is not None,
+        attributes=dict(body.attributes),
     )
     await svc.runtime.stores.users.put(profile)
     stored = await svc.runtime.stores.users.get(profile.user_id)
@@ -80,6 +81,7 @@ def _user_out(p: UserProfile) -> UserOut:
         email_verified=p.email_verified,
         phone_verified=p.phone_verified,
         email_bounced=p.email_bounced_at is not None,
+        attributes=p.attributes,
     )
 
 

@@ -30,7 +30,7 @@ from clarion.types import EventId, Seq
 OUTBOX_CHANNEL = "clarion_outbox"
 
 # A whole group's events in one statement: each column travels as an array.
-_INSERT_EVENTS = """
+INSERT_EVENTS = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
                     campaign, template, template_version, collapse_key, title, body,
                     payload, created_at, expires_at, fanout_next_batch, batches_total,
@@ -42,7 +42,7 @@ SELECT *, 'accepted' FROM unnest(
     $21::bigint[], $22::text[])
 """
 
-_ADVANCE = """
+ADVANCE = """
 UPDATE events SET
     fanout_next_batch = $3,
     recipients = recipients + $4,
@@ -137,7 +137,7 @@ class PostgresEventStore:
         if advances:
             async with self._db.transaction() as c:
                 await c.executemany(
-                    _ADVANCE,
+                    ADVANCE,
                     [
                         (a.seq, a.from_batch, a.to_batch, a.recipients, a.finished, now)
                         for a in sorted(advances, key=lambda a: a.seq)
@@ -203,7 +203,7 @@ async def _insert(c: Connection, events: list[Event], plan: PlanFirstSteps, now:
         event_row(seq, e, batches, recipients)
         for seq, e, (batches, recipients) in zip(seqs, events, steps.progress, strict=True)
     ]
-    await c.execute(_INSERT_EVENTS, *(list(column) for column in zip(*rows, strict=True)))
+    await c.execute(INSERT_EVENTS, *(list(column) for column in zip(*rows, strict=True)))
     await c.execute(
         "INSERT INTO idempotency (key, event_id, expires_at)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])"

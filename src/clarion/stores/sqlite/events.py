@@ -31,7 +31,7 @@ from clarion.stores.rows import cancel_sql
 from clarion.stores.rows import status as _status
 from clarion.types import EventId, Seq
 
-_INSERT_EVENT = """
+INSERT_EVENT = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
                     campaign, template, template_version, collapse_key, title, body,
                     payload, created_at, expires_at, state,
@@ -39,7 +39,7 @@ INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, targe
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?, ?, ?)
 """
 
-_ADVANCE = """
+ADVANCE = """
 UPDATE events SET
     fanout_next_batch = :to_batch,
     recipients = recipients + :recipients,
@@ -137,7 +137,7 @@ class SqliteEventStore:
             for a in advances
         ]
         if params:
-            await self._db.write(lambda c: c.executemany(_ADVANCE, params))
+            await self._db.write(lambda c: c.executemany(ADVANCE, params))
 
     async def fail(self, seq: Seq, error: str, *, state: str = "failed") -> None:
         await self._db.write(
@@ -209,7 +209,7 @@ def _insert(
 ) -> None:
     steps = plan([(e, Seq(seq)) for seq, e in zip(seqs, events, strict=True)])
     c.executemany(
-        _INSERT_EVENT,
+        INSERT_EVENT,
         [
             event_row(seq, e, batches, recipients)
             for seq, e, (batches, recipients) in zip(seqs, events, steps.progress, strict=True)
