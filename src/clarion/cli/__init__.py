@@ -10,6 +10,7 @@ from rich.console import Console
 
 from clarion.cli import (
     bench,
+    campaigns,
     database,
     demo,
     devices,
@@ -67,6 +68,8 @@ app.command("queues")(operations.queues)
 app.command("why")(why.why)
 app.command("doctor")(doctor.doctor)
 app.command("slo")(slo.slo)
+app.add_typer(campaigns.campaigns, name="campaigns")
+app.add_typer(campaigns.audiences, name="audiences")
 app.add_typer(operations.dlq, name="dlq")
 app.add_typer(operations.senders, name="senders")
 fakes.register(app)
