@@ -160,6 +160,22 @@ def test_bench_stream_json() -> None:
     assert (result["lost"], result["doubled"]) == (0, 0)  # the storm included
 
 
+def test_bench_campaign_json() -> None:
+    result = bench(
+        "campaign", "--people", "5000", "--throttle", "1000", "--throttle-seconds", "3"
+    )  # fmt: skip
+    required = {
+        "upload_ids_per_s",
+        "segment_users_per_s",
+        "campaign_recipients_per_s",
+        "throttle_error_pct",
+    }
+    assert required <= result.keys()
+    assert result["campaign_recipients"] == 5000
+    assert 0 < result["segment_matched"] < 5000
+    assert result["throttle_error_pct"] < 20
+
+
 def test_bench_push_json() -> None:
     result = bench("push", "--pushes", "400", "--workers", "2")
     assert {"sends_per_s", "raw_h2_requests_per_s", "workers"} <= result.keys()

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from clarion.bench.aggregate import run_aggregate
+from clarion.bench.campaign import run_campaign
 from clarion.bench.email import run_email
 from clarion.bench.evaluate import run_evaluate
 from clarion.bench.fanout import FanoutReport, run_fanout
@@ -431,3 +432,44 @@ def report(
         typer.echo(json.dumps({"out": str(out), **summary}))
         return
     Console().print(f"Wrote {out / 'report.md'}, {out / 'report.json'} and the plots.")
+
+
+@app.command("campaign")
+def campaign(
+    people: Annotated[int, typer.Option(help="The audience: this many people.")] = 1_000_000,
+    throttle: Annotated[float, typer.Option(help="The throttled campaign's rate.")] = 10_000,
+    throttle_seconds: Annotated[float, typer.Option(help="How long to measure it.")] = 60.0,
+    broker: _BrokerOption = None,
+    store: _StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Audience upload, a segment over everyone, an unthrottled campaign to everyone's
+    inbox (every one with a preference record), and a throttled one's rate."""
+    if people < 1 or throttle <= 0 or throttle_seconds <= 0:
+        raise InputError.single("people", "people, throttle and seconds must be positive")
+    _check_backends(broker, store)
+    with _progress() as bar:
+        result = run_campaign(
+            people, throttle=throttle, throttle_seconds=throttle_seconds, broker=broker,
+            store=store, progress=_advance(bar),
+        )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    table = Table("measure", "value", title=f"Campaigns, {result.people:,} people")
+    table.add_row("audience upload", f"{result.upload_ids_per_s:,.0f} ids/s")
+    table.add_row(
+        "segment (3 attributes)",
+        f"{result.segment_users_per_s:,.0f} people/s ({result.segment_matched:,} matched)",
+    )
+    table.add_row(
+        "unthrottled campaign",
+        f"{result.campaign_recipients_per_s:,.0f} recipients/s ({result.campaign_seconds:.1f} s)",
+    )
+    table.add_row(
+        f"throttled at {result.throttle_per_s:,.0f}/s",
+        f"{result.throttle_measured_per_s:,.0f}/s over {result.throttle_seconds:g} s"
+        f" ({result.throttle_error_pct:.1f} % off)",
+    )
+    table.add_row("backend", result.backend)
+    Console().print(table)
