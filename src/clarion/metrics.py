@@ -134,6 +134,10 @@ class Snapshot:
     oldest_age_s: dict[str, float] = field(default_factory=dict)
     breakers: dict[str, BreakerState] = field(default_factory=dict)
     dead_letters: int = 0
+    campaigns: dict[str, int] = field(default_factory=dict)
+    """Campaigns per state."""
+    campaign_targeted: dict[str, int] = field(default_factory=dict)
+    """Running campaigns: people written to the queues so far, per campaign name."""
 
 
 class _SnapshotCollector:
@@ -167,7 +171,17 @@ class _SnapshotCollector:
             "clarion_dead_letters", "Messages given up on, waiting for an operator."
         )
         dead.add_metric([], s.dead_letters)
-        yield from (depth, age, breaker, dead)
+        campaigns = GaugeMetricFamily("clarion_campaigns", "Campaigns by state.", labels=["state"])
+        for phase, n in sorted(s.campaigns.items()):
+            campaigns.add_metric([phase], n)
+        targeted = GaugeMetricFamily(
+            "clarion_campaign_targeted",
+            "Running campaigns: people handed to evaluation so far.",
+            labels=["campaign"],
+        )
+        for name, n in sorted(s.campaign_targeted.items()):
+            targeted.add_metric([name], n)
+        yield from (depth, age, breaker, dead, campaigns, targeted)
 
 
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}

@@ -272,3 +272,20 @@ def test_a_change_without_the_csrf_secret_is_refused(api: Api, watched: Watched)
              body: JSON.stringify({type: 'anything'})}).then(r => r.status)"""
     )
     assert forged == 403
+
+
+def test_the_dashboard_pauses_a_campaign(api: Api, watched: Watched) -> None:
+    kind = api.register_type(unique("promo_"), priority="P2")
+    audience = api.call("POST", "/v1/audiences", json={"user_ids": ["a", "b"]}).json()
+    name = unique("sale")
+    body = {"name": name, "type": kind, "audience": {"audience": audience["id"]},
+            "payload": {"title": "Sale"}}  # fmt: skip
+    made = api.call("POST", "/v1/campaigns", json=body).json()
+    page = watched.page
+    sign_in(page, api, api.admin_key)
+    row = page.locator("#campaigns tbody tr").filter(has_text=name)
+    expect(row.locator("progress")).to_have_count(1)
+    row.get_by_role("button", name="Pause").click()
+    expect(row).to_contain_text("paused")
+    assert api.call("GET", f"/v1/campaigns/{made['id']}").json()["state"] == "paused"
+    watched.clean()

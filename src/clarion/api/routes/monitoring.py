@@ -8,6 +8,8 @@ network's own rules if the queue depths of your deployment are nobody's business
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -28,6 +30,7 @@ async def scrape(svc: Services) -> Response:
     runtime = svc.runtime
     now = runtime.clock.now()
     broker = runtime.broker
+    campaigns = await runtime.stores.campaigns.listed(None)
     snapshot = metrics.Snapshot(
         depths=await broker.depths(),
         oldest_age_s={t: now - at for t, at in (await broker.oldest(now)).items()},
@@ -35,6 +38,8 @@ async def scrape(svc: Services) -> Response:
             name: h.state for name, h in (await runtime.stores.provider_health.all()).items()
         },
         dead_letters=await broker.dead_letter_count(),
+        campaigns=dict(Counter(c.state.value for c in campaigns)),
+        campaign_targeted={c.id: c.targeted for c in campaigns if c.state.value == "running"},
     )
     return Response(metrics.exposition(snapshot), media_type=metrics.CONTENT_TYPE)
 

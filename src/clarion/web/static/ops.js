@@ -128,10 +128,37 @@
     }));
   }
 
+  async function showCampaigns() {
+    const { items } = await call("GET", "/v1/campaigns");
+    fill("#campaigns", items.slice(0, 20).map((c) => {
+      const tr = document.createElement("tr");
+      tr.dataset.id = c.id;
+      const done = c.delivered + c.suppressed + c.held + c.failed;
+      const bar = Object.assign(document.createElement("progress"),
+        { max: Math.max(c.targeted, 1), value: done });
+      bar.setAttribute("aria-label", `${c.name}: ${done} of ${c.targeted}`);
+      const progress = cell("");
+      progress.append(bar);
+      const actions = cell("");
+      if (c.state === "running" || c.state === "scheduled") {
+        actions.append(button("Pause", () => call("POST", `/v1/campaigns/${encodeURIComponent(c.id)}/pause`)), " ");
+      }
+      if (c.state === "paused") {
+        actions.append(button("Resume", () => call("POST", `/v1/campaigns/${encodeURIComponent(c.id)}/resume`)), " ");
+      }
+      if (c.state !== "cancelled") {
+        actions.append(button("Cancel", () => call("POST", `/v1/campaigns/${encodeURIComponent(c.id)}/cancel`)));
+      }
+      tr.append(cell(c.name), cell(c.state), progress, cell(c.targeted.toLocaleString(), "num"),
+        cell(c.delivered.toLocaleString(), "num"), actions);
+      return tr;
+    }));
+  }
+
   async function refresh() {
     try {
       showOverview(await call("GET", "/ui/ops/overview"));
-      await Promise.all([showDead(), showKills(), showBlocked()]);
+      await Promise.all([showDead(), showKills(), showBlocked(), showCampaigns()]);
       $("#refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
       if (error.status === 401) return signedOut();
