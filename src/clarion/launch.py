@@ -167,3 +167,17 @@ def peak_rss_mb(pids: Sequence[int]) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total_kb / 1024
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each named process has used so far (``/proc/<pid>/stat``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in pids.items():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        used[name] = round((int(fields[11]) + int(fields[12])) / tick, 2)  # utime, stime
+    return used

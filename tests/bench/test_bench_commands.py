@@ -47,6 +47,8 @@ def test_bench_fanout_json() -> None:
     assert 400 <= result["suppressed"] <= 800
     assert result["held"] >= 150
     assert result["defaults_recipients_per_s"] > 0  # the easy path, run first for comparison
+    assert {"api", "worker-1", "worker-2"} <= result["cpu_s"].keys()
+    assert sum(result["cpu_s"].values()) > 0
 
 
 def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> None:

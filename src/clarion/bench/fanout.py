@@ -27,7 +27,7 @@ from clarion.bench.raw import (
 )
 from clarion.config import Settings
 from clarion.keys import create_key
-from clarion.launch import LocalClarion, peak_rss_mb
+from clarion.launch import LocalClarion, cpu_seconds, peak_rss_mb
 from clarion.models import Channel, Priority, TypeSpec
 from clarion.pipeline.partitions import refresh_partitions
 from clarion.runtime import Runtime, open_runtime
@@ -67,6 +67,8 @@ class FanoutReport:
     held: int = 0
     defaults_recipients_per_s: float | None = None
     """With ``--population both``: the all-defaults run's figure, for comparison."""
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each process used (the API, each worker): where the time went."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +100,7 @@ def run_fanout(
             accepted_at, event_id = send_event(local.url, key, _EVENT)
             evaluated_at = wait_until_evaluated(local.url, key, event_id, followers, report)
             rss = peak_rss_mb(list(local.pids().values()))
+            cpu = cpu_seconds(local.pids())
         status, delivered, stages = asyncio.run(_results(settings, event_id))
     report("raw sqlite insert rate", 0, None)
     raw = sqlite_insert_rows_per_s()
@@ -131,6 +134,7 @@ def run_fanout(
         population=population,
         suppressed=status.suppressed,
         held=status.held,
+        cpu_s=cpu,
     )
 
 

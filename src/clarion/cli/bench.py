@@ -184,6 +184,9 @@ def _fanout_table(result: FanoutReport) -> None:
         table.add_row("raw PostgreSQL COPY rate", f"{result.raw_pg_copy_rows_per_s:,.0f} rows/s")
     for stage, s in result.stages.items():
         table.add_row(f"busy in {stage}", f"{s['busy_s']:.2f} s over {s['messages']:,} messages")
+    if result.cpu_s:
+        used = ", ".join(f"{name} {s:.1f}" for name, s in result.cpu_s.items())
+        table.add_row("CPU seconds per process", used)
     Console().print(table)
 
 
