@@ -4,15 +4,9 @@ its own person's data."""
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -21,6 +15,7 @@ from clarion.keyring import SigningKeys
 from clarion.live import tokens
 from clarion.types import UserId
 from tests.conftest import Api, unique
+from tests.live_helpers import SseDevice
 
 
 def token_for(api: Api, user: str) -> str:
@@ -34,64 +29,20 @@ def as_user(api: Api, token: str, method: str, path: str, **kw: Any) -> httpx.Re
     return api.client.request(method, path, headers=headers, **kw)
 
 
-class Listener:
-    """An SSE connection read on a thread (stdlib HTTP, so closing it is one socket
-    shutdown the server sees at once): the messages it got so far."""
-
-    def __init__(self, api: Api, token: str, **params: str) -> None:
-        self.messages: list[dict[str, Any]] = []
-        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
-        if "last_event_id" in params:
-            headers["Last-Event-ID"] = params.pop("last_event_id")
-        host, port = api.url.removeprefix("http://").split(":")
-        self._conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        self._conn.request("GET", f"/v1/me/stream?{urlencode(params)}", headers=headers)
-        self.status = self._conn.getresponse()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        event: dict[str, Any] = {}
-        try:
-            while line := self.status.readline():
-                text = line.decode().rstrip("\r\n")
-                if text.startswith("id: "):
-                    event["id"] = text[4:]
-                elif text.startswith("event: "):
-                    event["type"] = text[7:]
-                elif text.startswith("data: "):
-                    event["data"] = json.loads(text[6:])
-                elif not text and event:
-                    self.messages.append(event)
-                    event = {}
-        except (OSError, ValueError, http.client.HTTPException):
-            return  # closed under it
-
-    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.messages) < count:
-            assert time.monotonic() < deadline, self.messages
-            time.sleep(0.01)
-        return self.messages
-
-    def close(self) -> None:
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(5)
-        self._conn.close()
+def Listener(api: Api, token: str, **params: str) -> SseDevice:
+    """A device's SSE stream on this module's API."""
+    return SseDevice(api.url, token, **params)
 
 
 @pytest.fixture
-def listeners() -> Iterator[list[Listener]]:
-    opened: list[Listener] = []
+def listeners() -> Iterator[list[SseDevice]]:
+    opened: list[SseDevice] = []
     yield opened
     for listener in opened:
         listener.close()
 
 
-def test_two_devices_get_every_message_in_order(api: Api, listeners: list[Listener]) -> None:
+def test_two_devices_get_every_message_in_order(api: Api, listeners: list[SseDevice]) -> None:
     like = api.register_type(unique("like_"))
     user = unique("viewer")
     token = token_for(api, user)
@@ -117,7 +68,7 @@ def test_two_devices_get_every_message_in_order(api: Api, listeners: list[Listen
 
 
 def test_a_device_resumes_from_its_last_event_and_resets_when_too_far(
-    api: Api, listeners: list[Listener]
+    api: Api, listeners: list[SseDevice]
 ) -> None:
     like = api.register_type(unique("like_"))
     user = unique("viewer")
@@ -145,7 +96,9 @@ def test_a_device_resumes_from_its_last_event_and_resets_when_too_far(
     assert ready["id"].split(":")[0] == seen["id"].split(":")[0]
 
 
-def test_state_is_latest_wins_and_reaches_every_device(api: Api, listeners: list[Listener]) -> None:
+def test_state_is_latest_wins_and_reaches_every_device(
+    api: Api, listeners: list[SseDevice]
+) -> None:
     user = unique("viewer")
     token = token_for(api, user)
     tv = Listener(api, token)
@@ -168,7 +121,7 @@ def test_state_is_latest_wins_and_reaches_every_device(api: Api, listeners: list
 
 
 def test_the_live_channel_reaches_listening_devices_latest_wins(
-    api: Api, listeners: list[Listener]
+    api: Api, listeners: list[SseDevice]
 ) -> None:
     typing = api.register_type(unique("typing_"), channels=["live"], ttl_seconds=60)
     here, away = unique("viewer"), unique("viewer")
@@ -261,7 +214,7 @@ def test_expired_and_forged_tokens_are_refused(api: Api) -> None:
 
 
 def test_a_device_too_far_behind_the_kept_log_is_told_to_reset(
-    api: Api, listeners: list[Listener]
+    api: Api, listeners: list[SseDevice]
 ) -> None:
     user = unique("viewer")
     token = token_for(api, user)
