@@ -23,6 +23,21 @@ async def rows(runtime: Runtime, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return await db.write(lambda c: c.execute(sql, args).fetchall())
 
 
+async def insert_many(runtime: Runtime, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run one ``INSERT`` (``?`` placeholders) for every row, in one transaction: seeding
+    100,000 people through the stores' one-at-a-time methods is minutes on PostgreSQL."""
+    if runtime._postgres is not None:
+        numbered = sql
+        for n in range(1, sql.count("?") + 1):
+            numbered = numbered.replace("?", f"${n}", 1)
+        async with runtime._postgres.transaction() as c:
+            await c.executemany(numbered, rows)
+        return
+    db = runtime._sqlite
+    assert db is not None
+    await db.write(lambda c: c.executemany(sql, rows))
+
+
 async def inbox_users(runtime: Runtime, event_id: str) -> list[str]:
     """Who has an inbox entry for the event, in id order."""
     found = await rows(

@@ -43,9 +43,22 @@ def test_default_preferences_show_every_type_with_its_default(
         None,
     )
     effective = body["effective_types"]
-    assert effective["like"] == {"enabled": True, "channels": ["in_app"], "mandatory": False}
+    assert effective["like"] == {
+        "enabled": True,
+        "channels": ["in_app"],
+        "mandatory": False,
+        "available": ["in_app"],
+        "description": "",
+        "category": "Activity",
+    }
     assert effective["promo"]["enabled"] is False  # P2 marketing: off unless chosen
-    assert effective["otp"] == {"enabled": True, "channels": ["in_app"], "mandatory": True}
+    assert effective["promo"]["category"] == "News and offers"
+    otp = effective["otp"]
+    assert (otp["enabled"], otp["mandatory"], otp["category"]) == (
+        True,
+        True,
+        "Account and security",
+    )
 
 
 def test_put_stores_the_whole_record_and_get_returns_it(api: Api, types: dict[str, str]) -> None:

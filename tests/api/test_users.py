@@ -27,7 +27,7 @@ def test_put_and_get_a_user_profile(api: Api) -> None:
     }
     assert api.call("PUT", f"/v1/users/{user}", json=body).status_code == 200
     shown = api.call("GET", f"/v1/users/{user}").json()
-    assert shown == {"user_id": user, "email_bounced": False} | body
+    assert shown == {"user_id": user, "email_bounced": False, "attributes": {}} | body
     # Verification belongs to an address: dropping the address drops the flag.
     api.call("PUT", f"/v1/users/{user}", json={"phone_verified": True})
     shown = api.call("GET", f"/v1/users/{user}").json()

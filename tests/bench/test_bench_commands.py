@@ -74,7 +74,8 @@ def test_bench_fanout_on_redis_reports_scaling_and_raw_rates(redis_url: str) -> 
     assert result["raw_redis_ops_per_s"] > 0
     assert result["partition_build_s"] is not None
     # The benchmark cleans up after itself: nothing of Clarion's is left in that Redis.
-    assert not redis.Redis.from_url(redis_url).keys("clarion:*")
+    with redis.Redis.from_url(redis_url) as client:
+        assert not client.keys("clarion:*")
 
 
 def test_bench_fanout_on_redis_and_postgres(redis_url: str, postgres_dsn: str) -> None:

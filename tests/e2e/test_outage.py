@@ -27,11 +27,10 @@ from clarion.launch import LocalClarion
 from clarion.models import Channel, Platform, Priority, TypeSpec
 from clarion.pipeline.dispatch import SEND_CHUNK
 from clarion.runtime import open_runtime
-from clarion.stores.records import Device, UserProfile
 from clarion.supervisor import standard_workers
 from clarion.testing import users
 from clarion.types import UserId
-from tests.backends import query
+from tests.backends import insert_many, query
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 FOLLOWERS = 100_000
@@ -50,14 +49,17 @@ async def _prepare(settings: Settings, fakes: FakeProviders) -> str:
             TypeSpec("new_post", Priority.P1, (Channel.PUSH, Channel.EMAIL, Channel.IN_APP)), now
         )
         fans = users(FOLLOWERS, "fan")
-        for i, fan in enumerate(fans):
-            await runtime.stores.users.put(
-                UserProfile(fan, email=f"{fan}@example.org", email_verified=True, updated_at=now)
-            )
-            phone = Device(
-                fan, "phone", Platform.IOS, f"{i:064x}", {}, registered_at=now, last_seen=now
-            )
-            await runtime.stores.devices.register(phone, max_per_user=10)
+        await insert_many(
+            runtime,
+            "INSERT INTO users (user_id, email, email_verified, updated_at) VALUES (?, ?, ?, ?)",
+            [(fan, f"{fan}@example.org", True, now) for fan in fans],
+        )
+        await insert_many(
+            runtime,
+            "INSERT INTO devices (user_id, device_id, platform, token, state, registered_at,"
+            " last_seen) VALUES (?, 'phone', ?, ?, 'active', ?, ?)",
+            [(fan, Platform.IOS.value, f"{i:064x}", now, now) for i, fan in enumerate(fans)],
+        )
         await runtime.stores.followers.add(UserId("star"), fans)
         _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="t", admin=True)
         return secret
