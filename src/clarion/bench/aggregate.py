@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-from clarion.bench.driver import Progress, fake_providers_process
+from clarion.bench.driver import Progress, fake_providers_process, lookalike_control
 from clarion.bench.h2raw import apns_config, device_token
 from clarion.channels import apns
 from clarion.channels.config import stored
@@ -229,8 +229,6 @@ async def _windows(settings: Settings) -> tuple[int, int]:
 
 
 def _pushes(config: dict[str, Any]) -> int:
-    control = httpx.Client(
-        base_url=config["sms_twilio"]["base_url"], verify=config["apns"]["ca_file"], timeout=30
-    )
+    control = lookalike_control(config)
     with control:
         return int(control.get("/_control/apns/received", params={"count": 1}).json()["count"])

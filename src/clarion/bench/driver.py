@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -104,3 +105,10 @@ def fake_providers_process(folder: Path, *, timeout_s: float = 30.0) -> Iterator
     finally:
         process.terminate()
         process.wait(10)
+
+
+def lookalike_control(config: dict[str, Any]) -> httpx.Client:
+    """A client for the look-alikes' control and inspection endpoints (what the SMS
+    look-alike received, the APNs one's counters), trusting their private CA."""
+    trusted = ssl.create_default_context(cafile=config["sms_twilio"]["ca_file"])
+    return httpx.Client(base_url=config["sms_twilio"]["base_url"], verify=trusted, timeout=30)

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from clarion.bench.driver import Progress, fake_providers_process
+from clarion.bench.driver import Progress, fake_providers_process, lookalike_control
 from clarion.bench.fanout import load_followers
 from clarion.channels import parse
 from clarion.channels.config import stored
@@ -145,11 +145,7 @@ def run_isolation(
             with LocalClarion(settings, workers) as local:
                 headers = {"Authorization": f"Bearer {key}"}
                 api = httpx.Client(base_url=local.url, headers=headers, timeout=30)
-                sms = httpx.Client(
-                    base_url=config["sms_twilio"]["base_url"],
-                    verify=config["sms_twilio"]["ca_file"],
-                    timeout=30,
-                )
+                sms = lookalike_control(config)
                 with api, sms:
                     run = _Run(api, sms, WARM_UP_OTPS + otps_idle + MAX_FLOOD_OTPS)
                     idle_phones = _idle(run, otps_idle, report)

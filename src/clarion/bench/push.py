@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from clarion.bench.driver import (
     Progress,
     fake_providers_process,
+    lookalike_control,
     send_event,
     wait_until_done,
 )
@@ -101,11 +100,7 @@ def _pipeline_rate(setup: _Setup, workers: int, report: Progress) -> tuple[float
     setup.folder.mkdir()
     settings = Settings(db=setup.folder / "bench.db")
     pushes = setup.pushes
-    control = httpx.Client(
-        base_url=setup.config["sms_twilio"]["base_url"],
-        verify=setup.config["apns"]["ca_file"],
-        timeout=30,
-    )
+    control = lookalike_control(setup.config)
     with control:
         control.delete("/_control/apns/received")
         key = asyncio.run(_prepare(settings, setup, report, f"{workers} worker(s)"))
