@@ -16,8 +16,8 @@ from pathlib import Path
 import asyncpg
 import redis
 
+from clarion.backends.postgres.schema import empty_all, migrate
 from clarion.launch import free_port
-from clarion.postgres.schema import empty_all, migrate
 
 
 class RedisServer:

@@ -23,7 +23,7 @@ class Settings:
     """The SQLite file holding the queues and every store (the embedded backend)."""
     broker: str | None = None
     """Where the queues live: unset, in the SQLite file; ``redis://host:port/n``, in Redis
-    Streams (``clarion.broker.redis``)."""
+    Streams (``clarion.backends.redis.broker``)."""
     store: str | None = None
     """Where the stores live: unset, in the SQLite file (so every process runs on the
     machine that holds it); ``postgresql://…``, in PostgreSQL (``stores.postgres``), which

@@ -14,22 +14,73 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from clarion.backends.postgres import PostgresDatabase
+from clarion.backends.postgres import stores as pg
+from clarion.backends.postgres.outbox import PostgresOutbox
+from clarion.backends.postgres.stores.audiences import PostgresAudienceStore
+from clarion.backends.postgres.stores.campaigns import PostgresCampaignStore
+from clarion.backends.postgres.stores.live import (
+    PostgresStateStore,
+    PostgresStreamStore,
+    PostgresTicketStore,
+)
+from clarion.backends.postgres.stores.schedules import PostgresScheduleStore
+from clarion.backends.redis.broker import RedisBroker
+from clarion.backends.redis.stores import (
+    AnnouncedKillSwitchStore,
+    CachedPreferenceStore,
+    RedisAggregateStore,
+    RedisFrequencyStore,
+    RedisFrontedDeliveryStore,
+    RedisIngestGuard,
+    RedisProviderHealthStore,
+)
+from clarion.backends.sqlite import SqliteDatabase, WriteGate
+from clarion.backends.sqlite.broker import SqliteBroker
+from clarion.backends.sqlite.stores import (
+    SqliteAggregateStore,
+    SqliteDeliveryStore,
+    SqliteDigestStore,
+    SqliteEventStore,
+    SqliteFollowerStore,
+    SqliteFrequencyStore,
+    SqliteInboxStore,
+    SqliteKeyStore,
+    SqliteKillSwitchStore,
+    SqlitePreferenceStore,
+    SqliteStatsStore,
+    SqliteTypeStore,
+    SqliteUserStore,
+)
+from clarion.backends.sqlite.stores.audiences import SqliteAudienceStore
+from clarion.backends.sqlite.stores.campaigns import SqliteCampaignStore
+from clarion.backends.sqlite.stores.config import (
+    SqliteProviderStore,
+    SqliteProviderTokenStore,
+    SqliteSecretStore,
+    SqliteStatusHookStore,
+    SqliteTemplateStore,
+)
+from clarion.backends.sqlite.stores.devices import SqliteDeviceStore
+from clarion.backends.sqlite.stores.health import SqliteProviderHealthStore
+from clarion.backends.sqlite.stores.live import (
+    SqliteStateStore,
+    SqliteStreamStore,
+    SqliteTicketStore,
+)
+from clarion.backends.sqlite.stores.partitions import SqlitePartitionStore
+from clarion.backends.sqlite.stores.schedules import SqliteScheduleStore
+from clarion.backends.sqlite.stores.senders import SqliteSenderGuardStore
 from clarion.broker import Broker
 from clarion.broker.outbox import OutboxRelay
-from clarion.broker.postgres_outbox import PostgresOutbox
-from clarion.broker.redis import RedisBroker
-from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.errors import ConfigError
 from clarion.keyring import SigningKeys, new_key_spec
 from clarion.live.feed import Feed, RedisFeed, SqliteFeed
 from clarion.live.hub import Hub
-from clarion.postgres import PostgresDatabase
 from clarion.resilience.load import LoadMonitor
 from clarion.resilience.urgency import UrgentLane
-from clarion.sqlite import SqliteDatabase, WriteGate
-from clarion.stores import postgres as pg
 from clarion.stores.base import (
     AggregateStore,
     AudienceStore,
@@ -60,53 +111,6 @@ from clarion.stores.base import (
     TypeStore,
     UserStore,
 )
-from clarion.stores.postgres.audiences import PostgresAudienceStore
-from clarion.stores.postgres.campaigns import PostgresCampaignStore
-from clarion.stores.postgres.live import (
-    PostgresStateStore,
-    PostgresStreamStore,
-    PostgresTicketStore,
-)
-from clarion.stores.postgres.schedules import PostgresScheduleStore
-from clarion.stores.redis import (
-    AnnouncedKillSwitchStore,
-    CachedPreferenceStore,
-    RedisAggregateStore,
-    RedisFrequencyStore,
-    RedisFrontedDeliveryStore,
-    RedisIngestGuard,
-    RedisProviderHealthStore,
-)
-from clarion.stores.sqlite import (
-    SqliteAggregateStore,
-    SqliteDeliveryStore,
-    SqliteDigestStore,
-    SqliteEventStore,
-    SqliteFollowerStore,
-    SqliteFrequencyStore,
-    SqliteInboxStore,
-    SqliteKeyStore,
-    SqliteKillSwitchStore,
-    SqlitePreferenceStore,
-    SqliteStatsStore,
-    SqliteTypeStore,
-    SqliteUserStore,
-)
-from clarion.stores.sqlite.audiences import SqliteAudienceStore
-from clarion.stores.sqlite.campaigns import SqliteCampaignStore
-from clarion.stores.sqlite.config import (
-    SqliteProviderStore,
-    SqliteProviderTokenStore,
-    SqliteSecretStore,
-    SqliteStatusHookStore,
-    SqliteTemplateStore,
-)
-from clarion.stores.sqlite.devices import SqliteDeviceStore
-from clarion.stores.sqlite.health import SqliteProviderHealthStore
-from clarion.stores.sqlite.live import SqliteStateStore, SqliteStreamStore, SqliteTicketStore
-from clarion.stores.sqlite.partitions import SqlitePartitionStore
-from clarion.stores.sqlite.schedules import SqliteScheduleStore
-from clarion.stores.sqlite.senders import SqliteSenderGuardStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +229,7 @@ def open_runtime(
 
     ``durable_commits`` makes every SQLite commit fsync (``synchronous=FULL``): the API and
     the CLI use it so that a 202 or a printed key really is on disk; workers do not need it
-    (see ``clarion.sqlite.database``). PostgreSQL commits are always durable. ``urgent``
+    (see ``clarion.backends.sqlite.database``). PostgreSQL commits are always durable. ``urgent``
     marks a process on the P0 path (the API, P0-reserved workers): on SQLite it leaves WAL
     checkpoints to the others.
     """

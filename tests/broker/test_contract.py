@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from clarion.backends.redis.broker import RedisBroker
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.broker import SqliteBroker
 from clarion.broker import Broker, Outbound
 from clarion.broker.memory import MemoryBroker
-from clarion.broker.redis import RedisBroker
-from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import ManualClock
-from clarion.sqlite import SqliteDatabase
 
 LEASE_S = 30.0
 MAX_ATTEMPTS = 3

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from clarion.backends.redis.broker import RedisBroker
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.broker import SqliteBroker
 from clarion.broker import Outbound
 from clarion.broker.outbox import OutboxRelay
-from clarion.broker.redis import RedisBroker
-from clarion.broker.sqlite import SqliteBroker
 from clarion.clock import ManualClock
-from clarion.sqlite import SqliteDatabase
 
 TOPIC = "fanout.p1"
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from clarion import channels
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.stores.config import SqliteProviderTokenStore
 from clarion.channels.base import Content, OutboundMessage, Provider
 from clarion.channels.config import ProviderDeps
 from clarion.clock import SystemClock
 from clarion.fakes.suite import FakeProviders
 from clarion.models import Priority
-from clarion.sqlite import SqliteDatabase
-from clarion.stores.sqlite.config import SqliteProviderTokenStore
 from clarion.types import EventId, UserId
 
 CONTENT = Content(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.stores.config import SqliteProviderTokenStore
 from clarion.channels import apns
 from clarion.channels.base import SendStatus
 from clarion.clock import ManualClock
@@ -12,8 +14,6 @@ from clarion.fakes.apns import unregistered
 from clarion.fakes.behaviour import Rule
 from clarion.fakes.suite import FakeProviders
 from clarion.models import Priority
-from clarion.sqlite import SqliteDatabase
-from clarion.stores.sqlite.config import SqliteProviderTokenStore
 from tests.channels.conftest import MakeProvider, message
 
 TOKEN = "ab" * 32

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.stores.config import SqliteProviderStore, SqliteProviderTokenStore
 from clarion.channels.config import ProviderDeps
 from clarion.channels.providers import ProviderSet, read_file
 from clarion.clock import SystemClock
 from clarion.errors import ConfigError
-from clarion.sqlite import SqliteDatabase
-from clarion.stores.sqlite.config import SqliteProviderStore, SqliteProviderTokenStore
 
 SMS = {"account_sid": "AC" + "0" * 32, "auth_token": "secret", "sender": "+15550000000"}
 

@@ -71,9 +71,9 @@ async def test_send_maps_failures(
 async def test_private_endpoints_are_refused_unless_allowed(
     provider: MakeProvider, fakes: FakeProviders, tokens_db: object
 ) -> None:
+    from clarion.backends.sqlite.stores.config import SqliteProviderTokenStore
     from clarion.channels.config import ProviderDeps
     from clarion.clock import SystemClock
-    from clarion.stores.sqlite.config import SqliteProviderTokenStore
 
     strict = ProviderDeps(
         SystemClock(),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clarion.postgres import schema as pg_schema
+from clarion.backends.postgres import schema as pg_schema
 
 
 def clarion(db: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from clarion.backends.sqlite import SqliteDatabase
 from clarion.broker import Message, Outbound
 from clarion.broker.memory import MemoryBroker
 from clarion.clock import ManualClock
@@ -19,7 +20,6 @@ from clarion.pipeline.runner import Runner
 from clarion.resilience.senders import SenderGuard
 from clarion.resilience.urgency import UrgentLane
 from clarion.runtime import Runtime
-from clarion.sqlite import SqliteDatabase
 from clarion.testing import accept_ids, event, type_spec
 from clarion.types import UserId
 from clarion.worker import build_runner

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clarion.sqlite import SqliteDatabase, database, walflush
+from clarion.backends.sqlite import SqliteDatabase, database, walflush
 
 
 @dataclass

@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
+from clarion.backends.postgres.stores import PostgresAggregateStore
 from clarion.clock import ManualClock
 from clarion.config import Settings
 from clarion.policy.aggregation import AggregateKey, JoinRequest, Role, WindowSummary
 from clarion.runtime import Runtime, open_runtime
 from clarion.stores.base import AggregateStore
-from clarion.stores.postgres import PostgresAggregateStore
 from clarion.types import Seq, UserId
 
 PHOTO = AggregateKey(UserId("ann"), "like", "photo_1")

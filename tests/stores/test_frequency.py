@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
+from clarion.backends.postgres.stores import PostgresFrequencyStore
 from clarion.clock import ManualClock
 from clarion.config import Settings
 from clarion.policy.frequency import UNDER, CapCheck, FrequencyCaps, SlotRequest
 from clarion.runtime import Runtime, open_runtime
 from clarion.stores.base import FrequencyStore
-from clarion.stores.postgres import PostgresFrequencyStore
 from clarion.types import Seq, UserId
 
 ANN, BOB = UserId("ann"), UserId("bob")

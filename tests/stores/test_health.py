@@ -8,11 +8,11 @@ import dataclasses
 
 import pytest
 
+from clarion.backends.redis.stores import RedisProviderHealthStore
 from clarion.clock import ManualClock
 from clarion.config import Settings
 from clarion.resilience.breaker import BreakerState, Health
 from clarion.runtime import Runtime, open_runtime
-from clarion.stores.redis import RedisProviderHealthStore
 
 
 @pytest.fixture(params=["sqlite", "redis", "postgres"])

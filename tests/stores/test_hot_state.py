@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from clarion.backends.redis.stores import RedisIngestGuard
 from clarion.clock import ManualClock
 from clarion.config import Settings
 from clarion.errors import ConfigError
@@ -20,7 +21,6 @@ from clarion.pipeline.messages import plan_first_steps
 from clarion.policy.frequency import UNDER, CapCheck, FrequencyCaps, SlotRequest
 from clarion.runtime import Runtime, hot_state_client, open_runtime
 from clarion.stores.records import Accepted, BatchResult, IngestRequest, RateLimited
-from clarion.stores.redis import RedisIngestGuard
 from clarion.testing import accept, event, type_spec
 from clarion.types import Seq, UserId
 from tests.backends import rows
@@ -224,7 +224,7 @@ async def test_preferences_are_served_from_the_cache_and_a_write_is_read_back_at
 
 
 async def test_a_late_fill_with_an_older_version_cannot_undo_a_write(runtime: Runtime) -> None:
-    from clarion.stores.redis.preferences import CachedPreferenceStore
+    from clarion.backends.redis.stores.preferences import CachedPreferenceStore
 
     store, ann = runtime.stores.preferences, UserId("ann")
     await store.put(ann, {"enabled": False}, 1.0, "ann")
@@ -238,7 +238,7 @@ async def test_a_late_fill_with_an_older_version_cannot_undo_a_write(runtime: Ru
 
 
 async def test_fan_out_sized_lookups_go_to_the_store(runtime: Runtime) -> None:
-    from clarion.stores.redis.preferences import CACHED_UP_TO
+    from clarion.backends.redis.stores.preferences import CACHED_UP_TO
 
     store, ann = runtime.stores.preferences, UserId("ann")
     crowd = [ann] + [UserId(f"u{i}") for i in range(CACHED_UP_TO)]

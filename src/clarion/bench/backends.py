@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import redis
 
+from clarion.backends.postgres import connect
+from clarion.backends.postgres.schema import clarion_rows, empty_all
 from clarion.errors import ConfigError
-from clarion.postgres import connect
-from clarion.postgres.schema import clarion_rows, empty_all
 
 
 @contextmanager

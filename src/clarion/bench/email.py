@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from clarion import channels
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.stores.config import SqliteProviderTokenStore
 from clarion.bench.driver import Progress, fake_providers_process
 from clarion.channels.base import Content, OutboundMessage, SendStatus
 from clarion.channels.config import ProviderDeps
 from clarion.clock import SystemClock
 from clarion.errors import BackendError
 from clarion.models import Priority
-from clarion.sqlite import SqliteDatabase
-from clarion.stores.sqlite.config import SqliteProviderTokenStore
 from clarion.types import EventId, UserId
 
 BATCH = 100

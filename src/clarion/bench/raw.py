@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from clarion.postgres import connect
+from clarion.backends.postgres import connect
 
 
 def sqlite_insert_rows_per_s(rows: int = 1_000_000, chunk: int = 1000) -> float:

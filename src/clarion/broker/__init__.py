@@ -1,4 +1,6 @@
-"""Durable queues between pipeline stages."""
+"""Durable queues between pipeline stages: the protocol (``base``), the in-memory broker, the
+outbox relay and retry timing; the SQLite and Redis brokers live with their backends
+(``clarion.backends``)."""
 
 from clarion.broker.base import Broker, DeadLetter, Message, Outbound
 

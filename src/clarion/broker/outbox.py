@@ -24,8 +24,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from clarion.backends.redis.broker import RedisBroker
 from clarion.broker.base import DeadLetter, Message, Outbound
-from clarion.broker.redis import RedisBroker
 from clarion.topics import ALL_TOPICS
 
 _RELAY_LIMIT = 1000

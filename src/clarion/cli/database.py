@@ -10,12 +10,12 @@ import time
 import typer
 from rich.console import Console
 
+from clarion.backends.postgres import connect
+from clarion.backends.postgres.schema import MIGRATIONS as PG_MIGRATIONS
+from clarion.backends.postgres.schema import ensure_log_partitions, migrate
+from clarion.backends.sqlite import SqliteDatabase
 from clarion.cli.common import DbOption, JsonOption, StoreOption, settings_for
 from clarion.errors import InputError
-from clarion.postgres import connect
-from clarion.postgres.schema import MIGRATIONS as PG_MIGRATIONS
-from clarion.postgres.schema import ensure_log_partitions, migrate
-from clarion.sqlite import SqliteDatabase
 
 app = typer.Typer(help="The database's schema.", no_args_is_help=True)
 _out = Console()

@@ -24,11 +24,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.stores.live import SqliteStreamStore
 from clarion.live.hub import Hub
 from clarion.live.log import Entry, Kind
-from clarion.sqlite import SqliteDatabase
 from clarion.stores.base import StreamStore
-from clarion.stores.sqlite.live import SqliteStreamStore
 from clarion.types import UserId
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from clarion.models import (
     Routing,
 )
 from clarion.policy.aggregation import WindowSummary
-from clarion.stores.records import PartitionRef
+from clarion.stores.records import FirstSteps, PartitionRef
 from clarion.topics import EVALUATE, FANOUT, topic
 from clarion.tracing import trace_id_of
 from clarion.types import EventId, Seq, UserId
@@ -253,15 +253,6 @@ def decode_batches(body: bytes) -> list[RecipientBatch]:
         return [RecipientBatch.from_json(d) for d in orjson.loads(body)["batches"]]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise MessageError(f"not a recipient batch message: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class FirstSteps:
-    """What ingest enqueues for a group of freshly accepted events."""
-
-    outbound: list[Outbound]
-    progress: list[tuple[int, int]]
-    """Per event, ``(batches, recipients)`` already produced; ``(0, 0)`` if fan-out will."""
 
 
 def plan_first_steps(accepted: Sequence[tuple[Event, Seq]], *, batch_size: int) -> FirstSteps:

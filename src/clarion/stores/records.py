@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from clarion.broker.base import Outbound
 from clarion.models import Channel, DeviceState, Event, Outcome, Platform
 from clarion.types import EventId, JSONObject, Seq, UserId
 
 if TYPE_CHECKING:
     from clarion.live.log import Entry
-    from clarion.pipeline.messages import FirstSteps
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,19 @@ class RateLimited:
 
 
 IngestOutcome = list[Accepted] | RateLimited
-PlanFirstSteps = Callable[[Sequence[tuple[Event, Seq]]], "FirstSteps"]
+
+
+@dataclass(frozen=True, slots=True)
+class FirstSteps:
+    """What ingest enqueues for a group of freshly accepted events, written in the same
+    transaction as the events (``pipeline.messages.plan_first_steps`` makes it)."""
+
+    outbound: list[Outbound]
+    progress: list[tuple[int, int]]
+    """Per event, ``(batches, recipients)`` already produced; ``(0, 0)`` if fan-out will."""
+
+
+PlanFirstSteps = Callable[[Sequence[tuple[Event, Seq]]], FirstSteps]
 
 
 @dataclass(frozen=True, slots=True)
