@@ -192,9 +192,14 @@ async def test_publish_can_bury_a_message_straight_away(broker: Broker) -> None:
     assert await broker.depth("t.p1") == 0
 
 
-async def test_depths_count_waiting_held_and_delayed_messages(broker: Broker) -> None:
+async def test_depths_count_what_is_due_or_in_flight_and_delayed_messages_once_due(
+    broker: Broker, clock: ManualClock
+) -> None:
     await broker.publish([out(b"a"), out(b"b"), out(b"later", delay_s=30), out(b"c", "t.p0")])
-    await broker.consume("t.p1", limit=1)
+    await broker.consume("t.p1", limit=1)  # one in flight, one ready, one not yet due
+    assert await broker.depths() == {"t.p1": 2, "t.p0": 1}
+    assert await broker.depth("t.p1") == 2
+    clock.advance(31)  # the delayed one is due; the lease ran out, so "a" is ready again
     assert await broker.depths() == {"t.p1": 3, "t.p0": 1}
 
 

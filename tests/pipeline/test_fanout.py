@@ -155,3 +155,28 @@ async def test_fanout_hands_its_turn_back_while_evaluation_is_backed_up(
     clock.advance(2)  # past the cached load reading
     resumed = await paced.handle([task])
     assert [b.batch_key for b in batches(resumed.outbound)] == ["0", "1"]
+
+
+async def test_batches_held_until_later_do_not_hold_the_fanout_back(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Batches re-queued for when people's quiet hours end are not a backlog: a celebrity
+    post at night, with a tenth of the followers asleep, must not stall behind them."""
+    task = await _followers_event(runtime, 250)
+    paced = FanoutStage(
+        runtime.stores.events,
+        runtime.stores.followers,
+        KillSwitchCache(runtime.stores.kill_switches, refresh_s=0),
+        runtime.clock,
+        batch_size=100,
+        slice_batches=2,
+        load=load_monitor(runtime),
+        pause_depth=2,
+    )
+    asleep = [Outbound("evaluate.p1", b"{}", delay_s=8 * 3600) for _ in range(50)]
+    await runtime.broker.publish(asleep)
+    goes_on = await paced.handle([task])
+    assert [b.batch_key for b in batches(goes_on.outbound)] == ["0", "1"]
+    clock.advance(8 * 3600 + 2)  # they are due now: that is a backlog again
+    paused = await paced.handle([task])
+    assert [o.topic for o in paused.outbound] == ["fanout.p1"]

@@ -99,7 +99,9 @@ class Broker(Protocol):
         ...
 
     async def depth(self, topic: str) -> int:
-        """Messages waiting or in flight on ``topic`` (delayed ones included)."""
+        """Messages due or in flight on ``topic``: the backlog load shedding and backpressure
+        act on. A message delayed to later (a batch held until quiet hours end, a retry's
+        backoff) counts once due: a million people asleep is not a queue to shed for."""
         ...
 
     async def oldest(self, now: float) -> dict[str, float]:

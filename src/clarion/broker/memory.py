@@ -139,12 +139,14 @@ class MemoryBroker:
         return len(gone)
 
     async def depth(self, topic: str) -> int:
-        return sum(1 for e in self._entries.values() if e.topic == topic)
+        return (await self.depths()).get(topic, 0)
 
     async def depths(self) -> dict[str, int]:
+        now = self._clock.now()
         found: dict[str, int] = {}
         for entry in self._entries.values():
-            found[entry.topic] = found.get(entry.topic, 0) + 1
+            if entry.available_at <= now or entry.lease is not None:
+                found[entry.topic] = found.get(entry.topic, 0) + 1
         return found
 
     async def oldest(self, now: float) -> dict[str, float]:

@@ -71,10 +71,14 @@ class PostgresOutbox:
         )
 
     async def depth(self, topic: str) -> int:
-        return int(await self._db.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topic))
+        return (await self.depths()).get(topic, 0)
 
     async def depths(self) -> dict[str, int]:
-        rows = await self._db.fetch("SELECT topic, count(*) FROM outbox GROUP BY topic")
+        rows = await self._db.fetch(
+            "SELECT topic, count(*) FROM outbox WHERE available_at <= $1 OR lease IS NOT NULL"
+            " GROUP BY topic",
+            self._clock.now(),
+        )
         return {r[0]: int(r[1]) for r in rows}
 
     async def oldest(self, now: float) -> dict[str, float]:

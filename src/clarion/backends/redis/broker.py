@@ -241,10 +241,11 @@ class RedisBroker:
         return {topic: n for topic, n in found.items() if n}
 
     async def _depths(self, topics: Sequence[str]) -> dict[str, int]:
+        now = self._clock.now()
         pipe = self._redis.pipeline(transaction=False)
         for topic in topics:
-            pipe.xlen(_key(topic, "stream"))
-            pipe.zcard(_key(topic, "delayed"))
+            pipe.xlen(_key(topic, "stream"))  # ready and in flight
+            pipe.zcount(_key(topic, "delayed"), "-inf", now)  # delayed, and due
         counts = await pipe.execute()
         return {t: int(counts[2 * i]) + int(counts[2 * i + 1]) for i, t in enumerate(topics)}
 

@@ -212,14 +212,24 @@ class SqliteBroker:
         )
 
     async def depth(self, topic: str) -> int:
+        now = self._clock.now()
         row = await self._db.read(
-            lambda c: c.execute("SELECT count(*) FROM queue WHERE topic = ?", (topic,)).fetchone()
+            lambda c: c.execute(
+                "SELECT count(*) FROM queue WHERE topic = ? AND (available_at <= ?"
+                " OR lease IS NOT NULL)",
+                (topic, now),
+            ).fetchone()
         )
         return int(row[0])
 
     async def depths(self) -> dict[str, int]:
+        now = self._clock.now()
         rows = await self._db.read(
-            lambda c: c.execute("SELECT topic, count(*) FROM queue GROUP BY topic").fetchall()
+            lambda c: c.execute(
+                "SELECT topic, count(*) FROM queue WHERE available_at <= ? OR lease IS NOT NULL"
+                " GROUP BY topic",
+                (now,),
+            ).fetchall()
         )
         return {topic: int(count) for topic, count in rows}
 
