@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 PAGE = 1_000
 ROUND_S = 5.0
 """A holder expands for this long (machine time), then lets the campaign come round."""
+CATCH_UP_S = 1.0
+"""How far behind its schedule a throttled campaign may be and still catch up (a burst
+of at most one second's worth)."""
 _TOPIC = topic(EVALUATE, Priority.P2)
 
 
@@ -123,7 +126,11 @@ class Expansion:
                 band_range, cursor = (hi, campaign.rollout_percent), None
             else:
                 finished = True
-        paced = now + len(chosen) / rate if rate else 0.0
+        # The next page's time follows from this one's, not from now: time lost between
+        # pages (the page's own writes, a round's end) is made up, up to a second of it,
+        # so the rate holds over a minute instead of drifting below the throttle.
+        start = max(campaign.paced_until, now - CATCH_UP_S)
+        paced = start + len(chosen) / rate if rate else 0.0
         stored = await runtime.stores.campaigns.advance(
             campaign,
             outbound,
