@@ -23,6 +23,20 @@ def stage(runtime: Runtime, slice_batches: int = 2) -> FanoutStage:
     return fanout_stage(runtime, slice_batches=slice_batches)
 
 
+def paced_stage(runtime: Runtime) -> FanoutStage:
+    """A fan-out that pauses while two evaluation batches are waiting."""
+    return FanoutStage(
+        runtime.stores.events,
+        runtime.stores.followers,
+        KillSwitchCache(runtime.stores.kill_switches, refresh_s=0),
+        runtime.clock,
+        batch_size=100,
+        slice_batches=2,
+        load=load_monitor(runtime),
+        pause_depth=2,
+    )
+
+
 async def _followers_event(runtime: Runtime, followers: int) -> FanoutTask:
     await runtime.stores.followers.add(CREATOR, users(followers))
     await accept_ids(
@@ -134,16 +148,7 @@ async def test_fanout_hands_its_turn_back_while_evaluation_is_backed_up(
     runtime: Runtime, clock: ManualClock
 ) -> None:
     task = await _followers_event(runtime, 250)
-    paced = FanoutStage(
-        runtime.stores.events,
-        runtime.stores.followers,
-        KillSwitchCache(runtime.stores.kill_switches, refresh_s=0),
-        runtime.clock,
-        batch_size=100,
-        slice_batches=2,
-        load=load_monitor(runtime),
-        pause_depth=2,
-    )
+    paced = paced_stage(runtime)
     await runtime.broker.publish([Outbound("evaluate.p1", b"{}") for _ in range(2)])
     held = await paced.handle([task])
     (again,) = held.outbound  # no batches: the same turn, later
@@ -163,16 +168,7 @@ async def test_batches_held_until_later_do_not_hold_the_fanout_back(
     """Batches re-queued for when people's quiet hours end are not a backlog: a celebrity
     post at night, with a tenth of the followers asleep, must not stall behind them."""
     task = await _followers_event(runtime, 250)
-    paced = FanoutStage(
-        runtime.stores.events,
-        runtime.stores.followers,
-        KillSwitchCache(runtime.stores.kill_switches, refresh_s=0),
-        runtime.clock,
-        batch_size=100,
-        slice_batches=2,
-        load=load_monitor(runtime),
-        pause_depth=2,
-    )
+    paced = paced_stage(runtime)
     asleep = [Outbound("evaluate.p1", b"{}", delay_s=8 * 3600) for _ in range(50)]
     await runtime.broker.publish(asleep)
     goes_on = await paced.handle([task])

@@ -128,8 +128,10 @@ class Expansion:
                 finished = True
         # The next page's time follows from this one's, not from now: time lost between
         # pages (the page's own writes, a round's end) is made up, up to a second of it,
-        # so the rate holds over a minute instead of drifting below the throttle.
-        start = max(campaign.paced_until, now - CATCH_UP_S)
+        # so the rate holds over a minute instead of drifting below the throttle. The
+        # first page has nothing to make up: a campaign does not start with a burst.
+        first = campaign.paced_until == 0.0
+        start = now if first else max(campaign.paced_until, now - CATCH_UP_S)
         paced = start + len(chosen) / rate if rate else 0.0
         stored = await runtime.stores.campaigns.advance(
             campaign,
