@@ -26,7 +26,7 @@ class Settings:
     Streams (``clarion.backends.redis.broker``)."""
     store: str | None = None
     """Where the stores live: unset, in the SQLite file (so every process runs on the
-    machine that holds it); ``postgresql://…``, in PostgreSQL (``stores.postgres``), which
+    machine that holds it); ``postgresql://…``, in PostgreSQL (``backends.postgres.stores``), which
     needs the queues in Redis too: then workers can run on any number of machines."""
 
     max_stream_len: int = 100_000

@@ -272,7 +272,7 @@ def _redis(settings: Settings, clock: Clock) -> RedisBroker:
 
 def sqlite_stores(db: SqliteDatabase, provider_health: ProviderHealthStore) -> Stores:
     """Every store in the SQLite file except provider health, which lives with the queues
-    (``stores.redis.health`` once they are in Redis)."""
+    (``backends.redis.stores.health`` once they are in Redis)."""
     return Stores(
         keys=SqliteKeyStore(db),
         types=SqliteTypeStore(db),
@@ -348,7 +348,7 @@ def hot_state_client(url: str) -> aioredis.Redis:
 
 
 def with_hot_state(stores: Stores, client: aioredis.Redis) -> Stores:
-    """Put Redis in front of the stores' hot paths (``stores.redis``): what every API
+    """Put Redis in front of the stores' hot paths (``backends.redis.stores``): what every API
     process or worker reads or bumps per request or batch, where one database row or lock
     would serialize them."""
     return replace(

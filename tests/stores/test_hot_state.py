@@ -1,4 +1,4 @@
-"""The hot state in front of the stores when the queues are in Redis (``stores.redis``):
+"""The hot state in front of the stores when the queues are in Redis (``backends.redis.stores``):
 answers come from Redis, the store stays the safety net, and losing Redis's copy (a
 flush, an unreachable server) costs speed, never a duplicate or a lost count."""
 

@@ -1,7 +1,7 @@
 """The active kill switches as each worker sees them.
 
 Re-read at most every half second; where the store also announces changes (``version``,
-with Redis: ``stores.redis.killswitches``) a change is re-read on the next batch.
+with Redis: ``backends.redis.stores.killswitches``) a change is re-read on the next batch.
 """
 
 from __future__ import annotations

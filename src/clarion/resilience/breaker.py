@@ -1,7 +1,7 @@
 """A provider's health, shared by every worker: the circuit breaker and the send buckets.
 
 Pure functions over one record; a store applies them inside a transaction so that all
-worker processes see and move the same breaker (``stores.sqlite.health``).
+worker processes see and move the same breaker (``backends.sqlite.stores.health``).
 
 The breaker, per provider::
 

@@ -497,7 +497,7 @@ class AudienceStore(Protocol):
 
 class CampaignStore(Protocol):
     """Campaigns, and their expansion under a lease with a fencing token
-    (``stores.sqlite.campaigns`` says how each call is fenced)."""
+    (``backends.sqlite.stores.campaigns`` says how each call is fenced)."""
 
     async def create(self, campaign: Campaign) -> None: ...
 

@@ -151,8 +151,9 @@ class IngestRequest:
     burst: float
     events: Sequence[Event]
     refused_wait: float | None = None
-    """Set when a limiter in front of the store (``stores.redis.ingest``) refused the request:
-    the store refuses it with this wait too, unless every event repeats a stored key."""
+    """Set when a limiter in front of the store (``backends.redis.stores.ingest``) refused
+    the request: the store refuses it with this wait too, unless every event repeats a
+    stored key."""
 
 
 @dataclass(frozen=True, slots=True)

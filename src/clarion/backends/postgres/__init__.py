@@ -1,4 +1,5 @@
-"""The PostgreSQL backend's connection handling and schema (stores in ``stores.postgres``)."""
+"""The PostgreSQL backend: connection handling and schema; its stores in ``stores``, ingest's
+outbox in ``outbox``."""
 
 from asyncpg import Connection
 

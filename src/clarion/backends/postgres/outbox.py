@@ -1,5 +1,5 @@
 """The PostgreSQL stores' outbox: ingest's queue messages, committed with their events
-(``stores.postgres.events.enqueue``), waiting for ``OutboxRelay`` to move them to Redis.
+(``backends.postgres.stores.events.enqueue``), waiting for ``OutboxRelay`` to move them to Redis.
 
 Claims take rows with ``FOR UPDATE SKIP LOCKED`` under a lease, so relays in many processes
 never move the same message at once, and one that dies mid-move leaves its claim to lapse.

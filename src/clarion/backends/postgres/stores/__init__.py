@@ -1,5 +1,5 @@
 """Every store on PostgreSQL (``--store postgresql://…``), for deployments over many
-machines; the queues are then in Redis (``broker.redis``) with ingest's outbox here."""
+machines; the queues are then in Redis (``backends.redis.broker``) with ingest's outbox here."""
 
 from clarion.backends.postgres.stores.aggregates import PostgresAggregateStore
 from clarion.backends.postgres.stores.config import (

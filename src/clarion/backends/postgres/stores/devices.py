@@ -1,6 +1,6 @@
 """The device registry and the address book channels deliver to (see
-``stores.sqlite.devices`` for the rules: a token moves to whoever registers it last, at most
-``max_per_user`` devices each, provider feedback invalidates)."""
+``backends.sqlite.stores.devices`` for the rules: a token moves to whoever registers it
+last, at most ``max_per_user`` devices each, provider feedback invalidates)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ async def _log_changes(
     c: Connection, creator: UserId, ids: Sequence[UserId], *, added: bool
 ) -> None:
     """Creators with precomputed partitions get their changes logged, in the same commit,
-    for the next incremental refresh (``stores.postgres.partitions``)."""
+    for the next incremental refresh (``backends.postgres.stores.partitions``)."""
     await c.execute(
         "INSERT INTO follower_changes (creator_id, follower_id, added)"
         " SELECT $1, f, $3 FROM unnest($2::text[]) WITH ORDINALITY AS u(f, n)"

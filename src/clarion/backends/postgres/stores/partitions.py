@@ -1,4 +1,4 @@
-"""Precomputed follower partitions (seed 001 Part 6), as in ``stores.sqlite.partitions``:
+"""Precomputed follower partitions (seed 001 Part 6), as in ``backends.sqlite.stores.partitions``:
 fixed upper bounds per generation, follows and unfollows logged from the moment a set
 exists and applied inside those bounds by a refresh. Members are a ``text[]`` per row."""
 

@@ -82,7 +82,7 @@ class SqliteFollowerStore:
 
 def _log_changes(c: sqlite3.Connection, creator: UserId, ids: bytes, *, added: bool) -> None:
     """Creators with precomputed partitions get their changes logged, in the same commit,
-    for the next incremental refresh (``stores.sqlite.partitions``)."""
+    for the next incremental refresh (``backends.sqlite.stores.partitions``)."""
     c.execute(
         "INSERT INTO follower_changes (creator_id, follower_id, added)"
         " SELECT ?, value, ? FROM json_each(?)"
