@@ -144,7 +144,8 @@ def test_bench_ingest_json() -> None:
 
 def test_bench_evaluate_json() -> None:
     result = bench("evaluate", "--batch", "1000", "--others", "200")
-    assert {"batch_size", "cpu_ms"} <= result.keys()
+    assert {"batch_size", "cpu_ms", "cold_cpu_ms"} <= result.keys()
+    assert result["cold_cpu_ms"] > 0
     assert result["batch_size"] == 1000
 
 

@@ -97,3 +97,50 @@ async def test_a_redelivered_pack_records_nothing_twice(runtime: Runtime) -> Non
         status = await runtime.stores.events.status(event_id)
         assert status is not None
         assert (status.batches_done, status.delivered) == (1, 1)
+
+
+def test_people_are_grouped_by_what_reaches_them_in_their_order() -> None:
+    from clarion.models import Channel
+    from clarion.pipeline.route import by_reach
+    from clarion.stores.records import NOWHERE, Reach
+
+    push = Reach(frozenset({Channel.PUSH}), {})
+    mail = Reach(frozenset({Channel.EMAIL}), {})
+    people = [UserId(f"u{i}") for i in range(7)]
+    reach = {people[0]: push, people[2]: mail, people[3]: push, people[5]: NOWHERE}
+    groups = by_reach(people, reach)
+    assert groups == {
+        push: [people[0], people[3]],
+        mail: [people[2]],
+        NOWHERE: [people[1], people[4], people[5], people[6]],  # no entry, or NOWHERE
+    }
+    assert by_reach(people[:2], {people[0]: push, people[1]: push}) == {push: people[:2]}
+
+
+async def test_people_with_one_document_are_decided_apart_where_their_zones_differ(
+    runtime: Runtime,
+) -> None:
+    """Quiet hours without a zone use each person's profile zone: one shared document,
+    three outcomes."""
+    from clarion.clock import ManualClock
+    from clarion.stores.records import UserProfile
+
+    assert isinstance(runtime.clock, ManualClock)
+    runtime.clock.set(1_768_485_600.0)  # 2026-01-15 14:00 UTC: 23:00 in Tokyo, 15:00 in Paris
+    now = runtime.clock.now()
+    doc = {"quiet_hours": {"start": "22:00", "end": "07:00"}}
+    for user, zone in [("tokyo", "Asia/Tokyo"), ("paris", "Europe/Paris"), ("sydney", None)]:
+        await runtime.stores.preferences.put(UserId(user), doc, now, "test")
+        if zone is not None:
+            await runtime.stores.users.put(UserProfile(UserId(user), timezone=zone))
+    (event_id,) = await accept_ids(
+        runtime, event(LIKE, now=now, recipients=["tokyo", "paris", "sydney"])
+    )
+    await build_runner(runtime).drain()
+    outcomes = {}
+    for user in ("tokyo", "paris", "sydney"):
+        (record,) = await runtime.stores.deliveries.for_user(
+            UserId(user), event_id=event_id, limit=5
+        )
+        outcomes[user] = record.outcome
+    assert outcomes == {"tokyo": "held", "paris": "delivered", "sydney": "delivered"}

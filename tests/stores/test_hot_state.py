@@ -4,7 +4,6 @@ flush, an unreachable server) costs speed, never a duplicate or a lost count."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -230,7 +229,7 @@ async def test_a_late_fill_with_an_older_version_cannot_undo_a_write(runtime: Ru
     await store.put(ann, {"enabled": False}, 1.0, "ann")
     newer = await store.put(ann, {"enabled": True}, 2.0, "ann")
     assert isinstance(store, CachedPreferenceStore)
-    older = dataclasses.replace(newer, raw=b'{"enabled": false}', version=1)
+    older = newer._replace(raw=b'{"enabled": false}', version=1)
     await store._remember({ann: older})  # an evaluator that read the store before the write
     await store._remember({ann: None})  # and one that read it before there was any document
     (seen,) = (await store.load_many([ann])).values()

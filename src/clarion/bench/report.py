@@ -236,7 +236,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f" {single['events_per_s']:,.0f} events/s, p99 {single['p99_ms']:.0f} ms |",
         f"| ingest, batches of 1,000 ({batched['concurrency']} in flight) |"
         f" {batched['events_per_s']:,.0f} events/s, p50 {batched['p50_ms']:.0f} ms |",
-        f"| evaluating a batch of {ev['batch_size']:,} | {ev['cpu_ms']:.1f} ms CPU |",
+        f"| evaluating a batch of {ev['batch_size']:,}, warm / cold |"
+        f" {ev['cpu_ms']:.1f} / {ev['cold_cpu_ms']:.1f} ms CPU |",
         f"| push through the APNs look-alike ({push['workers']} workers) |"
         f" {push['sends_per_s']:,.0f} sends/s ({push['fraction_of_raw']:.0%} of bare HTTP/2) |",
         "",

@@ -236,7 +236,9 @@ def evaluate(
     ] = "1000,100000",
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
-    """Preference evaluation of one batch (80% defaults), in CPU ms, warm; also 1K and 100K."""
+    """Preference evaluation of one batch (80% defaults), in CPU ms: warm (people evaluated
+    before, whose documents the worker remembers) at every size, and cold (people never
+    evaluated before) at the reported size."""
     extra = [int(n) for n in others.split(",") if n.strip()]
     result = run_evaluate(batch, extra)
     if as_json:
@@ -249,6 +251,10 @@ def evaluate(
     Console().print(
         f"{result.with_preferences:,} of {result.batch_size:,} had a preference "
         f"record; outcomes: {result.outcomes}"
+    )
+    Console().print(
+        f"cold (people never evaluated before), {result.batch_size:,}: "
+        f"{result.cold_cpu_ms:.1f} ms CPU"
     )
 
 

@@ -338,7 +338,7 @@ def _digest_trails(
             continue
         batch, reason = batches[index], f"digest {digest.digest_id}"
         results[index].outcomes = [
-            replace(o, reason=f"{reason}; {o.reason}" if o.reason else reason)
+            o._replace(reason=f"{reason}; {o.reason}" if o.reason else reason)
             if o.outcome is Outcome.DELIVERED
             else o
             for o in results[index].outcomes

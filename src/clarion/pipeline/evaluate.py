@@ -1,11 +1,12 @@
 """Evaluate recipient batches against kill switches, TTL and each person's preferences.
 
-Per claim: one bulk read of the recipients' preference records, and only for the people who
-have one, their profile zones (quiet hours without a zone). Everyone without a record
-shares one verdict per batch — the fast path for most recipients, with no per-person Python
-beyond a set difference. People with a record are decided one by one (``policy.decide``);
-their parsed records are cached by ``(user, version)``, and since the version comes from
-the store on every read, a change is seen by the next evaluation (read-your-writes).
+Per claim: one bulk read of the recipients' preference records (the embedded store answers
+from its memory of them, checked against a change log), and only where it matters their
+profile zones. Everyone without a record shares one verdict per batch — the fast path for
+most recipients, with no per-person Python beyond a set difference. People with a record
+are grouped by what they chose (one parsed object per distinct document, cached by the
+document's text, so a change is seen by the next evaluation) and each group is decided once
+(``policy.decide``); only those whose frequency-cap reservation was refused are decided alone.
 
 Frequency caps are decided by reservation, not by reading counts: every notification of the
 claim that would reach a capped person asks for a place in their windows, all in one call
@@ -25,7 +26,8 @@ deterministic key, so a redelivered claim re-holds them under the same key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import filterfalse
 
 from clarion.broker import Message, Outbound
 from clarion.clock import Clock
@@ -46,7 +48,7 @@ from clarion.pipeline.partitions import PartitionReader
 from clarion.pipeline.route import Holds, Routes, apply, hear_live, reaches
 from clarion.pipeline.switches import KillSwitchCache
 from clarion.policy.aggregation import Role
-from clarion.policy.decide import Reason, Verdict, decide, suppressed
+from clarion.policy.decide import Notice, Reason, Verdict, decide, suppressed
 from clarion.policy.frequency import UNDER, CapCheck, SlotRequest
 from clarion.policy.preferences import DEFAULT, Preferences
 from clarion.stores.base import (
@@ -150,10 +152,13 @@ class EvaluateStage:
         context.latest = await collapse.latest_of(self._deliveries, items)
         records = await self._preferences.load_many(live)
         context.prefs = {user: self._parse(record) for user, record in records.items()}
+        # Zones decide quiet hours set without one, and when a digest is due (a capped
+        # notification may overflow into one).
+        overflow = any(b.header.overflow is Overflow.DIGEST for b in items)
         unzoned = [
             u
             for u, p in context.prefs.items()
-            if (p.quiet_hours and not p.quiet_hours.timezone) or p.digest or p.caps
+            if (p.quiet_hours and not p.quiet_hours.timezone) or p.digest or (overflow and p.caps)
         ]
         if unzoned:
             context.zones = await self._users.timezones(unzoned)
@@ -258,45 +263,91 @@ def _decide_all(
     routes: Routes,
     holds: Holds,
 ) -> None:
-    """Everyone without a preference record shares one verdict; the others are decided
-    one by one, with their frequency-cap reservation's answer, and then routed together
-    with everyone who got the same verdict (a few groups, not a call per person)."""
+    """Everyone without a preference record shares one verdict. The others are grouped by
+    their settings (people who chose the same share one parsed record) and each group is
+    decided once; only people whose frequency-cap reservation was refused are decided
+    alone, with their own answer. Then everyone who got the same verdict is routed
+    together: a few groups, not a call per person."""
     header = batch.header
     rule = notice(batch)
     special = context.prefs.keys() & set(recipients) if context.prefs else set()
-    common = [u for u in recipients if u not in special] if special else recipients
-    if common:
-        shared = decide(DEFAULT, rule, now=context.now)
-        apply(result, common, shared, context, routes, holds, routing=header.routing)
-    plain_in_app = not context.kills.channels
+    common = list(filterfalse(special.__contains__, recipients)) if special else recipients
     alike: dict[Verdict, list[UserId]] = {}
-    decided: dict[tuple[int, CapCheck, str | None], Verdict] = {}
-    refused, zones = context.refused, context.zones
-    for user in special:
-        prefs = context.prefs[user]
-        cap, zone = refused.get((user, header.seq), UNDER), zones.get(user)
-        known = decided.get((id(prefs), cap, zone))
-        if known is None:  # the same settings, cap answer and zone decide the same
-            known = decide(prefs, rule, now=context.now, cap=cap, profile_zone=zone)
-            decided[(id(prefs), cap, zone)] = known
-        verdict = known
-        if plain_in_app and verdict.channels == (Channel.IN_APP,) and verdict.deliver:
-            result.inbox.append(user)  # the common outcome, without the general bookkeeping
-            continue
+    if common:
+        alike[decide(DEFAULT, rule, now=context.now)] = common
+    verdict_of = Decisions(rule, context)
+    prefs_of, seq = context.prefs, header.seq
+    refused = {u: cap for (u, s), cap in context.refused.items() if s == seq}
+    alone = special & refused.keys() if refused else set()
+    for users in _by_settings(special - alone if alone else special, context):
+        verdict = verdict_of(users[0], prefs_of[users[0]])
+        group = alike.get(verdict)
+        if group is None:
+            alike[verdict] = users
+        else:
+            group += users
+    for user in alone:
+        prefs = prefs_of[user]
+        verdict = verdict_of(user, prefs, refused[user])
         if (
             verdict.reason is Reason.FREQ_CAP
             and verdict.outcome is Outcome.SUPPRESSED
             and header.overflow is Overflow.DIGEST
-            and digests.overflow(batch, user, context.prefs[user], context, result)
+            and digests.overflow(batch, user, prefs, context, result)
         ):
             continue
-        group = alike.get(verdict)
-        if group is None:
-            alike[verdict] = [user]
-        else:
-            group.append(user)
+        alike.setdefault(verdict, []).append(user)
     for verdict, users in alike.items():
         apply(result, users, verdict, context, routes, holds, routing=header.routing)
+
+
+def _by_settings(users: set[UserId], context: Context) -> Iterable[list[UserId]]:
+    """``users`` (all with a record) in groups that one decision covers: the same parsed
+    record and, where it matters (quiet hours without a zone of their own), the same
+    profile zone."""
+    groups: dict[int, list[UserId]] = {}
+    prefs_of = context.prefs
+    for user in users:
+        key = id(prefs_of[user])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [user]
+        else:
+            group.append(user)
+    for group in groups.values():
+        quiet = prefs_of[group[0]].quiet_hours
+        if quiet is None or quiet.timezone is not None:
+            yield group
+            continue
+        zones: dict[str | None, list[UserId]] = {}
+        for user in group:
+            zones.setdefault(context.zones.get(user), []).append(user)
+        yield from zones.values()
+
+
+class Decisions:
+    """``decide`` for one batch's notice, once per distinct (settings, cap answer, zone that
+    matters): people who chose the same settings share one parsed object, so a batch's
+    thousands of records come to a few hundred decisions. Keys are identities — the parsed
+    records and cap answers live in the context for as long as this does."""
+
+    __slots__ = ("_known", "_now", "_rule", "_zones")
+
+    def __init__(self, rule: Notice, context: Context) -> None:
+        self._rule, self._now, self._zones = rule, context.now, context.zones
+        self._known: dict[tuple[int, int, str | None], Verdict] = {}
+
+    def __call__(self, user: UserId, prefs: Preferences, cap: CapCheck = UNDER) -> Verdict:
+        quiet = prefs.quiet_hours
+        # The profile's zone only decides quiet hours set without a zone of their own.
+        zone = self._zones.get(user) if quiet is not None and quiet.timezone is None else None
+        key = (id(prefs), id(cap), zone)
+        verdict = self._known.get(key)
+        if verdict is None:
+            verdict = self._known[key] = decide(
+                prefs, self._rule, now=self._now, cap=cap, profile_zone=zone
+            )
+        return verdict
 
 
 _TAG = {Reason.HELD_QUIET_HOURS: "q", Reason.FREQ_CAP: "c"}
@@ -313,7 +364,7 @@ def slot_requests(items: list[RecipientBatch], context: Context) -> list[SlotReq
     for batch in items:
         if stopped(batch, context) is not None:
             continue
-        rule = notice(batch)
+        verdict_of = Decisions(notice(batch), context)
         seq, force = batch.header.seq, batch.header.priority is Priority.P0
         for user in capped.intersection(batch.recipients):
             joined = context.joined.get((user, seq))
@@ -321,7 +372,7 @@ def slot_requests(items: list[RecipientBatch], context: Context) -> list[SlotReq
                 continue
             prefs = context.prefs[user]
             assert prefs.caps is not None
-            verdict = decide(prefs, rule, now=context.now, profile_zone=context.zones.get(user))
+            verdict = verdict_of(user, prefs)
             if verdict.deliver and reaches(user, verdict.channels, context):
                 requests.append(SlotRequest(user, seq, prefs.caps, force))
     return requests

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import is_
 
 from clarion.models import Channel, Outcome, Routing
 from clarion.pipeline.context import Context
@@ -84,17 +86,8 @@ def route(
     if not others:  # in-app only: the bulk path, no per-person work
         result.inbox += users
         return []
-    groups: dict[Reach, list[UserId]] = {}
-    reach_of = context.reach.get
-    for user in users:
-        reach = reach_of(user, NOWHERE)
-        group = groups.get(reach)
-        if group is None:
-            groups[reach] = [user]
-        else:
-            group.append(user)
     unreached: list[UserId] = []
-    for reach, group in groups.items():
+    for reach, group in by_reach(users, context.reach).items():
         found = [c for c in others if c in reach.channels]
         if len(found) < len(others):
             _log_unreachable(result, others, reach, group)
@@ -104,6 +97,27 @@ def route(
         elif not found:
             unreached += group
     return unreached
+
+
+def by_reach(users: list[UserId], reach: dict[UserId, Reach]) -> dict[Reach, list[UserId]]:
+    """``users`` grouped by what reaches them. The stores share one ``Reach`` per kind, so
+    there are a few groups: each is cut out in C (``compress`` over identity tests) rather
+    than by a Python step per person."""
+    found = list(map(reach.get, users))  # None: no device or address at all
+    kinds = set(found)
+    if len(kinds) == 1:
+        return {kinds.pop() or NOWHERE: users}
+    groups: dict[Reach, list[UserId]] = {
+        kind: list(compress(users, map(is_, found, repeat(kind))))
+        for kind in kinds - _UNREACHED
+        if kind is not None
+    }
+    if not kinds.isdisjoint(_UNREACHED):
+        groups[NOWHERE] = list(compress(users, map(_UNREACHED.__contains__, found)))
+    return groups
+
+
+_UNREACHED = frozenset({None, NOWHERE})
 
 
 def _send(routes: Routes, group: list[UserId], found: Sequence[Channel], routing: Routing) -> None:

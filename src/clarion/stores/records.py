@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
@@ -115,8 +115,10 @@ class StatusHook:
     disabled_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredPreferences:
+class StoredPreferences(NamedTuple):
+    """A tuple, not a dataclass: evaluation loads thousands per claim straight from rows
+    (``_make``), and a frozen dataclass's ``__init__`` cost more than the read."""
+
     user_id: UserId
     raw: bytes | str
     """The document as stored (JSON); ``doc`` decodes it on demand, so a reader that
@@ -245,8 +247,9 @@ ALL_CHANNELS = "all"
 """The channel of a decision about the person rather than one channel (a suppression)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
+class DeliveryOutcome(NamedTuple):
+    """A tuple: evaluation makes one per person it holds or suppresses (a fast ``__init__``)."""
+
     user_id: UserId
     channel: str
     """A Channel value, or ``ALL_CHANNELS``."""

@@ -488,7 +488,23 @@ CREATE INDEX campaigns_by_state ON campaigns (state, start_at)
 campaigns: what to send to whom, their state, and the expansion's checkpoint under a
 lease with a fencing token (``scheduling.campaigns``)."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = """
+CREATE TABLE preference_changes (
+    n           INTEGER PRIMARY KEY,
+    user_id     TEXT NOT NULL
+);
+CREATE TRIGGER preferences_inserted AFTER INSERT ON preferences
+BEGIN INSERT INTO preference_changes (user_id) VALUES (new.user_id); END;
+CREATE TRIGGER preferences_updated AFTER UPDATE ON preferences
+BEGIN INSERT INTO preference_changes (user_id) VALUES (new.user_id); END;
+CREATE TRIGGER preferences_deleted AFTER DELETE ON preferences
+BEGIN INSERT INTO preference_changes (user_id) VALUES (old.user_id); END
+"""
+"""Version 9: a log of whose preferences changed, written by triggers so no writer can skip
+it: evaluators remember the documents they read and forget those the log names
+(``backends.sqlite.stores.preferences``). SQLite's one writer makes ``n`` commit order."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -508,5 +524,13 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would COMMIT our transaction; split instead (no ';' inside our DDL).
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split on ';' (executescript() would COMMIT our transaction), keeping a trigger's
+    body (``BEGIN …; END``) whole: the only ';' inside our DDL."""
+    statements: list[str] = []
+    for piece in (p.strip() for p in script.split(";")):
+        last = statements[-1] if statements else ""
+        if last.startswith("CREATE TRIGGER") and not last.endswith("END"):
+            statements[-1] = f"{last}; {piece}"
+        elif piece:
+            statements.append(piece)
+    return statements

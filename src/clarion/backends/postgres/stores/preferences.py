@@ -70,4 +70,4 @@ class PostgresPreferenceStore:
             " WHERE user_id = ANY($1::text[])",
             list(user_ids),
         )
-        return {UserId(r[0]): StoredPreferences(UserId(r[0]), r[1], r[2], r[3]) for r in rows}
+        return {r[0]: r for r in map(StoredPreferences._make, rows)}

@@ -27,16 +27,22 @@ class SqliteFrequencyStore:
         people = orjson.dumps(sorted({r.user_id for r in requests}))
 
         def take(c: sqlite3.Connection) -> list[CapCheck]:
-            c.execute(
-                f"DELETE FROM frequency_slots WHERE user_id IN ({_PEOPLE}) AND at <= ?",
-                (people, now - DAY_S),
-            )
             held: dict[UserId, dict[Seq, float]] = {}
+            gone: list[tuple[UserId, Seq]] = []  # places older than the day window
+            day_ago = now - DAY_S
             for user, seq, at in c.execute(
-                f"SELECT user_id, seq, at FROM frequency_slots WHERE user_id IN ({_PEOPLE})",
+                # Driven from the id list (one key seek per person), not an IN-subquery.
+                "SELECT f.user_id, f.seq, f.at FROM json_each(?) j"
+                " CROSS JOIN frequency_slots f ON f.user_id = j.value",
                 (people,),
             ):
-                held.setdefault(user, {})[seq] = at
+                if at <= day_ago:
+                    gone.append((user, seq))
+                elif (places := held.get(user)) is not None:
+                    places[seq] = at
+                else:
+                    held[user] = {seq: at}
+            c.executemany("DELETE FROM frequency_slots WHERE user_id = ? AND seq = ?", gone)
             answers, new = allot(requests, held, now)
             c.executemany(
                 "INSERT OR IGNORE INTO frequency_slots (user_id, seq, at) VALUES (?, ?, ?)",

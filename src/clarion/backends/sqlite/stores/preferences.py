@@ -1,3 +1,14 @@
+"""Preference documents on the embedded backend, with the evaluators' memory of them.
+
+Evaluation reads the documents of thousands of people per claim, and the same people come
+back claim after claim (seed 001 serves every evaluation "from an in-memory cache"). So the
+store remembers what it read — each person's document, or that they have none — and before
+every lookup asks which people changed since its last look: triggers log every insert,
+update and delete of a document (``preference_changes``), and SQLite's single writer makes
+the log's numbers commit order, so "after the last number I saw" misses no change.
+Read-your-writes holds: a change committed before a lookup begins is in that lookup.
+"""
+
 from __future__ import annotations
 
 import sqlite3
@@ -11,10 +22,24 @@ from clarion.errors import StaleVersionError
 from clarion.stores.records import AuditEntry, StoredPreferences
 from clarion.types import JSONObject, UserId
 
+REMEMBERED = 50_000
+"""People whose documents a process keeps (tens of MB); past it, it starts afresh."""
+_CHANGES_KEPT = 100_000
+"""Log entries kept; a reader further behind than that forgets everything it knew."""
+_CATCH_UP = 10_000
+"""More changes than this since the last look: forgetting everything is cheaper."""
+
 
 class SqlitePreferenceStore:
-    def __init__(self, db: SqliteDatabase) -> None:
+    def __init__(self, db: SqliteDatabase, *, remembered: int = REMEMBERED) -> None:
         self._db = db
+        self._remembered = remembered
+        self._docs: dict[UserId, StoredPreferences] = {}
+        """The documents read, by person."""
+        self._absent: set[UserId] = set()
+        """People read who have no document (the defaults)."""
+        self._seen = -1
+        """The last change logged that ``_known`` reflects; -1 before the first look."""
 
     async def get(self, user_id: UserId) -> StoredPreferences | None:
         row = await self._db.read(
@@ -48,6 +73,11 @@ class SqlitePreferenceStore:
                 (user_id, raw, at),
             ).fetchone()
             record_audit(c, "preferences", user_id, actor, at, before and before[0], raw)
+            c.execute(
+                "DELETE FROM preference_changes"
+                " WHERE n <= (SELECT max(n) FROM preference_changes) - ?",
+                (_CHANGES_KEPT,),
+            )
             return int(row[0])
 
         version = await self._db.write(_put)
@@ -57,13 +87,51 @@ class SqlitePreferenceStore:
         return await read_audit(self._db, "preferences", user_id, limit)
 
     async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
-        ids = orjson.dumps(list(user_ids))
-        rows = await self._db.read(
-            lambda c: c.execute(
+        # One connection guard around the whole lookup: the catch-up and the fill of
+        # ``_known`` never interleave with another lookup's.
+        return await self._db.read(lambda c: self._lookup(c, user_ids))
+
+    def _lookup(
+        self, c: sqlite3.Connection, user_ids: Sequence[UserId]
+    ) -> dict[UserId, StoredPreferences]:
+        docs, absent = self._catch_up(c)
+        # Set operations run in C: no Python step per person on the common, remembered path.
+        missed = set(user_ids).difference(docs).difference(absent)
+        if missed:
+            rows = c.execute(
                 # Driven from the id list: one key lookup per id, no temporary IN-list.
                 "SELECT p.user_id, p.doc, p.version, p.updated_at"
                 " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value",
-                (ids,),
+                (orjson.dumps(list(missed)),),
             ).fetchall()
-        )
-        return {UserId(r[0]): StoredPreferences(UserId(r[0]), r[1], r[2], r[3]) for r in rows}
+            if len(docs) + len(absent) + len(missed) > self._remembered:
+                docs.clear()
+                absent.clear()
+            found = {r[0]: r for r in map(StoredPreferences._make, rows)}
+            docs.update(found)
+            absent.update(missed.difference(found))
+        return {user: docs[user] for user in docs.keys() & user_ids}
+
+    def _catch_up(
+        self, c: sqlite3.Connection
+    ) -> tuple[dict[UserId, StoredPreferences], set[UserId]]:
+        """Forget the people whose documents changed since the last look."""
+        docs, absent, seen = self._docs, self._absent, self._seen
+        changes = c.execute(
+            "SELECT n, user_id FROM preference_changes WHERE n > ? ORDER BY n LIMIT ?",
+            (seen, _CATCH_UP + 1),
+        ).fetchall()
+        if seen < 0 or len(changes) > _CATCH_UP or (changes and changes[0][0] != seen + 1):
+            # The first look, far behind, or the log was pruned past what we saw.
+            docs.clear()
+            absent.clear()
+            (self._seen,) = c.execute(
+                "SELECT coalesce(max(n), 0) FROM preference_changes"
+            ).fetchone()
+            return docs, absent
+        for _, user in changes:
+            docs.pop(user, None)
+            absent.discard(user)
+        if changes:
+            self._seen = changes[-1][0]
+        return docs, absent
