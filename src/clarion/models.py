@@ -283,3 +283,5 @@ class EventStatus:
     error: str | None = None
     trace_id: str | None = None
     actor: str | None = None
+    suppressed_by: dict[str, int] = field(default_factory=dict)
+    """``suppressed`` by reason (``disabled_type``, ``quiet_hours_dropped``, …)."""

@@ -208,3 +208,39 @@ def test_local_time_campaigns_wait_for_each_zone(api: Api) -> None:
 def test_progress_and_listing(api: Api) -> None:
     campaigns = api.call("GET", "/v1/campaigns").json()["items"]
     assert all({"targeted", "delivered", "pending", "rate_per_s"} <= c.keys() for c in campaigns)
+
+
+def test_progress_shows_suppressions_by_reason(api: Api) -> None:
+    kind = api.register_type(unique("promo_"), priority="P2", default_enabled=True,
+                             channels=["push", "in_app"])  # fmt: skip
+    people = [unique("reader") for _ in range(12)]
+    choices = (
+        [{"types": {kind: {"enabled": False}}}] * 3
+        + [{"enabled": False}] * 2
+        + [{"quiet_hours": _quiet_now()}] * 4
+    )
+    for person, doc in zip(people, choices, strict=False):
+        put = api.call("PUT", f"/v1/users/{person}/preferences", json=doc)
+        assert put.status_code == 200, put.text
+    made = api.call(
+        "POST", "/v1/audiences", params={"name": "readers"}, content="\n".join(people),
+        headers={"Content-Type": "text/plain"},
+    )  # fmt: skip
+    campaign = _campaign(api, {"audience": made.json()["id"]}, type=kind)
+    _expand(api)
+    shown = api.call("GET", f"/v1/campaigns/{campaign['id']}").json()
+    assert shown["suppressed_by"] == {
+        "disabled_type": 3,
+        "master_off": 2,
+        "quiet_hours_dropped": 4,
+    }
+    assert (shown["suppressed"], shown["delivered"], shown["pending"]) == (9, 3, 0)
+    status = api.call("GET", f"/v1/notifications/{shown['event_id']}").json()
+    assert status["suppressed_by"] == shown["suppressed_by"]
+
+
+def _quiet_now() -> dict[str, str]:
+    """Quiet hours that began an hour ago (UTC) and end in two."""
+    hour = dt.datetime.now(dt.UTC).hour
+    return {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00",
+            "timezone": "UTC"}  # fmt: skip

@@ -71,3 +71,26 @@ def test_campaign_commands_say_what_to_fix(api: Api) -> None:
         cli.app, ["campaigns", "list", "--url", "http://127.0.0.1:9", "--key", "k"]
     )
     assert "cannot reach" in refusal(nowhere)
+
+
+def test_campaign_show_lists_suppressions_under_their_reasons(api: Api, tmp_path: Path) -> None:
+    from tests.api.test_campaigns import _expand
+
+    promo = api.register_type(unique("promo_"), priority="P2", default_enabled=True)
+    people = [unique("cli_reader") for _ in range(5)]
+    for person in people[:2]:
+        opted_out = {"types": {promo: {"enabled": False}}}
+        assert api.call("PUT", f"/v1/users/{person}/preferences", json=opted_out).is_success
+    listed = tmp_path / "readers.txt"
+    listed.write_text("\n".join(people) + "\n")
+    uploaded = clarion(api, "audiences", "upload", str(listed), "--name", "readers", "--json")
+    made = clarion(
+        api, "campaigns", "create", "--name", "readers", "--type", promo,
+        "--audience", json.loads(uploaded.stdout)["id"], "--title", "Hello", "--json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    _expand(api)
+    shown = clarion(api, "campaigns", "show", json.loads(made.stdout)["id"])
+    lines = [line.split() for line in shown.stdout.splitlines()]
+    assert ["│", "suppressed", "│", "2", "│"] in lines
+    assert ["│", "disabled_type", "│", "2", "│"] in lines

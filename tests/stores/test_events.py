@@ -79,3 +79,30 @@ async def test_a_request_larger_than_the_burst_can_never_pass(runtime: Runtime) 
 
 async def test_status_of_an_unknown_event_is_none(runtime: Runtime) -> None:
     assert await runtime.stores.events.status(EventId("evt_nope")) is None
+
+
+def test_suppressions_are_counted_by_bounded_reason_and_add_up() -> None:
+    from clarion.models import Outcome
+    from clarion.stores.records import ALL_CHANNELS, BatchResult, DeliveryOutcome
+    from clarion.stores.rows import suppression_rows
+    from clarion.types import Seq, UserId
+
+    a, b = UserId("a"), UserId("b")
+    first = BatchResult(Seq(7), "0", 6, inbox=[a, b])
+    first.outcomes = [
+        DeliveryOutcome(UserId("c"), ALL_CHANNELS, Outcome.SUPPRESSED, "disabled_type"),
+        DeliveryOutcome(UserId("d"), ALL_CHANNELS, Outcome.SUPPRESSED, "aggregated: window 1"),
+        DeliveryOutcome(UserId("e"), ALL_CHANNELS, Outcome.HELD, "held_quiet_hours"),
+    ]
+    first.suppressed = 3  # the two logged, and one no channel reaches (logged per channel)
+    second = BatchResult(Seq(5), "0", 1)
+    second.outcomes = [DeliveryOutcome(a, "push", Outcome.SUPPRESSED, "expired")]
+    second.suppressed = 1
+    rows = suppression_rows([first, second], [[a], []])  # b's entry lost to a newer one
+    assert rows == [
+        (5, "expired", 1),
+        (7, "aggregated", 1),
+        (7, "disabled_type", 1),
+        (7, "no_channel", 1),
+        (7, "superseded", 1),
+    ]

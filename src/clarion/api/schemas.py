@@ -112,6 +112,11 @@ class EventStatusOut(BaseModel):
     batches_done: int
     delivered: int = Field(description="Deliveries that reached a channel (per channel).")
     suppressed: int
+    suppressed_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="``suppressed`` by reason: disabled_type, master_off, quiet_hours_dropped,"
+        " freq_cap, no_channel, expired, killed, superseded, aggregated, …",
+    )
     held: int
     failed: int = Field(description="Deliveries a provider refused or that ran out of retries.")
     created_at: str

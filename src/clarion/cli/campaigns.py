@@ -189,6 +189,9 @@ def _show(found: dict[str, Any], as_json: bool) -> None:
         table.add_row(
             field, "—" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
         )
+        if field == "suppressed":
+            for reason, n in sorted((found.get("suppressed_by") or {}).items()):
+                table.add_row(f"  {reason}", f"{n:,}")
     _out.print(table)
 
 

@@ -20,6 +20,7 @@ from clarion.pipeline.dispatch import Send
 from clarion.pipeline.messages import DeliveryBatch, EventHeader, RecipientBatch
 from clarion.slo import TARGETS
 from clarion.stores.records import BatchResult
+from clarion.stores.rows import label
 
 log = logging.getLogger(__name__)
 _PROVIDER_FAULTS = {SendStatus.TRANSIENT, SendStatus.PERMANENT}
@@ -45,11 +46,9 @@ def evaluated(
             if users:
                 counted.deliveries.labels(channel.value, provider, "delivered").inc(len(users))
                 _handed_over(header, channel, len(users), now)
-        reasons.update(
-            _reason(o.reason) for o in result.outcomes if o.outcome is Outcome.SUPPRESSED
-        )
+        reasons.update(label(o.reason) for o in result.outcomes if o.outcome is Outcome.SUPPRESSED)
         for _, reason, users in result.unreachable:
-            reasons[_reason(reason)] += len(users)
+            reasons[label(reason)] += len(users)
     for reason, n in reasons.items():
         counted.suppressions.labels(reason).inc(n)
 
@@ -103,8 +102,3 @@ def _fields(header: EventHeader, batch_key: str) -> dict[str, Any]:
     if header.traceparent:
         fields["trace_id"] = header.trace_id
     return fields
-
-
-def _reason(reason: str | None) -> str:
-    """A bounded label: ``no_channel: email address not verified`` → ``no_channel``."""
-    return (reason or "unknown").partition(":")[0].strip() or "unknown"

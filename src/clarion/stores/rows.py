@@ -39,11 +39,19 @@ DEVICE_COLUMNS = (
     " invalidated_at, reason"
 )
 SWITCH_COLUMNS = "id, kind, value, reason, created_at, created_by, lifted_at, lifted_by"
-STATUS_COLUMNS = (
-    "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
-    " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error,"
-    " substr(traceparent, 4, 32), actor"
-)
+
+
+def status_columns(json_object_of: str) -> str:
+    """An ``EventStatus`` row from ``events``; ``json_object_of`` is the backend's name for
+    the aggregate that makes a JSON object of (key, value) rows, for the suppressions."""
+    return (
+        "event_id, type, priority, state, recipients, batches_total, batches_done, delivered,"
+        " suppressed, held, failed, created_at, first_delivery_at, completed_at, sender, error,"
+        f" substr(traceparent, 4, 32), actor, (SELECT {json_object_of}(s.reason, s.people)"
+        " FROM suppressions s WHERE s.seq = events.seq)"
+    )
+
+
 HOOK_COLUMNS = "id, sender, url, events, secrets, created_at, disabled_at"
 INBOX_COLUMNS = (
     "i.seq, e.event_id, e.type, e.actor, e.object, e.title, e.body, e.created_at,"
@@ -174,6 +182,7 @@ def status(row: Any) -> EventStatus:
         error=row[15],
         trace_id=row[16],
         actor=row[17],
+        suppressed_by={} if row[18] is None else orjson.loads(row[18]),
     )
 
 
@@ -248,6 +257,41 @@ def audit_entry(kind: str, subject: str, row: Any) -> AuditEntry:
         None if row[2] is None else orjson.loads(row[2]),
         None if row[3] is None else orjson.loads(row[3]),
     )
+
+
+def suppression_rows(
+    results: Sequence[BatchResult], kept: Sequence[list[UserId]]
+) -> list[tuple[Seq, str, int]]:
+    """``(seq, reason, people)`` for what these results suppressed, in (seq, reason) order
+    (the order writers lock the counters in). Reasons are bounded labels (``no_channel``,
+    not the channel's own why) and add up to the ``suppressed`` the event's progress counts:
+    a suppression's log row names its reason; people no channel reaches have only per-channel
+    rows (``no_channel``); entries the commit found superseded are ``superseded``."""
+    counts: dict[tuple[Seq, str], int] = {}
+    for result, users in zip(results, kept, strict=True):
+        seq = result.seq
+        logged = 0
+        for o in result.outcomes:
+            if o.outcome is Outcome.SUPPRESSED:
+                key = (seq, label(o.reason))
+                counts[key] = counts.get(key, 0) + 1
+                logged += 1
+        for key, n in (
+            ((seq, NO_CHANNEL), result.suppressed - logged),
+            ((seq, SUPERSEDED_OUTCOME[2]), len(result.inbox) - len(users)),
+        ):
+            if n > 0:
+                counts[key] = counts.get(key, 0) + n
+    return [(seq, reason, n) for (seq, reason), n in sorted(counts.items())]
+
+
+NO_CHANNEL = "no_channel"
+
+
+def label(reason: str | None) -> str:
+    """A bounded label for a reason: ``no_channel: email address not verified`` →
+    ``no_channel``; ``aggregated: window 3, summary at …`` → ``aggregated``."""
+    return (reason or "unknown").partition(":")[0].strip() or "unknown"
 
 
 def kept(results: Sequence[BatchResult], dropped: set[tuple[int, UserId]]) -> list[list[UserId]]:

@@ -71,6 +71,10 @@ class CampaignOut(BaseModel):
     enqueued: int = Field(description="Of those, handed to evaluation.")
     delivered: int
     suppressed: int
+    suppressed_by: dict[str, int] = Field(
+        description="``suppressed`` by reason (disabled_type, quiet_hours_dropped, freq_cap,"
+        " no_channel, …)."
+    )
     held: int
     failed: int
     pending: int = Field(description="Enqueued and not decided yet.")
@@ -192,6 +196,7 @@ async def _out(svc: ApiServices, c: Campaign) -> CampaignOut:
         enqueued=c.targeted,
         delivered=delivered,
         suppressed=suppressed,
+        suppressed_by=status.suppressed_by if status else {},
         held=held,
         failed=failed,
         pending=max(c.targeted - delivered - suppressed - held - failed, 0),

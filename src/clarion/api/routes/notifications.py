@@ -73,6 +73,7 @@ def _out(found: EventStatus) -> EventStatusOut:
         batches_done=found.batches_done,
         delivered=found.delivered,
         suppressed=found.suppressed,
+        suppressed_by=found.suppressed_by,
         held=found.held,
         failed=found.failed,
         created_at=iso(found.created_at),

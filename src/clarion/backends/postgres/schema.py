@@ -262,7 +262,17 @@ CREATE INDEX campaigns_by_state ON campaigns (state, start_at)
 campaigns: what to send to whom, their state, and the expansion's checkpoint under a
 lease with a fencing token (``scheduling.campaigns``)."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+CREATE TABLE suppressions (
+    seq bigint NOT NULL,
+    reason text NOT NULL,
+    people bigint NOT NULL,
+    PRIMARY KEY (seq, reason)
+)
+"""
+"""Version 7: each event's suppressions by reason (a campaign's progress shows them)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 LOG_DAYS_AHEAD = 7
 

@@ -504,7 +504,18 @@ BEGIN INSERT INTO preference_changes (user_id) VALUES (old.user_id); END
 it: evaluators remember the documents they read and forget those the log names
 (``backends.sqlite.stores.preferences``). SQLite's one writer makes ``n`` commit order."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+_V10 = """
+CREATE TABLE suppressions (
+    seq         INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    people      INTEGER NOT NULL,
+    PRIMARY KEY (seq, reason)
+) WITHOUT ROWID
+"""
+"""Version 10: each event's suppressions by reason (a campaign's progress shows them), kept
+as counters by the commit that records the outcomes (``stores.rows.suppression_rows``)."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

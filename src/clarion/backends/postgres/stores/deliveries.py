@@ -21,7 +21,13 @@ from clarion.backends.postgres.stores.devices import apply_invalidations
 from clarion.backends.postgres.stores.live import active_among, append_posts
 from clarion.models import Channel, Outcome, Priority
 from clarion.stores.records import BatchResult, DeliveryOutcome, DeliveryRecord, Recorded
-from clarion.stores.rows import SUPERSEDED_OUTCOME, entry_rows, stream_candidates, stream_posts
+from clarion.stores.rows import (
+    SUPERSEDED_OUTCOME,
+    entry_rows,
+    stream_candidates,
+    stream_posts,
+    suppression_rows,
+)
 from clarion.stores.rows import kept as kept_entries
 from clarion.types import EventId, Seq, UserId
 
@@ -61,6 +67,11 @@ _UNREACHABLE_LOG = f"""
 INSERT INTO deliveries (user_id, seq, channel, attempt, outcome, reason, at)
 SELECT u, s, ch, 1, '{Outcome.SUPPRESSED.value}', r, $5
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS x(u, s, ch, r)
+"""
+_SUPPRESSED = """
+INSERT INTO suppressions (seq, reason, people)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+ON CONFLICT (seq, reason) DO UPDATE SET people = suppressions.people + excluded.people
 """
 _COMPLETE = (
     "events.batches_total IS NOT NULL AND events.batches_done + p.batches >= events.batches_total"
@@ -212,6 +223,9 @@ async def _record(
         "SELECT 1 FROM events WHERE seq = ANY($1::bigint[]) ORDER BY seq FOR UPDATE",
         sorted({r.seq for r in fresh}),
     )  # lock the events in one order: two workers' progress updates cannot deadlock
+    suppressed = suppression_rows(fresh, kept)
+    if suppressed:  # behind the events' locks, so these counters never deadlock either
+        await c.execute(_SUPPRESSED, *(list(column) for column in zip(*suppressed, strict=True)))
     await c.execute(
         _PROGRESS,
         [r.seq for r in fresh],

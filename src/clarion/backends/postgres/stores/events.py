@@ -24,8 +24,10 @@ from clarion.stores.records import (
     PlanFirstSteps,
     RateLimited,
 )
-from clarion.stores.rows import STATUS_COLUMNS, cancel_sql, status
+from clarion.stores.rows import cancel_sql, status, status_columns
 from clarion.types import EventId, Seq
+
+STATUS_COLUMNS = status_columns("json_object_agg")
 
 OUTBOX_CHANNEL = "clarion_outbox"
 

@@ -20,7 +20,13 @@ from clarion.backends.sqlite.stores.devices import apply_invalidations
 from clarion.backends.sqlite.stores.live import active_among, append_posts
 from clarion.models import Channel, Outcome, Priority
 from clarion.stores.records import BatchResult, DeliveryRecord, Recorded
-from clarion.stores.rows import SUPERSEDED, entry_rows, stream_candidates, stream_posts
+from clarion.stores.rows import (
+    SUPERSEDED,
+    entry_rows,
+    stream_candidates,
+    stream_posts,
+    suppression_rows,
+)
 from clarion.stores.rows import kept as kept_entries
 from clarion.types import EventId, Seq, UserId
 
@@ -42,6 +48,11 @@ UPDATE events SET
         ELSE state END,
     completed_at = CASE WHEN {_COMPLETE} AND completed_at IS NULL THEN :now ELSE completed_at END
 WHERE seq = :seq
+"""
+
+_SUPPRESSED = """
+INSERT INTO suppressions (seq, reason, people) VALUES (?, ?, ?)
+ON CONFLICT (seq, reason) DO UPDATE SET people = people + excluded.people
 """
 
 _MARK = """
@@ -200,6 +211,7 @@ def _record(
         t[2] += len(users) + r.delivered
         t[3] += r.suppressed + len(r.inbox) - len(users)
         t[4] += r.failed
+    c.executemany(_SUPPRESSED, suppression_rows(fresh, kept))
     c.executemany(
         _PROGRESS,
         [

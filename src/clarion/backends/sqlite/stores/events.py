@@ -26,10 +26,11 @@ from clarion.stores.records import (
     PlanFirstSteps,
     RateLimited,
 )
-from clarion.stores.rows import STATUS_COLUMNS as _STATUS_COLUMNS
-from clarion.stores.rows import cancel_sql
+from clarion.stores.rows import cancel_sql, status_columns
 from clarion.stores.rows import status as _status
 from clarion.types import EventId, Seq
+
+_STATUS_COLUMNS = status_columns("json_group_object")
 
 INSERT_EVENT = """
 INSERT INTO events (seq, event_id, sender, type, priority, fan_out, actor, target, object,
