@@ -1,5 +1,6 @@
 """Looking into a runtime's database directly, whichever backend holds it: what a test needs
-to check that no store method exposes (who got an entry for an event) or to tamper with."""
+to check that no store method exposes (who got an entry for an event) or to tamper with;
+and preparing one for processes a test starts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 from typing import Any
 
 from clarion.config import Settings
+from clarion.keys import create_key
+from clarion.models import Channel, Priority, TypeSpec
 from clarion.runtime import Runtime, open_runtime
 
 
@@ -59,3 +62,20 @@ def query(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
             await runtime.close()
 
     return asyncio.run(run())
+
+
+def prepared(settings: Settings, *types: TypeSpec) -> str:
+    """``types`` (or a ``note`` type: P1, in-app) and an admin key, made before the
+    processes a test starts; returns the key's secret."""
+
+    async def prepare() -> str:
+        runtime = open_runtime(settings)
+        try:
+            for spec in types or (TypeSpec("note", Priority.P1, (Channel.IN_APP,)),):
+                await runtime.stores.types.put(spec, runtime.clock.now())
+            _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="t", admin=True)
+            return secret
+        finally:
+            await runtime.close()
+
+    return asyncio.run(prepare())

@@ -3,7 +3,6 @@ restarts; the page reconnects by itself from its last event and misses nothing."
 
 from __future__ import annotations
 
-import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,11 +12,10 @@ import pytest
 from playwright.sync_api import Page
 
 from clarion.config import Settings
-from clarion.keys import create_key
 from clarion.launch import LocalClarion
 from clarion.models import Channel, Priority, TypeSpec
-from clarion.runtime import open_runtime
 from clarion.supervisor import standard_workers
+from tests.backends import prepared
 from tests.live_helpers import SecondApi
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -51,16 +49,7 @@ token => {
 }
 """
 
-
-async def _prepare(settings: Settings) -> str:
-    runtime = open_runtime(settings)
-    try:
-        now = runtime.clock.now()
-        await runtime.stores.types.put(TypeSpec("like", Priority.P1, (Channel.IN_APP,)), now)
-        _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="t", admin=True)
-        return secret
-    finally:
-        await runtime.close()
+LIKE = TypeSpec("like", Priority.P1, (Channel.IN_APP,))
 
 
 def _objects(page: Page) -> list[str]:
@@ -71,7 +60,7 @@ def _objects(page: Page) -> list[str]:
 def test_an_event_source_catches_up_after_the_server_restarts(page: Page, tmp_path: Path) -> None:
     settings = Settings(db=tmp_path / "page.db")
     with ThreadPoolExecutor(1) as aside:  # Playwright's sync API holds this thread's loop
-        key = aside.submit(asyncio.run, _prepare(settings)).result()
+        key = aside.submit(prepared, settings, LIKE).result()
     with LocalClarion(settings, standard_workers(1, 0)) as local:
         served = SecondApi(local)  # the page's server: restarted under it
         served.start()

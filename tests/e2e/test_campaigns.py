@@ -5,7 +5,6 @@ doubled; a throttle holds its rate. Driven through the CLI as an operator would.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,26 +17,16 @@ from typing import Any
 import pytest
 
 from clarion.config import Settings
-from clarion.keys import create_key
 from clarion.launch import LocalClarion
 from clarion.models import Channel, Priority, TypeSpec
-from clarion.runtime import open_runtime
 from clarion.supervisor import WorkerSpec
-from tests.backends import query
+from tests.backends import prepared, query
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 PEOPLE = 3_000
 
 
-async def _prepare(settings: Settings) -> str:
-    runtime = open_runtime(settings)
-    try:
-        spec = TypeSpec("promo", Priority.P2, (Channel.IN_APP,), default_enabled=True)
-        await runtime.stores.types.put(spec, runtime.clock.now())
-        _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="t", admin=True)
-        return secret
-    finally:
-        await runtime.close()
+PROMO = TypeSpec("promo", Priority.P2, (Channel.IN_APP,), default_enabled=True)
 
 
 def _cli(local: LocalClarion, key: str, *args: str) -> dict[str, Any]:
@@ -75,7 +64,7 @@ def test_three_schedulers_race_and_everyone_gets_it_once(
     tmp_path: Path, broker_url: str | None, store_url: str | None
 ) -> None:
     settings = Settings(db=tmp_path / "c.db", broker=broker_url, store=store_url)
-    key = asyncio.run(_prepare(settings))
+    key = prepared(settings, PROMO)
     workers = [WorkerSpec(f"w{n}") for n in range(3)]
     with LocalClarion(settings, workers) as local:
         campaign = _start(local, key, tmp_path)
@@ -91,7 +80,7 @@ def test_a_killed_lease_holder_is_taken_over_from_its_checkpoint(
     settings = Settings(
         db=tmp_path / "c.db", broker=broker_url, store=store_url, campaign_lease_s=2.0
     )
-    key = asyncio.run(_prepare(settings))
+    key = prepared(settings, PROMO)
     workers = [WorkerSpec("w0"), WorkerSpec("w1")]
     with LocalClarion(settings, workers) as local:
         campaign = _start(local, key, tmp_path, throttle="1000")  # three seconds of pages
@@ -116,7 +105,7 @@ def test_a_killed_lease_holder_is_taken_over_from_its_checkpoint(
 
 def test_a_throttle_holds_its_rate(tmp_path: Path) -> None:
     settings = Settings(db=tmp_path / "c.db")
-    key = asyncio.run(_prepare(settings))
+    key = prepared(settings, PROMO)
     with LocalClarion(settings, [WorkerSpec("w0")]) as local:
         campaign = _start(local, key, tmp_path, throttle="1000")
         samples: list[tuple[float, int]] = []

@@ -13,27 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from clarion.config import Settings
-from clarion.keys import create_key
 from clarion.launch import LocalClarion
-from clarion.models import Channel, Priority, TypeSpec
 from clarion.runtime import open_runtime
 from clarion.supervisor import WorkerSpec
+from tests.backends import prepared
 from tests.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 EVENTS = 120
-
-
-async def _prepare(settings: Settings) -> str:
-    runtime = open_runtime(settings)
-    try:
-        await runtime.stores.types.put(
-            TypeSpec("note", Priority.P1, (Channel.IN_APP,)), runtime.clock.now()
-        )
-        _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="t", admin=True)
-        return secret
-    finally:
-        await runtime.close()
 
 
 def _total(text: str, name: str, **labels: str) -> float:
@@ -54,7 +41,7 @@ def _wait_for(check: object, what: str, timeout_s: float = 30.0) -> None:
 
 def test_metrics_add_up_every_process(tmp_path: Path) -> None:
     settings = Settings(db=tmp_path / "c.db", batch_size=10)
-    key = asyncio.run(_prepare(settings))
+    key = prepared(settings)
     workers = [WorkerSpec("w1"), WorkerSpec("w2")]
     with LocalClarion(settings, workers) as local:
         api = httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {key}"})
@@ -89,7 +76,7 @@ def test_ready_follows_the_database_and_the_queues(tmp_path: Path) -> None:
     postgres.start()
     try:
         settings = Settings(db=tmp_path / "c.db", broker=redis.url, store=postgres.dsn)
-        asyncio.run(_prepare(settings))
+        prepared(settings)
         with LocalClarion(settings, [WorkerSpec("w1")]) as local:
 
             def ready() -> httpx.Response:

@@ -3,7 +3,6 @@ API accepted is delivered, exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -11,28 +10,13 @@ import httpx
 import pytest
 
 from clarion.config import Settings
-from clarion.keys import create_key
 from clarion.launch import LocalClarion
-from clarion.models import Channel, Priority, TypeSpec
-from clarion.runtime import open_runtime
 from clarion.supervisor import WorkerSpec
-from tests.backends import query
+from tests.backends import prepared, query
 from tests.services import RedisServer
 
 pytestmark = pytest.mark.slow
 PER_PHASE = 150
-
-
-async def _prepare(settings: Settings) -> str:
-    runtime = open_runtime(settings)
-    try:
-        await runtime.stores.types.put(
-            TypeSpec("note", Priority.P1, (Channel.IN_APP,)), runtime.clock.now()
-        )
-        _, secret = await create_key(runtime.stores.keys, runtime.clock, sender="t", admin=True)
-        return secret
-    finally:
-        await runtime.close()
 
 
 def _send(api: httpx.Client, first: int, count: int) -> dict[str, str]:
@@ -52,7 +36,7 @@ def test_redis_restart_loses_no_accepted_event(tmp_path: Path, store_url: str | 
     redis.start()
     try:
         settings = Settings(db=tmp_path / "c.db", broker=redis.url, store=store_url, lease_s=3.0)
-        key = asyncio.run(_prepare(settings))
+        key = prepared(settings)
         workers = [WorkerSpec("w1"), WorkerSpec("w2")]
         with LocalClarion(settings, workers, log_dir=tmp_path / "logs") as local:
             api = httpx.Client(
