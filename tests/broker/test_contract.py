@@ -199,8 +199,10 @@ async def test_depths_count_what_is_due_or_in_flight_and_delayed_messages_once_d
     await broker.consume("t.p1", limit=1)  # one in flight, one ready, one not yet due
     assert await broker.depths() == {"t.p1": 2, "t.p0": 1}
     assert await broker.depth("t.p1") == 2
+    assert await broker.held() == {"t.p1": 1}  # what is held is counted apart
     clock.advance(31)  # the delayed one is due; the lease ran out, so "a" is ready again
     assert await broker.depths() == {"t.p1": 3, "t.p0": 1}
+    assert await broker.held() == {}
 
 
 async def test_wait_returns_early_when_another_worker_publishes(

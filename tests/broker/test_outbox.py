@@ -60,3 +60,34 @@ async def test_the_relay_does_not_ask_redis_when_the_outbox_is_empty(
 
     monkeypatch.setattr(redis, "depth", no_round_trips)
     assert await relay.relay(TOPIC) == 0
+
+
+async def test_held_counts_what_waits_for_later_in_the_outbox_and_in_redis(
+    clock: ManualClock, redis_url: str, postgres_dsn: str
+) -> None:
+    """``clarion queues`` shows these apart from the backlog (PostgreSQL outbox + Redis)."""
+    from clarion.backends.postgres.database import PostgresDatabase
+    from clarion.backends.postgres.outbox import PostgresOutbox
+    from tests.services import empty_postgres
+
+    await empty_postgres(postgres_dsn)
+    db = PostgresDatabase(postgres_dsn, now=clock.now)
+    redis = RedisBroker(redis_url, clock, lease_s=30, max_attempts=3)
+    relay = OutboxRelay(PostgresOutbox(db, clock, lease_s=30), redis)
+    try:
+        now = clock.now()
+        await db.execute(
+            "INSERT INTO outbox (topic, body, enqueued_at, available_at)"
+            " SELECT $1, 'x', $2, unnest($3::double precision[])",
+            TOPIC,
+            now,
+            [now, now + 60, now + 120],
+        )
+        await redis.publish([Outbound(TOPIC, b"later", 90), Outbound(TOPIC, b"now")])
+        assert await relay.held() == {TOPIC: 3}
+        assert await relay.depths() == {TOPIC: 2}
+        clock.advance(100)
+        assert await relay.held() == {TOPIC: 1}
+    finally:
+        await redis.close()
+        await db.close()

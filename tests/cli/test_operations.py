@@ -111,6 +111,7 @@ def test_queues_shows_what_waits_where(db: Path, broker_url: str | None) -> None
         try:
             await rt.broker.publish([Outbound("evaluate.p2", b"batch")] * 3)
             await rt.broker.publish([Outbound("push.p0", b"otp")])
+            await rt.broker.publish([Outbound("evaluate.p1", b"held", delay_s=3600)] * 2)
         finally:
             await rt.close()
 
@@ -119,9 +120,12 @@ def test_queues_shows_what_waits_where(db: Path, broker_url: str | None) -> None
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["depths"] == {"evaluate.p2": 3, "push.p0": 1}
+    assert shown["held"] == {"evaluate.p1": 2}  # quiet hours are not a backlog
     assert (shown["level"], shown["backlog"]) == ("normal", 4)
     table = clarion(db, "queues").stdout
-    assert "evaluate" in table
+    assert "held for later" in table
+    (evaluate,) = [line.split("│")[1:-1] for line in table.splitlines() if "evaluate" in line]
+    assert [cell.strip() for cell in evaluate] == ["evaluate", "0", "0", "3", "2"]
     assert ("Redis at" if broker_url else "the database") in table
 
 

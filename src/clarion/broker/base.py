@@ -104,6 +104,12 @@ class Broker(Protocol):
         backoff) counts once due: a million people asleep is not a queue to shed for."""
         ...
 
+    async def held(self) -> dict[str, int]:
+        """Per topic, the messages delayed to later (batches held until quiet hours end or a
+        cap frees, retries waiting out their backoff): not a backlog, but an operator's
+        question ("where did those notifications go?")."""
+        ...
+
     async def oldest(self, now: float) -> dict[str, float]:
         """Per topic with a message due by ``now`` or in flight: when its oldest such was
         enqueued (how far behind the stage is; a delayed retry is not late until due)."""

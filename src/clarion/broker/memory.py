@@ -149,6 +149,14 @@ class MemoryBroker:
                 found[entry.topic] = found.get(entry.topic, 0) + 1
         return found
 
+    async def held(self) -> dict[str, int]:
+        now = self._clock.now()
+        found: dict[str, int] = {}
+        for entry in self._entries.values():
+            if entry.available_at > now and entry.lease is None:
+                found[entry.topic] = found.get(entry.topic, 0) + 1
+        return found
+
     async def oldest(self, now: float) -> dict[str, float]:
         found: dict[str, float] = {}
         for entry in self._entries.values():

@@ -45,6 +45,7 @@ class Outbox(Protocol):
     async def nack(self, message: Message, *, delay_s: float) -> None: ...
     async def depth(self, topic: str) -> int: ...
     async def depths(self) -> dict[str, int]: ...
+    async def held(self) -> dict[str, int]: ...
     async def oldest(self, now: float) -> dict[str, float]: ...
 
     async def version(self) -> int:
@@ -140,6 +141,12 @@ class OutboxRelay:
 
     async def depth(self, topic: str) -> int:
         return await self._broker.depth(topic) + await self._outbox.depth(topic)
+
+    async def held(self) -> dict[str, int]:
+        found = await self._broker.held()
+        for topic, waiting in (await self._outbox.held()).items():
+            found[topic] = found.get(topic, 0) + waiting
+        return found
 
     async def oldest(self, now: float) -> dict[str, float]:
         found = await self._broker.oldest(now)

@@ -31,18 +31,26 @@ _out = Console()
 
 
 def queues(db: DbOption = None, broker: BrokerOption = None, as_json: JsonOption = False) -> None:
-    """Messages waiting in each queue (per stage and priority), and the load level ingest sees."""
+    """Messages waiting in each queue (per stage and priority), those held for later (quiet
+    hours, caps, retry backoff), and the load level ingest sees."""
     settings = settings_for(db, broker=broker)
-    depths: dict[str, int] = with_runtime(settings, lambda rt: rt.broker.depths())
+
+    async def read(rt: Runtime) -> tuple[dict[str, int], dict[str, int]]:
+        return await rt.broker.depths(), await rt.broker.held()
+
+    depths, held = with_runtime(settings, read)
     load = measure(depths, shed_p2=settings.load_shed_p2, shed_p1=settings.load_shed_p1)
     if as_json:
-        doc = {"depths": depths, "level": load.level.value, "backlog": load.backlog}
+        doc = {"depths": depths, "held": held, "level": load.level.value, "backlog": load.backlog}
         typer.echo(json.dumps(doc, indent=2))
         return
     where = f"Redis at {settings.broker}" if settings.broker else f"the database {settings.db}"
-    table = Table("stage", *(p.value for p in Priority), title="Messages waiting")
+    table = Table("stage", *(p.value for p in Priority), "held for later", title="Messages waiting")
     for stage in STAGES:
-        table.add_row(stage, *(f"{depths.get(topic(stage, p), 0):,}" for p in Priority))
+        later = sum(held.get(topic(stage, p), 0) for p in Priority)
+        table.add_row(
+            stage, *(f"{depths.get(topic(stage, p), 0):,}" for p in Priority), f"{later:,}"
+        )
     _out.print(table)
     _out.print(
         f"Queues in {where}. Load: {load.level.value} ({load.backlog:,} batches waiting for"

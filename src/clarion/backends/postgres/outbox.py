@@ -81,6 +81,14 @@ class PostgresOutbox:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    async def held(self) -> dict[str, int]:
+        rows = await self._db.fetch(
+            "SELECT topic, count(*) FROM outbox WHERE available_at > $1 AND lease IS NULL"
+            " GROUP BY topic",
+            self._clock.now(),
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
     async def oldest(self, now: float) -> dict[str, float]:
         rows = await self._db.fetch(
             "SELECT topic, min(enqueued_at) FROM outbox WHERE available_at <= $1"

@@ -249,6 +249,14 @@ class RedisBroker:
         counts = await pipe.execute()
         return {t: int(counts[2 * i]) + int(counts[2 * i + 1]) for i, t in enumerate(topics)}
 
+    async def held(self) -> dict[str, int]:
+        topics = await self._topics()
+        pipe = self._redis.pipeline(transaction=False)
+        for topic in topics:
+            pipe.zcount(_key(topic, "delayed"), f"({self._clock.now()!r}", "+inf")
+        counts = await pipe.execute()
+        return {t: int(n) for t, n in zip(topics, counts, strict=True) if n}
+
     async def oldest(self, now: float) -> dict[str, float]:
         """The stream's first entry (ready or in flight), and delayed ones already due."""
         topics = await self._topics()

@@ -233,6 +233,17 @@ class SqliteBroker:
         )
         return {topic: int(count) for topic, count in rows}
 
+    async def held(self) -> dict[str, int]:
+        now = self._clock.now()
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT topic, count(*) FROM queue WHERE available_at > ? AND lease IS NULL"
+                " GROUP BY topic",
+                (now,),
+            ).fetchall()
+        )
+        return {topic: int(count) for topic, count in rows}
+
     async def oldest(self, now: float) -> dict[str, float]:
         rows = await self._db.read(
             lambda c: c.execute(
