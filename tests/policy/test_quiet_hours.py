@@ -62,3 +62,28 @@ def test_zone_comes_from_the_profile_when_not_given() -> None:
     tokyo_midnight = utc(2026, 6, 1, 15, 0)
     assert quiet_until(night, tokyo_midnight, "Asia/Tokyo") == utc(2026, 6, 1, 23, 0)
     assert quiet_until(night, tokyo_midnight) is None  # UTC: 15:00 is daytime
+
+
+def test_the_answer_worked_out_once_a_minute_is_the_answer_at_every_second() -> None:
+    """``quiet_until`` remembers one answer per UTC minute; check it against the direct
+    computation at many instants, at both edges of minutes, across a DST change and in
+    zones with half- and three-quarter-hour offsets."""
+    import random
+
+    from clarion.policy.quiet_hours import _quiet_until, zone
+
+    rng = random.Random(3)
+    zones = ["Europe/Paris", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", None]
+    spring = datetime(2026, 3, 29, 0, 0, tzinfo=UTC).timestamp()  # Europe springs forward
+    for _ in range(3000):
+        hours = QuietHours.parse(
+            f"{rng.randrange(24):02d}:{rng.choice((0, 15, 30, 59)):02d}",
+            f"{rng.randrange(24):02d}:{rng.choice((0, 1, 30, 45)):02d}",
+            rng.choice(zones),
+        )
+        minute = int(spring // 60) + rng.randrange(-3000, 3000)
+        for now in (minute * 60.0, minute * 60 + 59.999, minute * 60 + rng.random() * 60):
+            direct = (
+                None if hours.start == hours.end else _quiet_until(hours, now, zone(hours.timezone))
+            )
+            assert quiet_until(hours, now) == direct, (hours, now)

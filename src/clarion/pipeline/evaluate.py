@@ -151,7 +151,10 @@ class EvaluateStage:
             context.reach = await self._devices.reachable(live, context.now, outside)
         context.latest = await collapse.latest_of(self._deliveries, items)
         records = await self._preferences.load_many(live)
-        context.prefs = {user: self._parse(record) for user, record in records.items()}
+        known = self._parsed.get  # the common case inline: a document parsed before
+        context.prefs = {
+            user: known(record.raw) or self._parse(record) for user, record in records.items()
+        }
         # Zones decide quiet hours set without one, and when a digest is due (a capped
         # notification may overflow into one).
         overflow = any(b.header.overflow is Overflow.DIGEST for b in items)
@@ -270,7 +273,8 @@ def _decide_all(
     together: a few groups, not a call per person."""
     header = batch.header
     rule = notice(batch)
-    special = context.prefs.keys() & set(recipients) if context.prefs else set()
+    # keys() & a list walks the list in C: no set of the whole batch is built.
+    special = context.prefs.keys() & recipients if context.prefs else set()
     common = list(filterfalse(special.__contains__, recipients)) if special else recipients
     alike: dict[Verdict, list[UserId]] = {}
     if common:

@@ -6,6 +6,7 @@ ingest, so no stage has to look the event up again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,6 +157,13 @@ class EventHeader:
         )
 
 
+@functools.lru_cache(maxsize=1024)
+def header_doc(header: EventHeader) -> dict[str, Any]:
+    """A header's JSON, made once per event: a claim's held and routed batches all repeat
+    their event's header. Shared, so only ever read (orjson serialises it)."""
+    return header.to_json()
+
+
 @dataclass(frozen=True, slots=True)
 class FanoutTask:
     """Resolve (part of) an event's recipients, starting at batch ``batch_no``.
@@ -175,7 +183,7 @@ class FanoutTask:
 
     def encode(self, *, delay_s: float = 0.0) -> Outbound:
         doc = {
-            "header": self.header.to_json(),
+            "header": header_doc(self.header),
             "fan_out": self.fan_out.value,
             "batch_no": self.batch_no,
             "cursor": self.cursor,
@@ -215,7 +223,7 @@ class RecipientBatch:
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "header": self.header.to_json(),
+            "header": header_doc(self.header),
             "batch_key": self.batch_key,
             "recipients": self.recipients,
         }
@@ -314,7 +322,7 @@ class DeliveryBatch:
 
     def encode(self, *, delay_s: float = 0.0) -> Outbound:
         doc = {
-            "header": self.header.to_json(),
+            "header": header_doc(self.header),
             "channel": self.channel.value,
             "batch_key": self.batch_key,
             "recipients": self.recipients,
