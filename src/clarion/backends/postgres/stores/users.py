@@ -61,14 +61,35 @@ class PostgresUserStore:
     async def matching(
         self, conditions: Sequence[Condition] | None, after: str | None, limit: int
     ) -> list[UserId]:
-        params: list[Any] = [after or ""]
-        sql = "SELECT u.user_id FROM users u WHERE u.user_id > $1"
-        if conditions:
-            sql += " AND " + _where(conditions, params)
-        params.append(limit)
-        sql += f" ORDER BY u.user_id LIMIT ${len(params)}"
-        rows = await self._db.fetch(sql, *params)
-        return [UserId(r[0]) for r in rows]
+        if not conditions:
+            rows = await self._db.fetch(
+                "SELECT user_id FROM users WHERE user_id > $1 ORDER BY user_id LIMIT $2",
+                after or "",
+                limit,
+            )
+            return [UserId(r[0]) for r in rows]
+        # Walk the primary key a stretch at a time and filter each stretch. Asked for the
+        # first matches in key order directly, the planner (which cannot estimate conditions
+        # on JSON attributes) scans and sorts the whole table for every page.
+        params: list[Any] = ["", _STRETCH]
+        sql = (
+            f"SELECT array_agg(u.user_id ORDER BY u.user_id)"
+            f" FILTER (WHERE {_where(conditions, params)}), max(u.user_id)"
+            " FROM (SELECT user_id, attributes FROM users WHERE user_id > $1"
+            " ORDER BY user_id LIMIT $2) u"
+        )
+        found: list[UserId] = []
+        cursor = after or ""
+        while len(found) < limit:
+            params[0] = cursor
+            row = await self._db.fetchrow(sql, *params)  # an aggregate: always one row
+            assert row is not None
+            matched, last = row
+            if last is None:
+                break  # the end of the table
+            found += matched or ()
+            cursor = last
+        return found[:limit]
 
     async def count_matching(self, conditions: Sequence[Condition] | None) -> int:
         params: list[Any] = []
@@ -87,6 +108,10 @@ class PostgresUserStore:
             list(user_ids),
         )
         return {UserId(r[0]): r[1] for r in rows}
+
+
+_STRETCH = 10_000
+"""People a segment page looks at per query."""
 
 
 def _where(conditions: Sequence[Condition], params: list[Any]) -> str:
