@@ -96,21 +96,27 @@ class SqlitePreferenceStore:
     ) -> dict[UserId, StoredPreferences]:
         docs, absent = self._catch_up(c)
         # Set operations run in C: no Python step per person on the common, remembered path.
-        missed = set(user_ids).difference(docs).difference(absent)
-        if missed:
-            rows = c.execute(
-                # Driven from the id list: one key lookup per id, no temporary IN-list.
-                "SELECT p.user_id, p.doc, p.version, p.updated_at"
-                " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value",
-                (orjson.dumps(list(missed)),),
-            ).fetchall()
-            if len(docs) + len(absent) + len(missed) > self._remembered:
-                docs.clear()
-                absent.clear()
-            found = {r[0]: r for r in map(StoredPreferences._make, rows)}
-            docs.update(found)
-            absent.update(missed.difference(found))
-        return {user: docs[user] for user in docs.keys() & user_ids}
+        wanted = set(user_ids)
+        missed = wanted.difference(docs).difference(absent)
+        if not missed:
+            return {user: docs[user] for user in docs.keys() & wanted}
+        cold = len(missed) == len(wanted)  # a fan-out to people not seen before
+        rows = c.execute(
+            # Driven from the id list, in key order (the batch's own, when every one of them
+            # is read): one key lookup per id, each near the last.
+            "SELECT p.user_id, p.doc, p.version, p.updated_at"
+            " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value",
+            (orjson.dumps(user_ids if cold else sorted(missed)),),
+        ).fetchall()
+        if len(docs) + len(absent) + len(missed) > self._remembered:
+            docs.clear()
+            absent.clear()
+        found = {r[0]: r for r in map(StoredPreferences._make, rows)}
+        docs.update(found)
+        absent.update(missed.difference(found))
+        if cold:
+            return found
+        return {user: docs[user] for user in docs.keys() & wanted}
 
     def _catch_up(
         self, c: sqlite3.Connection
