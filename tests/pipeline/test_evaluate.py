@@ -115,6 +115,11 @@ def test_people_are_grouped_by_what_reaches_them_in_their_order() -> None:
         NOWHERE: [people[1], people[4], people[5], people[6]],  # no entry, or NOWHERE
     }
     assert by_reach(people[:2], {people[0]: push, people[1]: push}) == {push: people[:2]}
+    many = [Reach(frozenset({Channel.PUSH}), {Channel.SMS: f"why {n}"}) for n in range(20)]
+    crowd = [UserId(f"c{n}") for n in range(41)]  # more kinds than are cut out one by one
+    grouped = by_reach(crowd, {u: many[n % 20] for n, u in enumerate(crowd[:40])})
+    assert grouped[NOWHERE] == [crowd[40]]
+    assert grouped[many[3]] == [crowd[3], crowd[23]]
 
 
 async def test_people_with_one_document_are_decided_apart_where_their_zones_differ(

@@ -275,7 +275,8 @@ def _decide_all(
     rule = notice(batch)
     # keys() & a list walks the list in C: no set of the whole batch is built.
     special = context.prefs.keys() & recipients if context.prefs else set()
-    common = list(filterfalse(special.__contains__, recipients)) if special else recipients
+    # A list of its own either way: groups with equal verdicts are joined into it below.
+    common = list(filterfalse(special.__contains__, recipients) if special else recipients)
     alike: dict[Verdict, list[UserId]] = {}
     if common:
         alike[decide(DEFAULT, rule, now=context.now)] = common

@@ -107,6 +107,11 @@ def by_reach(users: list[UserId], reach: dict[UserId, Reach]) -> dict[Reach, lis
     kinds = set(found)
     if len(kinds) == 1:
         return {kinds.pop() or NOWHERE: users}
+    if len(kinds) > _FEW:  # one pass per kind would cost more than a step per person
+        by_kind: dict[Reach, list[UserId]] = {}
+        for user, kind in zip(users, found, strict=True):
+            by_kind.setdefault(kind or NOWHERE, []).append(user)
+        return by_kind
     groups: dict[Reach, list[UserId]] = {
         kind: list(compress(users, map(is_, found, repeat(kind))))
         for kind in kinds - _UNREACHED
@@ -118,6 +123,7 @@ def by_reach(users: list[UserId], reach: dict[UserId, Reach]) -> dict[Reach, lis
 
 
 _UNREACHED = frozenset({None, NOWHERE})
+_FEW = 12
 
 
 def _send(routes: Routes, group: list[UserId], found: Sequence[Channel], routing: Routing) -> None:
