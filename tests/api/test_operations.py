@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -92,6 +93,22 @@ def test_ingest_sheds_p2_then_p1_and_never_p0(api: Api) -> None:
     api.clock.advance(2)
     assert api.call("GET", "/v1/load").json()["level"] == "normal"
     assert post(bulk) == 202
+
+
+def test_load_shows_what_is_held_for_later_apart_from_the_backlog(api: Api) -> None:
+    api.drain()
+    kind = api.register_type(priority="P1")
+    person = unique("sleeper")
+    hour = dt.datetime.now(dt.UTC).hour
+    quiet = {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00",
+             "timezone": "UTC"}  # fmt: skip
+    put = api.call("PUT", f"/v1/users/{person}/preferences", json={"quiet_hours": quiet})
+    assert put.status_code == 200, put.text
+    assert api.call("POST", "/v1/notifications", json={"type": kind, "target": person}).is_success
+    api.drain()
+    load = api.call("GET", "/v1/load").json()
+    assert load["held"] == {"evaluate.p1": 1}  # until their quiet hours end
+    assert load["backlog"] == 0
 
 
 def test_provider_health_is_visible(api: Api) -> None:

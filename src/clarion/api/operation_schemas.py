@@ -46,6 +46,10 @@ class LoadOut(BaseModel):
     backlog: int = Field(description="Batches waiting for evaluation or a channel.")
     by_priority: dict[str, int]
     queues: dict[str, int] = Field(description="Every non-empty queue's depth.")
+    held: dict[str, int] = Field(
+        description="Per queue, messages held for later (quiet hours, caps, retry backoff):"
+        " not backlog, and not counted above."
+    )
     shed_p2_at: int
     shed_p1_at: int
 

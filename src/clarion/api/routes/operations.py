@@ -127,6 +127,7 @@ async def load(_: Caller, svc: Services) -> LoadOut:
         backlog=current.backlog,
         by_priority={p.value: n for p, n in current.by_priority.items()},
         queues=current.depths,
+        held=await svc.runtime.broker.held(),
         shed_p2_at=settings.load_shed_p2,
         shed_p1_at=settings.load_shed_p1,
     )
