@@ -274,6 +274,27 @@ def test_a_change_without_the_csrf_secret_is_refused(api: Api, watched: Watched)
     assert forged == 403
 
 
+def test_the_dashboard_says_why_a_campaign_was_suppressed(api: Api, watched: Watched) -> None:
+    from tests.api.test_campaigns import _expand
+
+    kind = api.register_type(unique("promo_"), priority="P2", default_enabled=True)
+    people = [unique("shopper") for _ in range(3)]
+    for person in people[:2]:
+        off = {"types": {kind: {"enabled": False}}}
+        assert api.call("PUT", f"/v1/users/{person}/preferences", json=off).is_success
+    audience = api.call("POST", "/v1/audiences", json={"user_ids": people}).json()
+    name = unique("sale")
+    body = {"name": name, "type": kind, "audience": {"audience": audience["id"]},
+            "payload": {"title": "Sale"}}  # fmt: skip
+    assert api.call("POST", "/v1/campaigns", json=body).status_code == 201
+    _expand(api)
+    page = watched.page
+    sign_in(page, api, api.admin_key)
+    row = page.locator("#campaigns tbody tr").filter(has_text=name)
+    expect(row).to_contain_text("2 — disabled_type 2")
+    watched.clean()
+
+
 def test_the_dashboard_pauses_a_campaign(api: Api, watched: Watched) -> None:
     kind = api.register_type(unique("promo_"), priority="P2")
     audience = api.call("POST", "/v1/audiences", json={"user_ids": ["a", "b"]}).json()

@@ -128,6 +128,13 @@
     }));
   }
 
+  function suppressions(c) {
+    // "9 — disabled_type 3 · quiet_hours_dropped 4 · …": why people did not get it.
+    const reasons = Object.entries(c.suppressed_by || {}).sort((a, b) => b[1] - a[1])
+      .map(([reason, n]) => `${reason} ${n.toLocaleString()}`).join(" · ");
+    return cell(reasons ? `${c.suppressed.toLocaleString()} — ${reasons}` : c.suppressed.toLocaleString());
+  }
+
   async function showCampaigns() {
     const { items } = await call("GET", "/v1/campaigns");
     fill("#campaigns", items.slice(0, 20).map((c) => {
@@ -150,7 +157,7 @@
         actions.append(button("Cancel", () => call("POST", `/v1/campaigns/${encodeURIComponent(c.id)}/cancel`)));
       }
       tr.append(cell(c.name), cell(c.state), progress, cell(c.targeted.toLocaleString(), "num"),
-        cell(c.delivered.toLocaleString(), "num"), actions);
+        cell(c.delivered.toLocaleString(), "num"), suppressions(c), actions);
       return tr;
     }));
   }
