@@ -45,6 +45,17 @@ def _expand(api: Api, rounds: int = 20) -> None:
     api.drain()
 
 
+def promo_with_opt_outs(api: Api, people: int, opted_out: int) -> tuple[str, list[str]]:
+    """A P2 type on by default, and ``people`` new people of whom the first ``opted_out``
+    switched it off."""
+    kind = api.register_type(unique("promo_"), priority="P2", default_enabled=True)
+    crowd = [unique("reader") for _ in range(people)]
+    for person in crowd[:opted_out]:
+        off = {"types": {kind: {"enabled": False}}}
+        assert api.call("PUT", f"/v1/users/{person}/preferences", json=off).is_success
+    return kind, crowd
+
+
 def _inboxes(api: Api, users: list[str]) -> Counter[str]:
     got: Counter[str] = Counter()
     for user in users:

@@ -275,13 +275,9 @@ def test_a_change_without_the_csrf_secret_is_refused(api: Api, watched: Watched)
 
 
 def test_the_dashboard_says_why_a_campaign_was_suppressed(api: Api, watched: Watched) -> None:
-    from tests.api.test_campaigns import _expand
+    from tests.api.test_campaigns import _expand, promo_with_opt_outs
 
-    kind = api.register_type(unique("promo_"), priority="P2", default_enabled=True)
-    people = [unique("shopper") for _ in range(3)]
-    for person in people[:2]:
-        off = {"types": {kind: {"enabled": False}}}
-        assert api.call("PUT", f"/v1/users/{person}/preferences", json=off).is_success
+    kind, people = promo_with_opt_outs(api, 3, opted_out=2)
     audience = api.call("POST", "/v1/audiences", json={"user_ids": people}).json()
     name = unique("sale")
     body = {"name": name, "type": kind, "audience": {"audience": audience["id"]},

@@ -74,13 +74,9 @@ def test_campaign_commands_say_what_to_fix(api: Api) -> None:
 
 
 def test_campaign_show_lists_suppressions_under_their_reasons(api: Api, tmp_path: Path) -> None:
-    from tests.api.test_campaigns import _expand
+    from tests.api.test_campaigns import _expand, promo_with_opt_outs
 
-    promo = api.register_type(unique("promo_"), priority="P2", default_enabled=True)
-    people = [unique("cli_reader") for _ in range(5)]
-    for person in people[:2]:
-        opted_out = {"types": {promo: {"enabled": False}}}
-        assert api.call("PUT", f"/v1/users/{person}/preferences", json=opted_out).is_success
+    promo, people = promo_with_opt_outs(api, 5, opted_out=2)
     listed = tmp_path / "readers.txt"
     listed.write_text("\n".join(people) + "\n")
     uploaded = clarion(api, "audiences", "upload", str(listed), "--name", "readers", "--json")

@@ -80,3 +80,8 @@ def test_a_daily_cap_holds_exactly_across_four_workers(
 ) -> None:
     settings = Settings(db=tmp_path / "c.db", broker=broker_url, store=store_url, batch_size=5)
     assert _race(settings, {"per_day": 2}) == {person: 2 for person in PEOPLE}
+    # The suppression counters, written by four workers at once, add up to what was dropped.
+    counted = query(settings, "SELECT reason, sum(people) FROM suppressions GROUP BY reason")
+    assert [(reason, int(n)) for reason, n in counted] == [
+        ("freq_cap", (EVENTS_EACH - 2) * len(PEOPLE))
+    ]
