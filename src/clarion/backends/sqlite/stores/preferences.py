@@ -39,7 +39,7 @@ class SqlitePreferenceStore:
         self._absent: set[UserId] = set()
         """People read who have no document (the defaults)."""
         self._seen = -1
-        """The last change logged that ``_known`` reflects; -1 before the first look."""
+        """The last logged change the memory reflects; -1 before the first look."""
 
     async def get(self, user_id: UserId) -> StoredPreferences | None:
         row = await self._db.read(
@@ -88,7 +88,7 @@ class SqlitePreferenceStore:
 
     async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
         # One connection guard around the whole lookup: the catch-up and the fill of
-        # ``_known`` never interleave with another lookup's.
+        # the memory never interleave with another lookup's.
         return await self._db.read(lambda c: self._lookup(c, user_ids))
 
     def _lookup(
