@@ -32,7 +32,11 @@ from clarion.testing import users
 from clarion.types import UserId
 from tests.backends import insert_many, query
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+    pytest.mark.usefixtures("untraced_processes"),
+]
 FOLLOWERS = 100_000
 OUTAGE_S = 4.0
 OUTAGE_AFTER_PUSHES = 10_000

@@ -4,16 +4,20 @@ write transaction, PostgreSQL's per-person advisory locks, and Redis's Lua scrip
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from clarion.backends.postgres.stores import PostgresFrequencyStore
+from clarion.backends.sqlite import schema
 from clarion.clock import ManualClock
 from clarion.config import Settings
 from clarion.policy.frequency import UNDER, CapCheck, FrequencyCaps, SlotRequest
 from clarion.runtime import Runtime, open_runtime
 from clarion.stores.base import FrequencyStore
 from clarion.types import Seq, UserId
+from tests.backends import rows
 
 ANN, BOB = UserId("ann"), UserId("bob")
 HOURLY = FrequencyCaps(per_hour=3)
@@ -100,3 +104,41 @@ async def test_two_processes_racing_for_one_person_never_share_the_last_place(
         await other.close()
     assert sum(a.room for a in answers) == 3
     assert len((await mine.recent([ANN], clock.now() - 60))[ANN]) == 3
+
+
+async def test_places_kept_one_row_each_carry_over_into_one_row_per_person(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Schema version 11 folds version 4's row per place into a row per person."""
+    path = tmp_path / "v10.db"
+    with sqlite3.connect(path) as conn:
+        for version, script in enumerate(schema.MIGRATIONS[:10], start=1):
+            for statement in schema._statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+        now = clock.now()
+        conn.executemany(
+            "INSERT INTO frequency_slots VALUES (?, ?, ?)",
+            [
+                ("ann", 1, now - 7200.25),
+                ("ann", 2, now - 60.5),
+                ("bob", -1, now - 30),
+                ("cy", 5, now - 90_000),  # more than a day ago
+            ],
+        )
+    runtime = open_runtime(Settings(db=path), clock=clock)
+    try:
+        store = runtime.stores.frequency
+        recent = await store.recent([ANN, BOB, UserId("cy")], now - 86_400)
+        assert recent == {ANN: [now - 7200.25, now - 60.5], BOB: [now - 30]}
+        hourly = FrequencyCaps(per_hour=1)
+        assert await store.reserve(asks(ANN, range(1, 4), hourly), now) == [
+            UNDER,  # events 1 and 2 hold their places already
+            UNDER,
+            CapCheck(over_hour=True, hour_frees_at=now - 60.5 + 3600),
+        ]
+        assert await store.reserve(asks(UserId("cy"), range(6, 7), hourly), now) == [UNDER]
+        kept = await rows(runtime, "SELECT places FROM frequency_places WHERE user_id = 'cy'")
+        assert kept == [(f"[6,{now}]",)]  # the day-old place was dropped when it wrote
+    finally:
+        await runtime.close()

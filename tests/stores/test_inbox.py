@@ -119,3 +119,41 @@ async def test_mark_read_by_ids_and_all(runtime: Runtime, clock: ManualClock) ->
     assert await inbox.mark_read(BOB, None, clock.now()) == 2
     assert (await inbox.page(BOB, before=None, limit=10)).unread_count == 0
     assert await inbox.mark_read(UserId("stranger"), None, clock.now()) == 0
+
+
+async def test_the_delivery_log_keeps_every_outcome_its_fields_and_their_order(
+    runtime: Runtime,
+) -> None:
+    """Runs of alike outcomes are written as one group: nothing is merged or reordered."""
+    (event_id,) = await _events(runtime, 1)
+    a, b, c = UserId("a"), UserId("b"), UserId("c")
+    suppressed = Outcome.SUPPRESSED
+    result = BatchResult(
+        Seq(1),
+        "0",
+        3,
+        outcomes=[
+            DeliveryOutcome(a, Channel.PUSH, suppressed, "master_off"),
+            DeliveryOutcome(b, Channel.PUSH, suppressed, "master_off"),
+            DeliveryOutcome(c, Channel.PUSH, Outcome.FAILED, "503", attempt=2, provider_ref="r1"),
+            DeliveryOutcome(c, Channel.EMAIL, Outcome.DELIVERED, None, attempt=2),
+            DeliveryOutcome(a, Channel.EMAIL, suppressed, "master_off"),
+        ],
+        suppressed=2,
+    )
+    deliveries = runtime.stores.deliveries
+    await deliveries.record_batches([result], "w", runtime.clock.now())
+
+    async def trail(user: UserId) -> list[tuple[str, int, str, str | None]]:
+        found = await deliveries.for_user(user, event_id=event_id, limit=10)
+        return [(r.channel, r.attempt, r.outcome, r.reason) for r in found]
+
+    # Newest first.
+    assert await trail(a) == [
+        ("email", 1, "suppressed", "master_off"),
+        ("push", 1, "suppressed", "master_off"),
+    ]
+    assert await trail(b) == [("push", 1, "suppressed", "master_off")]
+    assert await trail(c) == [("email", 2, "delivered", None), ("push", 2, "failed", "503")]
+    assert await deliveries.receipt("r1", "delivered", "receipt", runtime.clock.now())
+    assert (await trail(c))[0] == ("push", 2, "delivered", "receipt")

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from clarion.config import Settings
 from clarion.ids import new_event_id
 from clarion.models import Channel, Priority
@@ -185,7 +187,10 @@ async def _population(runtime: Runtime, users: list[UserId], rng: random.Random)
 
 async def _stamps(runtime: Runtime, stamps: list[tuple[UserId, list[float]]]) -> None:
     """Places taken by earlier notifications (negative seqs: events this run never sends)."""
-    rows = [(u, -1 - n, at) for u, times in stamps for n, at in enumerate(times)]
+    rows = [
+        (u, orjson.dumps([x for n, at in enumerate(times) for x in (-1 - n, at)]).decode())
+        for u, times in stamps
+    ]
     db = runtime._sqlite
     assert db is not None  # the benchmark runs on the embedded backend
-    await db.write(lambda c: c.executemany("INSERT INTO frequency_slots VALUES (?, ?, ?)", rows))
+    await db.write(lambda c: c.executemany("INSERT INTO frequency_places VALUES (?, ?)", rows))

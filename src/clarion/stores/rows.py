@@ -61,8 +61,6 @@ INBOX_COLUMNS = (
 
 SUPERSEDED_OUTCOME = (Channel.IN_APP.value, Outcome.SUPPRESSED, "superseded")
 """An in-app entry a newer one of its collapse key beat: channel, outcome, reason."""
-SUPERSEDED = (Channel.IN_APP.value, 1, Outcome.SUPPRESSED.value, "superseded")
-"""The same as a log row's (channel, attempt, outcome, reason)."""
 
 DELIVERABLE = "('active', 'stale')"
 PUSH_PLATFORMS = "('ios', 'android', 'web')"

@@ -1,4 +1,5 @@
-"""The places capped people hold in their rolling windows: one row per (person, event).
+"""The places capped people hold in their rolling windows: one row per person, its places
+a flat JSON array ``[seq, at, seq, at, …]`` (schema version 11).
 
 ``reserve`` reads and writes inside one write transaction, and SQLite has one writer at a
 time across every process sharing the file: that is what makes a reservation atomic."""
@@ -6,7 +7,7 @@ time across every process sharing the file: that is what makes a reservation ato
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import orjson
 
@@ -14,7 +15,11 @@ from clarion.backends.sqlite import SqliteDatabase
 from clarion.policy.frequency import DAY_S, CapCheck, SlotRequest, allot
 from clarion.types import Seq, UserId
 
-_PEOPLE = "SELECT value FROM json_each(?)"
+_READ = (
+    # Driven from the id list (one key seek per person), not an IN-subquery.
+    "SELECT f.user_id, f.places FROM json_each(?) j"
+    " CROSS JOIN frequency_places f ON f.user_id = j.value"
+)
 
 
 class SqliteFrequencyStore:
@@ -27,26 +32,20 @@ class SqliteFrequencyStore:
         people = orjson.dumps(sorted({r.user_id for r in requests}))
 
         def take(c: sqlite3.Connection) -> list[CapCheck]:
-            held: dict[UserId, dict[Seq, float]] = {}
-            gone: list[tuple[UserId, Seq]] = []  # places older than the day window
-            day_ago = now - DAY_S
-            for user, seq, at in c.execute(
-                # Driven from the id list (one key seek per person), not an IN-subquery.
-                "SELECT f.user_id, f.seq, f.at FROM json_each(?) j"
-                " CROSS JOIN frequency_slots f ON f.user_id = j.value",
-                (people,),
-            ):
-                if at <= day_ago:
-                    gone.append((user, seq))
-                elif (places := held.get(user)) is not None:
-                    places[seq] = at
-                else:
-                    held[user] = {seq: at}
-            c.executemany("DELETE FROM frequency_slots WHERE user_id = ? AND seq = ?", gone)
+            held = _places(c.execute(_READ, (people,)))
             answers, new = allot(requests, held, now)
+            changed: dict[UserId, dict[Seq, float]] = {}
+            day_ago = now - DAY_S
+            for user, seq in new:
+                places = changed.get(user)
+                if places is None:  # what is written back is the last day's
+                    kept = held.get(user, {}).items()
+                    places = changed[user] = {s: at for s, at in kept if at > day_ago}
+                places[seq] = now
             c.executemany(
-                "INSERT OR IGNORE INTO frequency_slots (user_id, seq, at) VALUES (?, ?, ?)",
-                [(user, seq, now) for user, seq in new],
+                "INSERT INTO frequency_places (user_id, places) VALUES (?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET places = excluded.places",
+                [(user, _flat(places)) for user, places in changed.items()],
             )
             return answers
 
@@ -56,13 +55,25 @@ class SqliteFrequencyStore:
         if not user_ids:
             return {}
         rows = await self._db.read(
-            lambda c: c.execute(
-                f"SELECT user_id, at FROM frequency_slots WHERE user_id IN ({_PEOPLE})"
-                " AND at > ? ORDER BY user_id, at",
-                (orjson.dumps(list(user_ids)), since),
-            ).fetchall()
+            lambda c: c.execute(_READ, (orjson.dumps(sorted(set(user_ids))),)).fetchall()
         )
-        found: dict[UserId, list[float]] = {}
-        for user, at in rows:
-            found.setdefault(UserId(user), []).append(at)
-        return found
+        found = {
+            user: sorted(at for at in places.values() if at > since)
+            for user, places in _places(rows).items()
+        }
+        return {user: times for user, times in found.items() if times}
+
+
+def _places(rows: Iterable[tuple[UserId, str]]) -> dict[UserId, dict[Seq, float]]:
+    """Each person's places on record, by event. Some may have left the day's window:
+    ``frequency.check`` looks at the last day only, and the next write drops them."""
+    held: dict[UserId, dict[Seq, float]] = {}
+    loads = orjson.loads
+    for user, raw in rows:
+        pairs = iter(loads(raw))
+        held[user] = dict(zip(pairs, pairs, strict=False))  # (seq, at), (seq, at), …
+    return held
+
+
+def _flat(places: dict[Seq, float]) -> str:
+    return orjson.dumps([x for pair in places.items() for x in pair]).decode()
