@@ -204,7 +204,11 @@ class SenderKey:
         return self.admin or self.types is None or type_name in self.types
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like the other per-event records (``EventRequest``, ``EventHeader``): a frozen
+# dataclass's ``__init__`` sets every field through ``object.__setattr__``, which costs ten
+# times a plain one (4.6 against 0.46 µs for these 29 fields), paid for every event accepted.
+# Nothing changes one after it is made.
+@dataclass(slots=True)
 class Event:
     """A validated event, ready to be accepted: everything the pipeline needs, resolved once."""
 

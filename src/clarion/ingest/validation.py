@@ -26,7 +26,7 @@ MAX_AHEAD_S = 30 * 86_400
 """How far ahead ``send_at`` may be."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per event (see ``models.Event``)
 class EventRequest:
     """The producer's event as the API schema parsed it (shapes already checked)."""
 

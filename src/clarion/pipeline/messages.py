@@ -49,7 +49,9 @@ class MessageError(ValueError):
     """A message body that cannot be decoded: it goes to the dead-letter queue at once."""
 
 
-@dataclass(frozen=True, slots=True)
+# Hashed by value (``header_doc``) but not frozen: decoded for every batch of every claim
+# (see ``models.Event``). Nothing changes one after it is made.
+@dataclass(slots=True, unsafe_hash=True)
 class EventHeader:
     seq: Seq
     event_id: EventId
