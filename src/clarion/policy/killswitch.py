@@ -52,6 +52,8 @@ class KillSet:
 
     def stopping(self, *, type_name: str, sender: str, campaign: str | None) -> str | None:
         """The id of a switch that stops this event altogether, if any."""
+        if not self._by_kind:  # the usual case, asked once per batch
+            return None
         for kind, value in (
             (KillKind.TYPE, type_name),
             (KillKind.SENDER, sender),

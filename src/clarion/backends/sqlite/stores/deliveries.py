@@ -35,20 +35,22 @@ from clarion.types import EventId, Seq, UserId
 # one UPDATE by primary key per event. (One UPDATE … FROM json_each for the whole group read
 # the JSON again for every event it joined: 60 ms for a pack of 1,000 direct events, where
 # this takes 2.) An event is complete once every batch is done and nobody is still held.
-_COMPLETE = "batches_total IS NOT NULL AND batches_done + :b >= batches_total AND held + :h = 0"
+# Parameters by number: ?1 seq, ?2 batches done, ?3 held, ?4 delivered, ?5 suppressed,
+# ?6 failed, ?7 now (binding by name costs a dictionary lookup per parameter per event).
+_COMPLETE = "batches_total IS NOT NULL AND batches_done + ?2 >= batches_total AND held + ?3 = 0"
 _PROGRESS = f"""
 UPDATE events SET
-    batches_done = batches_done + :b,
-    held = held + :h,
-    delivered = delivered + :d,
-    suppressed = suppressed + :s,
-    failed = failed + :f,
-    first_delivery_at = CASE WHEN :d > 0 THEN coalesce(first_delivery_at, :now)
+    batches_done = batches_done + ?2,
+    held = held + ?3,
+    delivered = delivered + ?4,
+    suppressed = suppressed + ?5,
+    failed = failed + ?6,
+    first_delivery_at = CASE WHEN ?4 > 0 THEN coalesce(first_delivery_at, ?7)
         ELSE first_delivery_at END,
     state = CASE WHEN {_COMPLETE} AND state NOT IN ('failed', 'killed') THEN 'completed'
         ELSE state END,
-    completed_at = CASE WHEN {_COMPLETE} AND completed_at IS NULL THEN :now ELSE completed_at END
-WHERE seq = :seq
+    completed_at = CASE WHEN {_COMPLETE} AND completed_at IS NULL THEN ?7 ELSE completed_at END
+WHERE seq = ?1
 """
 
 _SUPPRESSED = """
@@ -216,10 +218,7 @@ def _record(
     c.executemany(_SUPPRESSED, suppression_rows(fresh, kept))
     c.executemany(
         _PROGRESS,
-        [
-            {"seq": seq, "b": t[0], "h": t[1], "d": t[2], "s": t[3], "f": t[4], "now": now}
-            for seq, t in sorted(totals.items())
-        ],
+        [(seq, *t, now) for seq, t in sorted(totals.items())],
     )
     active = active_among(c, stream_candidates(fresh, kept), now)
     streamed = append_posts(c, stream_posts(fresh, kept, active), now) if active else []
