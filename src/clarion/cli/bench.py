@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,17 +19,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from clarion.bench.aggregate import run_aggregate
-from clarion.bench.campaign import run_campaign
-from clarion.bench.email import run_email
-from clarion.bench.evaluate import run_evaluate
-from clarion.bench.fanout import FanoutReport, run_fanout
-from clarion.bench.ingest import run_ingest
-from clarion.bench.isolation import run_isolation
-from clarion.bench.push import run_push
-from clarion.bench.report import QUICK, Plan, run_report
-from clarion.bench.stream import run_stream
 from clarion.errors import InputError
+
+if TYPE_CHECKING:
+    from clarion.bench.fanout import FanoutReport
+
+# Each command imports its benchmark when it runs: every ``clarion`` process (the API, each
+# worker) loads this module, and importing them all up front cost 0.44 s of each start.
 
 app = typer.Typer(
     help="Benchmarks: fan-out, ingest, evaluation, aggregation, push and email throughput;"
@@ -136,6 +132,8 @@ def fanout(
 def _fanout_run(followers: int, workers: int, population: str, **options: Any) -> FanoutReport:
     """One fan-out per population asked for; with ``both``, the realistic report carries
     the all-defaults figure."""
+    from clarion.bench.fanout import run_fanout
+
     runs = ["defaults", "realistic"] if population == "both" else [population]
     found: list[FanoutReport] = []
     for chosen in runs:
@@ -204,6 +202,8 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
     """Accepted events per second through POST /v1/notifications (or /batch)."""
+    from clarion.bench.ingest import run_ingest
+
     _check_backends(broker, store)
     _err.print(f"sending for {seconds:g}s with {concurrency} requests in flight …")
     result = run_ingest(
@@ -239,6 +239,8 @@ def evaluate(
     """Preference evaluation of one batch (80% defaults), in CPU ms: warm (people evaluated
     before, whose documents the worker remembers) at every size, and cold (people never
     evaluated before) at the reported size."""
+    from clarion.bench.evaluate import run_evaluate
+
     extra = [int(n) for n in others.split(",") if n.strip()]
     result = run_evaluate(batch, extra)
     if as_json:
@@ -266,6 +268,8 @@ def push(
 ) -> None:
     """Pushes/s through the whole pipeline to the APNs look-alike over HTTP/2, beside the
     rate of bare HTTP/2 clients against the same server in the same run."""
+    from clarion.bench.push import run_push
+
     with _progress() as bar:
         result = run_push(pushes, workers=workers, progress=_advance(bar))
     if as_json:
@@ -287,6 +291,8 @@ def email(
 ) -> None:
     """Messages/s from the SMTP provider to the local SMTP server (STARTTLS), multipart
     text + HTML with one-click unsubscribe headers, over connections opened once."""
+    from clarion.bench.email import run_email
+
     with _progress() as bar:
         result = run_email(messages, connections=connections, progress=_advance(bar))
     if as_json:
@@ -315,6 +321,8 @@ def isolation(
 ) -> None:
     """P0 OTP latency (POST → SMS look-alike) idle and under a flood of P2 recipients,
     with what load shedding did meanwhile."""
+    from clarion.bench.isolation import run_isolation
+
     with _progress() as bar:
         result = run_isolation(flood, otps_idle=otps, rounds=rounds, progress=_advance(bar))
     if as_json:
@@ -349,6 +357,8 @@ def aggregate(
 ) -> None:
     """Likes on 10,000 photos of 1,000 people, with push on: events/s from the first 202 to
     the last inbox update, and how few pushes they became."""
+    from clarion.bench.aggregate import run_aggregate
+
     if events < 1 or window < 1:
         raise InputError.single("events", "at least one event, and a window of a second or more")
     with _progress() as bar:
@@ -386,6 +396,8 @@ def stream(
 ) -> None:
     """Live sync: open streams, state updates published per second, publish → device
     latency, memory per connection, and a reconnect storm that must lose nothing."""
+    from clarion.bench.stream import run_stream
+
     if people < 1 or devices < 1 or rate <= 0 or seconds <= 0:
         raise InputError.single("people", "people, devices, rate and seconds must be positive")
     _check_backends(broker, store)
@@ -434,6 +446,8 @@ def report(
 ) -> None:
     """Run the whole suite (fan-out at 1K to 1M, ingest, evaluation, push, P0 isolation)
     and write report.md, report.json and PNG plots; needs matplotlib (clarion[report])."""
+    from clarion.bench.report import QUICK, Plan, run_report
+
     with _progress() as bar:
         doc = run_report(out, QUICK if quick else Plan(), progress=_advance(bar))
     if as_json:
@@ -454,6 +468,8 @@ def campaign(
 ) -> None:
     """Audience upload, a segment over everyone, an unthrottled campaign to everyone's
     inbox (every one with a preference record), and a throttled one's rate."""
+    from clarion.bench.campaign import run_campaign
+
     if people < 1 or throttle <= 0 or throttle_seconds <= 0:
         raise InputError.single("people", "people, throttle and seconds must be positive")
     _check_backends(broker, store)

@@ -15,7 +15,6 @@ from rich.table import Table
 
 from clarion.channels.config import stored
 from clarion.cli.common import DbOption, settings_for
-from clarion.fakes.suite import FakeProviders
 from clarion.runtime import open_runtime
 
 _out = Console()
@@ -45,6 +44,8 @@ def fake_providers(
 
 async def _run(config_out: Path | None, configure: bool, db: Path | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clarion-fakes-"))
+    from clarion.fakes.suite import FakeProviders  # only here: every process loads this module
+
     fakes = await FakeProviders(folder).start()
     config = fakes.clarion_config()
     if config_out is not None:
