@@ -33,8 +33,10 @@ typecheck: $(VENV)/.installed-dev
 services:
 	sh scripts/ensure-test-services.sh
 
+# The tests start hundreds of Python processes (servers, workers, the CLI): let them keep
+# compiled modules (__pycache__/, ignored by git) even where the environment turns that off.
 pytest: $(VENV)/.installed-dev services
-	$(BIN)/pytest
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
