@@ -34,7 +34,9 @@ in one ``flock`` queue and checkpoints every 4,000 pages by whoever crossed the 
 to 28.0 ms with the checkpoints split as above; 14.8 to 16.6 ms once queued bulk writers
 hand the lock back; 12.0 to 15.5 ms with P0 writes outside the queue; 9.7 to 13.3 ms (1.5
 to 2.3x idle, median 1.9x over 11 runs) with the WAL flushes too; 10.1 to 13.4 ms (1.6 to
-2.4x, median 1.85x over 8 runs) once P0 commits stopped running checkpoints of their own.
+2.4x, median 1.85x over 8 runs) once P0 commits stopped running checkpoints of their own;
+1.2 to 2.5x (median 1.67x over 12 runs) once an evaluation commit held one 1,000-recipient
+batch, not up to four (``pipeline.evaluate._RECIPIENTS_PER_COMMIT``).
 The price is paid by bulk work: campaigns meanwhile ran at 343 to 403K recipients/s against
 453 to 469K, fan-out alone is 7 to 9% slower and single-event ingest about 7% (9.3K against
 10K events/s, p99 12.6 ms against 17 ms).
