@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -13,12 +14,17 @@ from clarion.fakes.h2server import H2Request, H2Server
 
 async def test_streams_never_exceed_the_limit_the_server_announces() -> None:
     in_flight = peak = 0
+    full = asyncio.Event()
 
     async def slow(_: H2Request) -> tuple[int, dict[str, str], bytes]:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.01)
+        if in_flight == 10:
+            full.set()
+        # The first streams wait for the limit to be reached, however slow this machine is.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(full.wait(), 2.0)
         in_flight -= 1
         return 200, {}, b"ok"
 

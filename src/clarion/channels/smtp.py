@@ -110,6 +110,10 @@ def _by_code(code: int, text: str) -> SendResult:
     return invalid(f"bounced: {code} {text}".strip())
 
 
+_CLOSE_POLLS = 200
+_CLOSE_POLL_S = 0.01
+
+
 class _Connection:
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -138,12 +142,21 @@ class _Connection:
         return client
 
     async def close(self) -> None:
-        if self._client is not None and self._client.is_connected:
-            try:
-                await self._client.quit()
-            except aiosmtplib.SMTPException:
-                self._client.close()
-        self._client = None
+        client, self._client = self._client, None
+        if client is None or not client.is_connected:
+            return
+        protocol = client.protocol
+        try:
+            await client.quit()
+        except aiosmtplib.SMTPException:
+            client.close()
+        # After STARTTLS the socket closes only once both sides said close_notify, after
+        # quit() returned: wait for it (briefly), or a process or test ending right after
+        # would leave the socket open.
+        for _ in range(_CLOSE_POLLS):
+            if protocol is None or protocol.transport is None:
+                return
+            await asyncio.sleep(_CLOSE_POLL_S)
 
 
 class SMTPProvider:
