@@ -77,10 +77,9 @@ class ApiServices:
         )
         self.hub = Hub(runtime.stores.streams, Renderer(self))
         self._feed = live_feed(runtime, self.hub)
-        self._feeding: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self.sampler = Sampler(runtime.clock)
         """The dashboard's last fifteen minutes (``web.sampler``)."""
-        self._sampling: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._token_keys: SigningKeys | None = None
         self._session_keys: SigningKeys | None = None
@@ -207,15 +206,17 @@ class ApiServices:
 
     def start(self) -> None:
         self.writer.start()
-        self._feeding = asyncio.create_task(self._feed.run(self._stop), name="live-feed")
-        self._sampling = asyncio.create_task(self.sampler.run(self._stop), name="sampler")
+        self._tasks = [
+            asyncio.create_task(self._feed.run(self._stop), name="live-feed"),
+            asyncio.create_task(self.hub.heartbeats(self._stop), name="heartbeats"),
+            asyncio.create_task(self.sampler.run(self._stop), name="sampler"),
+        ]
 
     async def stop(self) -> None:
         self._stop.set()
         try:
-            for task in (self._feeding, self._sampling):
-                if task is not None:
-                    await task
+            for task in self._tasks:
+                await task
         except Exception:
             log.exception("the live feed failed")
         finally:

@@ -39,7 +39,9 @@ class Kind(StrEnum):
     """Refetch everything (sent, never stored)."""
 
 
-@dataclass(frozen=True, slots=True)
+# Post and Entry are made per update (15,000 a second at seed 002's scale) and never
+# changed after: plain slots dataclasses, as a frozen one's __init__ costs ~150 ns a field.
+@dataclass(slots=True)
 class Post:
     """A message to append to a person's stream."""
 
@@ -52,7 +54,7 @@ class Post:
     """P0 state: every device must acknowledge it (``live.critical``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     id: int
     """Order across everyone's streams (for a process polling them all)."""

@@ -36,7 +36,6 @@ from clarion.types import UserId
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["me"])
 
-HEARTBEAT_S = 15.0
 _FIRST_MESSAGE_S = 10.0
 
 
@@ -59,13 +58,11 @@ async def sse(
     async def events() -> AsyncIterator[bytes]:
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(conn.queue.get(), HEARTBEAT_S)
-                except TimeoutError:
+                # What queued up meanwhile goes in the same write: one chunk, one syscall.
+                waiting = await conn.take()
+                if not waiting:
                     yield b": ping\n\n"
                     continue
-                # What queued up meanwhile goes in the same write: one chunk, one syscall.
-                waiting = [message, *_waiting(conn.queue)]
                 sent = b"".join(_sse(m) for m in waiting if m is not None)
                 if waiting[-1] is None:
                     reason = conn.closed or "closed"
@@ -78,18 +75,6 @@ async def sse(
 
     headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
-
-
-def _waiting(
-    queue: asyncio.Queue[dict[str, Any] | None], most: int = 256
-) -> list[dict[str, Any] | None]:
-    """Messages already queued (up to ``most``), stopping after the end (None)."""
-    taken: list[dict[str, Any] | None] = []
-    while len(taken) < most and not queue.empty():
-        taken.append(queue.get_nowait())
-        if taken[-1] is None:
-            break
-    return taken
 
 
 def _sse(message: dict[str, Any]) -> bytes:
@@ -139,15 +124,14 @@ async def _ws_hello(svc: ApiServices, websocket: WebSocket) -> tuple[UserId, str
 
 async def _ws_send(websocket: WebSocket, conn: Connection) -> None:
     while True:
-        try:
-            message = await asyncio.wait_for(conn.queue.get(), HEARTBEAT_S)
-        except TimeoutError:
+        waiting = await conn.take()
+        if not waiting:
             await websocket.send_text('{"type":"ping"}')
-            continue
-        if message is None:
-            await websocket.close(code=4008, reason=(conn.closed or "closed")[:120])
-            return
-        await websocket.send_bytes(orjson.dumps(message))
+        for message in waiting:
+            if message is None:
+                await websocket.close(code=4008, reason=(conn.closed or "closed")[:120])
+                return
+            await websocket.send_bytes(orjson.dumps(message))
 
 
 async def _from_device(svc: ApiServices, conn: Connection, text: str) -> None:
