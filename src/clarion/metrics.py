@@ -225,7 +225,7 @@ def refused(codes: Iterable[str]) -> None:
 
 
 def accepted(priorities: Iterable[Priority]) -> None:
-    """Events accepted, by priority: one increment per priority for a whole batch request
+    """Events accepted, by priority: one increment per priority for a whole commit group
     (each costs a lock and a write to the shared metrics file)."""
     counted = metrics().accepted
     for priority, n in Tally(priorities).items():

@@ -61,7 +61,9 @@ def test_counters_move_by_what_a_run_did(api: Api) -> None:
             "POST", "/v1/notifications", json={"type": kind, "target": unique("reader")}
         )
         assert sent.status_code == 202
-    api.call("POST", "/v1/notifications", json={"type": kind, "target": quiet})
+    once = {"type": kind, "target": quiet, "idempotency_key": unique("k")}
+    codes = [api.call("POST", "/v1/notifications", json=once).status_code for _ in range(2)]
+    assert codes == [202, 200]  # the repeat is a duplicate: accepted once
     refused = api.call("POST", "/v1/notifications", json={"type": kind, "target": 7})
     assert refused.status_code == 400
     api.drain()

@@ -276,5 +276,4 @@ async def _submit(svc: ApiServices, key: SenderKey, events: list[Event]) -> list
             f"sender {key.sender!r} is over its rate of {key.rate_per_s:g} events/s",
             outcome.retry_after_s,
         )
-    metrics.accepted(e.priority for e, a in zip(events, outcome, strict=True) if not a.duplicate)
     return outcome
