@@ -68,3 +68,18 @@ def test_classify_errors() -> None:
         SendStatus.CREDENTIALS
     )
     assert smtp.classify_error(ConnectionRefusedError()).status is SendStatus.TRANSIENT
+
+
+async def test_close_returns_once_the_socket_is_closed(provider: MakeProvider) -> None:
+    """After STARTTLS both sides say goodbye (close_notify) after QUIT is answered: close()
+    waits for that, or a worker stopping right after leaves the socket open."""
+    mailer = provider("smtp", connections=1)
+    assert isinstance(mailer, smtp.SMTPProvider)
+    (result,) = await mailer.send([message("ann@example.com")])
+    assert result.status is SendStatus.DELIVERED
+    (connection,) = mailer._connections  # the socket is not public
+    assert connection._client is not None
+    sock = connection._client.get_transport_info("socket")
+    assert sock.fileno() != -1
+    await mailer.close()
+    assert sock.fileno() == -1
