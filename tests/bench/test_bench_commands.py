@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,7 @@ def test_bench_stream_json() -> None:
     required = {"connections", "updates_per_s", "p50_ms", "p99_ms", "lost", "bytes_per_connection"}
     assert required <= result.keys()
     assert result["connections"] == 400
+    assert result["api_processes"] == (os.cpu_count() or 1)  # one per core by default
     assert result["samples"] > 0
     assert result["storm_reconnect_s"] is not None
     assert (result["lost"], result["doubled"]) == (0, 0)  # the storm included

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from clarion import cli
 from clarion.backends.postgres import schema as pg_schema
 
 
@@ -334,3 +336,11 @@ def test_version_is_printed_for_bug_reports() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout.strip()) == (0, f"clarion {version('clarion')}")
+
+
+def test_help_shows_the_defaults_it_describes() -> None:
+    """A bracketed "[default: …]" in a help text is rich markup unless escaped: it vanished."""
+    shown = CliRunner().invoke(cli.app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "[default: ./clarion.db]" in shown.output
+    assert "[default: 1]" in shown.output  # --p0-workers

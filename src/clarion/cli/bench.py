@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -60,7 +61,7 @@ _BrokerOption = Annotated[
     str | None,
     typer.Option(
         help="Queues in this Redis database (redis://host:port/n; it must hold no Clarion"
-        " queues, and they are removed afterwards). [default: embedded SQLite queues]",
+        " queues, and they are removed afterwards). \\[default: embedded SQLite queues]",
         show_default=False,
     ),
 ]
@@ -69,7 +70,7 @@ _StoreOption = Annotated[
     typer.Option(
         help="Stores in this PostgreSQL database (postgresql://user@host:port/db; it must"
         " hold no Clarion data, and is emptied afterwards); needs --broker. The fan-out"
-        " benchmark also measures its raw COPY rate. [default: the embedded SQLite stores]",
+        " benchmark also measures its raw COPY rate. \\[default: the embedded SQLite stores]",
         show_default=False,
     ),
 ]
@@ -389,7 +390,15 @@ def stream(
     storm: Annotated[
         bool, typer.Option(help="Then drop every stream at once and reconnect them.")
     ] = True,
-    api_processes: Annotated[int, typer.Option(help="HTTP server processes.")] = 1,
+    api_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="HTTP server processes. \\[default: one per core, as a deployment holding"
+            " many streams would run]",
+            show_default=False,
+        ),
+    ] = None,
     broker: _BrokerOption = None,
     store: _StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
@@ -408,7 +417,7 @@ def stream(
             rate=rate,
             seconds=seconds,
             storm=storm,
-            api_processes=api_processes,
+            api_processes=api_processes or os.cpu_count() or 1,
             broker=broker,
             store=store,
             progress=_advance(bar),

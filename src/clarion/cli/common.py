@@ -22,7 +22,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="CLARION_DB",
-        help="The SQLite database file (created if missing). [default: ./clarion.db]",
+        help="The SQLite database file (created if missing). \\[default: ./clarion.db]",
         show_default=False,
     ),
 ]
@@ -32,7 +32,7 @@ BrokerOption = Annotated[
         "--broker",
         envvar="CLARION_BROKER",
         help="Keep the queues in Redis Streams (redis://host:port/n); the stores stay in the"
-        " SQLite database. [default: the queues are in the SQLite database too]",
+        " SQLite database. \\[default: the queues are in the SQLite database too]",
         show_default=False,
     ),
 ]
@@ -43,7 +43,7 @@ StoreOption = Annotated[
         envvar="CLARION_STORE",
         help="Keep the stores in PostgreSQL (postgresql://user@host:port/db), so workers and"
         " API processes on many machines share them; needs --broker too."
-        " [default: in the SQLite database]",
+        " \\[default: in the SQLite database]",
         show_default=False,
     ),
 ]
@@ -71,7 +71,7 @@ def with_runtime(settings: Settings, fn: Callable[[Runtime], Awaitable[T]]) -> T
 LogLevelOption = Annotated[
     str | None,
     typer.Option(
-        help="debug, info, warning or error. [default: CLARION_LOG_LEVEL, else info]",
+        help="debug, info, warning or error. \\[default: CLARION_LOG_LEVEL, else info]",
         show_default=False,
     ),
 ]
@@ -79,7 +79,7 @@ LogFormatOption = Annotated[
     str | None,
     typer.Option(
         help="json (one object per line), console, or auto: console on a terminal, json"
-        " otherwise. [default: CLARION_LOG_FORMAT, else auto]",
+        " otherwise. \\[default: CLARION_LOG_FORMAT, else auto]",
         show_default=False,
     ),
 ]

@@ -42,7 +42,7 @@ def demo(
     batch_size: Annotated[int, typer.Option(help="Recipients per fan-out batch.")] = 500,
     workers: Annotated[int, typer.Option(help="Worker processes sharing the batches.")] = 3,
     db: Annotated[
-        Path | None, typer.Option(help="Database file. [default: a fresh temporary one]")
+        Path | None, typer.Option(help="Database file. \\[default: a fresh temporary one]")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0,
     ui: Annotated[

@@ -36,7 +36,7 @@ def refresh(
     ] = None,
     threshold: Annotated[
         int | None,
-        typer.Option(min=1, help="Creators with at least this many followers. [default: 100000]"),
+        typer.Option(min=1, help="Creators with at least this many followers. \\[default: 100000]"),
     ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Rebuild from the follower store, not incrementally.")

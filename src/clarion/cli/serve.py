@@ -51,11 +51,12 @@ def serve(
     broker: BrokerOption = None,
     store: StoreOption = None,
     workers: Annotated[
-        int | None, typer.Option(help="General worker processes. [default: 2]", show_default=False)
+        int | None,
+        typer.Option(help="General worker processes. \\[default: 2]", show_default=False),
     ] = None,
     p0_workers: Annotated[
         int | None,
-        typer.Option(help="Worker processes reserved for P0. [default: 1]", show_default=False),
+        typer.Option(help="Worker processes reserved for P0. \\[default: 1]", show_default=False),
     ] = None,
     api_processes: Annotated[
         int, typer.Option(min=1, max=64, help="HTTP server processes sharing the port.")
