@@ -4,6 +4,8 @@ stream is active get a stream entry."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from clarion.clock import ManualClock
@@ -62,3 +64,49 @@ async def test_a_key_twice_in_one_batch_is_decided_in_order(
     assert [p.entry.pos for p in puts if p.entry] == [1, 2]
     (stored,) = await stores.states.snapshot(ANN)
     assert (stored.value, stored.version) == ({"at": 3}, 3)
+
+
+async def test_two_batches_racing_over_the_same_people_keep_the_newest_and_in_order(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Two API processes storing overlapping batches at once, their people in opposite
+    orders: no deadlock, the higher version wins, and each person's stream positions
+    stay one apart with no gap."""
+    stores = runtime.stores
+    people = [UserId(f"racer{n:02}") for n in range(40)]
+    heads = {u: await stores.streams.activate(u, clock.now()) for u in people}
+    older = [state_post(u, "playback", {"v": 2}, 2) for u in people]
+    newer = [state_post(u, "playback", {"v": 3}, 3) for u in reversed(people)]
+    first, second = await asyncio.gather(
+        stores.states.put(older, clock.now()), stores.states.put(newer, clock.now())
+    )
+    assert all(p.applied for p in second)  # 3 beats 2 whichever committed first
+    appended = 0
+    for user in people:
+        (stored,) = await stores.states.snapshot(user)
+        assert (stored.value, stored.version) == ({"v": 3}, 3)
+        replay = await stores.streams.replay(user, (heads[user].epoch, 0))
+        assert [e.pos for e in replay.entries] == list(range(1, len(replay.entries) + 1))
+        assert replay.entries[-1].body["version"] == 3
+        appended += len(replay.entries)
+    assert appended == sum(p.applied for p in first) + len(people)  # one entry per change
+
+
+async def test_two_devices_starting_a_stream_at_once_share_one_epoch(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """A person's phone and TV connect to two API processes in the same instant: a second
+    epoch would reset the first device's stream."""
+    streams = runtime.stores.streams
+    people = [UserId(f"newcomer{n}") for n in range(20)]
+    for user in people:
+        phone, tv = await asyncio.gather(
+            streams.activate(user, clock.now()), streams.activate(user, clock.now())
+        )
+        assert phone == tv
+    clock.advance(2 * 86_400)  # both lapse; they come back together: one new epoch again
+    phone, tv = await asyncio.gather(
+        streams.activate(people[0], clock.now()), streams.activate(people[0], clock.now())
+    )
+    assert phone == tv
+    assert phone.pos == 0

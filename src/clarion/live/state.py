@@ -8,6 +8,7 @@ checks on start and on every background push."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,3 +45,23 @@ def state_post(
 ) -> Post:
     body = {"key": key, "value": value, "version": version}
     return Post(user_id, Kind.STATE, body, origin=origin, critical=critical)
+
+
+StateKey = tuple[UserId, str]
+
+
+def keys_of(posts: Sequence[Post]) -> list[StateKey] | None:
+    """The (person, key) of each post, for storing them in one statement; None when that
+    cannot be: a key twice in one batch goes one by one, so the later sees the earlier."""
+    keys = [(p.user_id, str(p.body["key"])) for p in posts]
+    if len(keys) < 2 or len(set(keys)) < len(keys):
+        return None
+    return keys
+
+
+def puts_of(
+    keys: Sequence[StateKey], applied: Collection[StateKey], entries: Sequence[Entry]
+) -> list[Put]:
+    """What storing each post did, from the keys the upsert changed and what they appended."""
+    streamed = {(e.user_id, e.body["key"]): e for e in entries}
+    return [Put(True, streamed.get(key)) if key in applied else Put(False) for key in keys]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
+from asyncpg import Record
 
 from clarion.backends.postgres import Connection, PostgresDatabase
 from clarion.live.log import (
@@ -26,7 +27,7 @@ from clarion.live.log import (
     new_epoch,
     replay_plan,
 )
-from clarion.live.state import Put, Stored
+from clarion.live.state import Put, Stored, keys_of, puts_of
 from clarion.stores.rows import ENTRY_COLUMNS as _ENTRY
 from clarion.stores.rows import entry_of
 from clarion.types import UserId
@@ -92,27 +93,39 @@ class PostgresStreamStore:
 
     async def activate(self, user_id: UserId, now: float) -> Head:
         async with self._db.transaction() as c:
-            row = await c.fetchrow(
-                "SELECT epoch, pos, active_until FROM stream_heads WHERE user_id = $1 FOR UPDATE",
-                user_id,
-            )
-            if row is not None and row[2] > now:
+            row = await _head_for_update(c, user_id)
+            if row is None:
+                head = Head(new_epoch(), 0)
+                made = await c.fetchval(
+                    "INSERT INTO stream_heads (user_id, epoch, pos, active_until)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING RETURNING 1",
+                    user_id,
+                    head.epoch,
+                    head.pos,
+                    now + ACTIVE_S,
+                )
+                if made is not None:
+                    return head
+                # Another device of theirs started the stream just now: share its epoch
+                # (a second one would reset the first device's stream).
+                row = await _head_for_update(c, user_id)
+                assert row is not None
+            if row[2] > now:
                 await c.execute(
                     "UPDATE stream_heads SET active_until = $1 WHERE user_id = $2",
                     now + ACTIVE_S,
                     user_id,
                 )
                 return Head(row[0], int(row[1]))
-            head = Head(new_epoch(), 0)
+            head = Head(new_epoch(), 0)  # the stream lapsed: a new epoch, an empty log
             await c.execute("DELETE FROM stream_log WHERE user_id = $1", user_id)
             await c.execute(
-                "INSERT INTO stream_heads (user_id, epoch, pos, active_until)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET"
-                " epoch = excluded.epoch, pos = excluded.pos, active_until = excluded.active_until",
-                user_id,
+                "UPDATE stream_heads SET epoch = $1, pos = $2, active_until = $3"
+                " WHERE user_id = $4",
                 head.epoch,
                 head.pos,
                 now + ACTIVE_S,
+                user_id,
             )
             return head
 
@@ -189,7 +202,7 @@ class PostgresStateStore:
 
     async def put(self, posts: Sequence[Post], now: float) -> list[Put]:
         async with self._db.transaction() as c:
-            return [await _put(c, post, now) for post in posts]
+            return await _put_all(c, posts, now)
 
     async def snapshot(self, user_id: UserId) -> list[Stored]:
         rows = await self._db.fetch(
@@ -217,6 +230,41 @@ class PostgresStateStore:
             "SELECT device_id, epoch, pos FROM stream_acks WHERE user_id = $1", user_id
         )
         return {r[0]: (r[1], int(r[2])) for r in rows}
+
+
+async def _head_for_update(c: Connection, user_id: UserId) -> Record | None:
+    row: Record | None = await c.fetchrow(
+        "SELECT epoch, pos, active_until FROM stream_heads WHERE user_id = $1 FOR UPDATE",
+        user_id,
+    )
+    return row
+
+
+async def _put_all(c: Connection, posts: Sequence[Post], now: float) -> list[Put]:
+    """A batch in one upsert and one append (four round trips, not four a post). Rows go
+    in (person, key) order, so two writers with overlapping batches lock in one order."""
+    keys = keys_of(posts)
+    if keys is None:
+        return [await _put(c, post, now) for post in posts]
+    order = sorted(range(len(posts)), key=keys.__getitem__)
+    rows = await c.fetch(
+        "INSERT INTO user_state (user_id, key, value, version, updated_at)"
+        " SELECT u, k, v, n, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
+        " AS t(u, k, v, n) ORDER BY u, k"
+        " ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value,"
+        " version = excluded.version, updated_at = excluded.updated_at"
+        " WHERE user_state.version < excluded.version RETURNING user_id, key",
+        [keys[i][0] for i in order],
+        [keys[i][1] for i in order],
+        [orjson.dumps(posts[i].body["value"]).decode() for i in order],
+        [posts[i].body["version"] for i in order],
+        now,
+    )
+    applied = {(UserId(r[0]), r[1]) for r in rows}
+    entries = await append_posts(
+        c, [p for key, p in zip(keys, posts, strict=True) if key in applied], now
+    )
+    return puts_of(keys, applied, entries)
 
 
 async def _put(c: Connection, post: Post, now: float) -> Put:

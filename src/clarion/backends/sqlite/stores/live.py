@@ -26,7 +26,7 @@ from clarion.live.log import (
     new_epoch,
     replay_plan,
 )
-from clarion.live.state import Put, Stored
+from clarion.live.state import Put, Stored, keys_of, puts_of
 from clarion.stores.rows import ENTRY_COLUMNS as _ENTRY
 from clarion.stores.rows import entry_of
 from clarion.types import JSONObject, UserId
@@ -274,10 +274,9 @@ RETURNING user_id, key
 
 
 def _put_all(c: sqlite3.Connection, posts: Sequence[Post], now: float) -> list[Put]:
-    """A batch in three statements (upsert, heads, log); a key twice in one batch goes one
-    by one, so the later of the two sees the earlier."""
-    keys = [(p.user_id, p.body["key"]) for p in posts]
-    if len(posts) < 2 or len(set(keys)) < len(keys):
+    """A batch in three statements (upsert, heads, log)."""
+    keys = keys_of(posts)
+    if keys is None:
         return [_put(c, post, now) for post in posts]
     rows = [
         [*key, orjson.dumps(p.body["value"]).decode(), p.body["version"]]
@@ -287,8 +286,7 @@ def _put_all(c: sqlite3.Connection, posts: Sequence[Post], now: float) -> list[P
     entries = append_posts(
         c, [p for key, p in zip(keys, posts, strict=True) if key in applied], now
     )
-    streamed = {(e.user_id, e.body["key"]): e for e in entries}
-    return [Put(True, streamed.get(key)) if key in applied else Put(False) for key in keys]
+    return puts_of(keys, applied, entries)
 
 
 def _put(c: sqlite3.Connection, post: Post, now: float) -> Put:
