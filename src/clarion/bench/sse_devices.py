@@ -182,7 +182,8 @@ class _StreamReading(asyncio.Protocol):
             if line_end < 0:
                 break
             size = int(buffer[at:line_end] or b"0", 16)
-            if size == 0:
+            if size == 0:  # the last chunk: what came before it is heard first
+                self._dispatch()
                 self._end(None)
                 return
             if line_end + 2 + size + 2 > len(buffer):
@@ -190,6 +191,9 @@ class _StreamReading(asyncio.Protocol):
             self._events += buffer[line_end + 2 : line_end + 2 + size]
             at = line_end + 2 + size + 2
         self._buffer = buffer[at:]
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         if b"\n\n" in self._events:
             *events, self._events = self._events.split(b"\n\n")
             for event in events:
