@@ -96,6 +96,29 @@ def test_a_device_resumes_from_its_last_event_and_resets_when_too_far(
     assert ready["id"].split(":")[0] == seen["id"].split(":")[0]
 
 
+def test_a_device_streaming_from_its_inbox_page_position_misses_nothing_in_between(
+    api: Api, listeners: list[SseDevice]
+) -> None:
+    like = api.register_type(unique("like_"))
+    user = unique("viewer")
+    token = token_for(api, user)
+    assert as_user(api, token, "GET", "/v1/me/inbox").json()["position"].endswith(":0")
+    api.call("POST", "/v1/notifications", json={"type": like, "target": user, "object": "a"})
+    api.drain()
+    page = as_user(api, token, "GET", "/v1/me/inbox").json()
+    assert [i["object"] for i in page["items"]] == ["a"]
+    assert page["position"].endswith(":1")  # where the stream is now, not when it started
+    api.call("POST", "/v1/notifications", json={"type": like, "target": user, "object": "b"})
+    api.drain()  # after the page was read, before the stream opens
+    device = Listener(api, token, since=page["position"])
+    listeners.append(device)
+    caught = device.wait_for(2)
+    assert [m["type"] for m in caught] == ["ready", "inbox"]
+    assert caught[1]["data"]["item"]["object"] == "b"
+    state = as_user(api, token, "GET", "/v1/me/state").json()
+    assert state["position"] == caught[1]["id"]
+
+
 def test_state_is_latest_wins_and_reaches_every_device(
     api: Api, listeners: list[SseDevice]
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
 from clarion.broker import Outbound
 from clarion.models import Channel
@@ -117,6 +117,27 @@ def test_the_widget_shows_a_notification_at_once_and_counts_it(api: Api, watched
     expect(page.locator("clarion-inbox .item").first).to_contain_text("Bob replied")
     page.keyboard.press("Escape")
     expect(page.locator("clarion-inbox .panel")).to_be_hidden()
+    watched.clean()
+
+
+def test_a_notification_sent_while_the_widget_connects_is_not_missed(
+    api: Api, watched: Watched
+) -> None:
+    kind = api.register_type(unique("comment_"))
+    page = watched.page
+    sent: list[str] = []
+
+    def between(route: Route) -> None:
+        # The inbox page is loaded; the stream is not open yet.
+        if not sent:
+            sent.append(send(api, kind, DEMO, payload={"title": "In between", "body": "b"}))
+        route.continue_()
+
+    page.route("**/v1/me/stream-tickets", between)
+    page.goto(f"{api.url}/ui/demo")
+    page.locator("clarion-inbox .bell").click()
+    expect(page.locator("clarion-inbox .item").first).to_contain_text("In between")
+    assert sent
     watched.clean()
 
 

@@ -420,6 +420,11 @@ class InboxOut(BaseModel):
     items: list[InboxItemOut]
     next_cursor: str | None
     unread_count: int
+    position: str | None = Field(
+        None,
+        description="On /v1/me/inbox: stream from here (``since``) after loading this page, "
+        "and nothing published meanwhile is missed.",
+    )
 
 
 class ReadIn(Strict):

@@ -175,6 +175,13 @@ class ApiServices:
         self._active[user] = (now, head)
         return head
 
+    async def position(self, user: UserId) -> str:
+        """Where the person's stream is now, as a message id: a device that loads a
+        snapshot after asking this and then streams ``since`` it misses nothing."""
+        head = await self.activate(user)
+        fresh = (await self.runtime.stores.streams.heads([user])).get(user, head)
+        return f"{fresh.epoch}:{fresh.pos}"
+
     async def publish(self, posts: Sequence[Post]) -> list[Entry]:
         """Append to people's streams, then hand the entries to this process's devices and
         announce them to the other processes'."""

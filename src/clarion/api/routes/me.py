@@ -95,8 +95,10 @@ async def my_inbox(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=24)] = None,
 ) -> InboxOut:
-    await svc.activate(user)
-    return await inbox_view.page(svc, user, limit, cursor)
+    position = await svc.position(user)
+    found = await inbox_view.page(svc, user, limit, cursor)
+    found.position = position
+    return found
 
 
 @router.post("/v1/me/inbox/read", response_model=ReadOut, summary="Mark my entries read")
@@ -150,10 +152,10 @@ async def remove_my_device(device_id: str, user: Me, svc: Services) -> None:
 
 @router.get("/v1/me/state", response_model=StateOut, summary="My state: load it on start")
 async def my_state(user: Me, svc: Services) -> StateOut:
-    head = await svc.activate(user)
+    position = await svc.position(user)
     stored = await svc.runtime.stores.states.snapshot(user)
     return StateOut(
-        position=f"{head.epoch}:{head.pos}",
+        position=position,
         items=[
             StateItemOut(key=s.key, value=s.value, version=s.version, updated_at=iso(s.updated_at))
             for s in stored

@@ -80,7 +80,9 @@
       this.items.clear();
       this.cursor = null;
       this.$(".list").replaceChildren();
-      await this.page();
+      // Stream from where the stream stood before this page was read: whatever arrives
+      // in between is replayed (and an entry seen twice is only put once).
+      this.last = (await this.page()).position || null;
       this.listen();
     }
 
@@ -92,6 +94,7 @@
       this.cursor = found.next_cursor;
       this.setUnread(found.unread_count);
       this.$(".more").hidden = !this.cursor;
+      return found;
     }
 
     async listen() {
