@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from clarion.clock import ManualClock
+from clarion.live.log import KEEP, KEEP_S, Kind, Post
 from clarion.live.state import state_post
 from clarion.runtime import Runtime
 from clarion.types import UserId
@@ -110,3 +111,24 @@ async def test_two_devices_starting_a_stream_at_once_share_one_epoch(
     )
     assert phone == tv
     assert phone.pos == 0
+
+
+async def test_replay_serves_what_was_missed_and_resets_once_it_is_pruned(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    streams = runtime.stores.streams
+    head = await streams.activate(ANN, clock.now())
+    posts = [Post(ANN, Kind.STATE, {"n": n}) for n in range(KEEP + 10)]
+    await streams.append(posts[:5], clock.now())
+    caught_up = await streams.replay(ANN, (head.epoch, 5))
+    assert (caught_up.reset, caught_up.entries, caught_up.head.pos) == (None, [], 5)
+    missed = await streams.replay(ANN, (head.epoch, 2))
+    assert [e.body["n"] for e in missed.entries] == [2, 3, 4]
+    clock.advance(KEEP_S / 2)
+    await streams.activate(ANN, clock.now())  # still listened to
+    await streams.append(posts[5:], clock.now())
+    clock.advance(KEEP_S / 2 + 1)  # the first five are a day old and more than KEEP behind
+    assert await streams.prune(clock.now()) == 5
+    assert (await streams.replay(ANN, (head.epoch, 2))).reset is not None
+    from_kept = await streams.replay(ANN, (head.epoch, 10))
+    assert (from_kept.reset, len(from_kept.entries)) == (None, KEEP)
