@@ -297,8 +297,12 @@ class _Publisher:
                     if task.done():
                         task.result()  # a refused request ends the run
                 sent = [(at, task) for at, task in sent if not task.done()]
-                overlapping = self._cursor - len(self._counters) - self._batch
-                await asyncio.gather(*(task for at, task in sent if at > overlapping))
+                # The batch about to go covers ``cursor … cursor + batch`` (modulo people);
+                # of the batches still out, only those a round before overlap it.
+                round_ago = self._cursor - len(self._counters)
+                await asyncio.gather(
+                    *(task for at, task in sent if abs(at - round_ago) < self._batch)
+                )
                 sent.append((self._cursor, asyncio.create_task(send(self._next_batch()))))
                 tick += 1
                 if seconds is not None and tick % 20 == 0:
