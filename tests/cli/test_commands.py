@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -168,6 +169,20 @@ def test_worker_and_serve_refuse_a_broker_they_cannot_use(db: Path) -> None:
     wrong = clarion(db, "serve", "--broker", "amqp://127.0.0.1/")
     assert wrong.returncode == 1
     assert "broker must be a redis:// (or rediss://, unix://) URL" in wrong.stderr
+
+
+@pytest.mark.parametrize("api_processes", ["1", "2"])
+def test_serve_on_a_port_in_use_says_so_and_fails(db: Path, api_processes: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = clarion(
+            db, "serve", "--port", port, "--api-processes", api_processes, "--workers", "1"
+        )
+    assert done.returncode != 0
+    assert "address already in use" in done.stderr.lower()
+    assert "Traceback" not in done.stderr
 
 
 def test_a_postgres_store_needs_redis_queues_and_a_reachable_server(

@@ -14,8 +14,11 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from clarion import collector, logs, metrics
+from clarion.api import listeners
 from clarion.cli.common import (
     BrokerOption,
     DbOption,
@@ -98,18 +101,20 @@ def serve(
     watcher = threading.Thread(target=_watch, args=(supervisor, stop), daemon=True)
     watcher.start()
     try:
-        uvicorn.run(
-            "clarion.api.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=api_processes,
-            log_level=os.environ[logs.LEVEL_ENV],
-            log_config=None,  # our handler and format (clarion.logs), not uvicorn's
-            access_log=False,
-            # Live streams never end on their own: give them a moment, then close them
-            # (devices reconnect, to this server once it is back or to another one).
-            timeout_graceful_shutdown=STREAMS_GRACE_S,
+        _serve_api(
+            uvicorn.Config(
+                "clarion.api.app:app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=api_processes,
+                log_level=os.environ[logs.LEVEL_ENV],
+                log_config=None,  # our handler and format (clarion.logs), not uvicorn's
+                access_log=False,
+                # Live streams never end on their own: give them a moment, then close them
+                # (devices reconnect, to this server once it is back or to another one).
+                timeout_graceful_shutdown=STREAMS_GRACE_S,
+            )
         )
     finally:
         stop.set()
@@ -117,6 +122,26 @@ def serve(
         supervisor.stop()
         if not chosen:
             shutil.rmtree(counted, ignore_errors=True)
+
+
+def _serve_api(config: uvicorn.Config) -> None:
+    """Run the API processes until a signal stops them (``uvicorn.run`` but for the sockets:
+    several processes each listen on their own, ``api.listeners``)."""
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:  # the port is taken, or the app failed to load
+            raise typer.Exit(STARTUP_FAILURE)
+        return
+    try:
+        reservation = listeners.reserve_port(config.host, config.port)
+    except OSError as exc:
+        _out.print(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")
+        raise typer.Exit(STARTUP_FAILURE) from None
+    try:
+        Multiprocess(config, sockets=[reservation]).run()
+    finally:
+        reservation.close()
 
 
 def _watch(supervisor: Supervisor, stop: threading.Event) -> None:
