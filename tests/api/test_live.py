@@ -143,6 +143,37 @@ def test_state_is_latest_wins_and_reaches_every_device(
     ]
 
 
+def test_a_state_batch_applies_newer_versions_and_names_every_bad_field(
+    api: Api, listeners: list[SseDevice]
+) -> None:
+    ann, bob = unique("viewer"), unique("viewer")
+    tv = Listener(api, token_for(api, ann))
+    listeners.append(tv)
+    tv.wait_for(1)
+    api.call("PUT", f"/v1/users/{bob}/state/plan", json={"value": "gold", "version": 5})
+    updates = [
+        {"user_id": ann, "key": "playback:show_42", "value": {"position_s": 60}, "version": 1},
+        {"user_id": bob, "key": "plan", "value": "basic", "version": 4},  # older: ignored
+    ]
+    answer = api.call("POST", "/v1/state", json={"updates": updates})
+    assert (answer.status_code, answer.json()) == (200, {"applied": 1, "ignored": 1})
+    assert tv.wait_for(2)[1]["data"]["value"] == {"position_s": 60}
+
+    bad = [
+        {"user_id": ann, "key": "k", "value": 1, "version": 0},
+        {"user_id": ann, "key": "k2", "value": "x" * 17_000, "version": 1},
+    ]
+    refused = api.call("POST", "/v1/state", json={"updates": bad[:1] + updates})
+    assert refused.status_code == 400
+    assert [e["field"] for e in refused.json()["errors"]] == ["updates[0].version"]
+    too_big = api.call("POST", "/v1/state", json={"updates": bad[1:]})
+    assert too_big.json()["errors"][0]["field"] == "updates[0].value"
+    assert api.call("POST", "/v1/state", content=b"{not json").status_code == 400
+    assert api.call("POST", "/v1/state", key="nope", json={"updates": []}).status_code == 401
+    snapshot = as_user(api, token_for(api, bob), "GET", "/v1/me/state").json()["items"]
+    assert [(i["value"], i["version"]) for i in snapshot] == [("gold", 5)]  # nothing half-done
+
+
 def test_the_live_channel_reaches_listening_devices_latest_wins(
     api: Api, listeners: list[SseDevice]
 ) -> None:

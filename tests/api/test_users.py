@@ -198,6 +198,10 @@ def test_openapi_documents_the_ingest_endpoints(api: Api) -> None:
     assert batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "BatchOut"
     )
+    states = doc["paths"]["/v1/state"]["post"]  # served ahead of FastAPI too
+    assert states["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "StateBatchIn"
+    )
 
 
 def test_openapi_document_is_valid_and_every_reference_resolves(api: Api) -> None:

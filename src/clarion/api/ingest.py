@@ -1,4 +1,4 @@
-"""The two ingest endpoints, served ahead of FastAPI.
+"""The two ingest endpoints (and ``POST /v1/state``), served ahead of FastAPI.
 
 Producers call ``POST /v1/notifications`` thousands of times a second. Through FastAPI's
 routing and dependency injection each call cost about 300 µs of CPU before any of our code
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clarion import metrics
 from clarion.api.errors import clarion_response, error_body, problems_from_pydantic, status_of
+from clarion.api.routes.state import STATE_BATCH_PATH, put_state_batch
 from clarion.api.schemas import BatchIn, EventIn
 from clarion.api.services import ApiServices
 from clarion.errors import ClarionError, FieldProblem, InputError, RateLimitedError
@@ -55,7 +56,11 @@ class IngestFront:
 
     def __init__(self, api: Any) -> None:
         self.api = api  # the FastAPI app; its lifespan builds the shared ApiServices
-        self._routes: dict[str, Handler] = {SEND_PATH: send_one, BATCH_PATH: send_batch}
+        self._routes: dict[str, Handler] = {
+            SEND_PATH: send_one,
+            BATCH_PATH: send_batch,
+            STATE_BATCH_PATH: put_state_batch,
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -74,7 +79,8 @@ class IngestFront:
             trace = valid_traceparent(_header(scope, b"traceparent"))
             status, payload, headers = await handler(services, key, body, trace)
         except ClarionError as exc:
-            metrics.refused([status_of(exc)[1]])
+            if scope["path"] != STATE_BATCH_PATH:  # refused events, counted for ingest
+                metrics.refused([status_of(exc)[1]])
             response = clarion_response(exc)
             status, raw, headers = (
                 response.status_code,

@@ -1,4 +1,5 @@
-"""The OpenAPI document: FastAPI's, plus the two ingest endpoints served by ``api.ingest``."""
+"""The OpenAPI document: FastAPI's, plus the endpoints served ahead of it by ``api.ingest``
+(the two ingest endpoints and ``POST /v1/state``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from clarion.api.ingest import BATCH_PATH, SEND_PATH
+from clarion.api.live_schemas import StateBatchIn, StateBatchOut
+from clarion.api.routes.state import STATE_BATCH_PATH
 from clarion.api.schemas import (
     BatchIn,
     BatchOut,
@@ -28,6 +31,8 @@ _DOCUMENTED_BY_HAND = (
     ErrorOut,
     PreferencesIn,
     FollowersIn,
+    StateBatchIn,
+    StateBatchOut,
 )
 """Models that bodies documented outside FastAPI's signatures refer to (the ingest
 endpoints, PATCH preferences, the streamed follower lists): their schemas are added to the
@@ -83,6 +88,20 @@ def _operations() -> dict[str, Any]:
                     "200": {"description": "One result per event, in order"} | _ref("BatchOut")
                 }
                 | _errors(400, 401, 429, 503),
+            }
+        },
+        STATE_BATCH_PATH: {
+            "post": {
+                "tags": ["state"],
+                "summary": "Set up to 1,000 pieces of state at once (playback positions, …)",
+                "operationId": "put_states",
+                "security": security,
+                "requestBody": {"required": True} | _ref("StateBatchIn"),
+                "responses": {
+                    "200": {"description": "How many were newer than what was stored"}
+                    | _ref("StateBatchOut")
+                }
+                | _errors(400, 401, 503),
             }
         },
     }
