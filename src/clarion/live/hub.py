@@ -143,8 +143,17 @@ class Hub:
         for user, theirs in mine.items():
             theirs.sort(key=lambda e: e.pos)
             once = _RenderedOnce(self._render, user, theirs)
+            messages = await once.all()
             for conn in list(self._by_user.get(user, ())):
-                await self._advance(conn, theirs, once)
+                fresh = _continuing(conn, theirs)
+                if fresh is None or conn.busy.locked():
+                    await self._advance(conn, theirs, once)
+                else:
+                    # The common case, with no await from the check to the hand-over: the
+                    # entries follow on from where the connection is, and nothing else is
+                    # giving it anything (a lock and three coroutines per message were a
+                    # twentieth of the API's time at 15,000 updates/s).
+                    self._give(conn, fresh, messages[len(messages) - len(fresh) :])
 
     async def catch_up(self, heads: dict[UserId, Head]) -> None:
         """Bring connections behind their person's head up to it (a lost doorbell)."""
@@ -156,13 +165,10 @@ class Hub:
 
     async def _advance(self, conn: Connection, entries: list[Entry], once: _RenderedOnce) -> None:
         async with conn.busy:
-            ahead = [e for e in entries if e.epoch != conn.epoch or e.pos > conn.pos]
-            expected = range(conn.pos + 1, conn.pos + 1 + len(ahead))
-            in_order = zip(ahead, expected, strict=True)
-            if any(e.epoch != conn.epoch or e.pos != n for e, n in in_order):
+            if _continuing(conn, entries) is None:
                 await self._fill(conn)  # something in between is missing here: from the store
                 return
-            await self.send(conn, ahead, once)
+            await self.send(conn, entries, once)
 
     async def _fill(self, conn: Connection) -> None:
         replay = await self._streams.replay(conn.user_id, (conn.epoch, conn.pos))
@@ -183,6 +189,9 @@ class Hub:
             messages = await once.tail(fresh)
         else:
             messages = await self._render(conn.user_id, fresh)
+        self._give(conn, fresh, messages)
+
+    def _give(self, conn: Connection, fresh: Sequence[Entry], messages: Sequence[Message]) -> None:
         for entry, message in zip(fresh, messages, strict=True):
             conn.pos = entry.pos
             if entry.origin == conn.id or message is None:
@@ -191,6 +200,16 @@ class Hub:
                 log.info("closing a stream of %s: %s", conn.user_id, conn.closed)
                 self.disconnect(conn)
                 return
+
+
+def _continuing(conn: Connection, entries: list[Entry]) -> list[Entry] | None:
+    """Those of one person's ``entries`` (in order) past the connection's position, if they
+    follow on from it without a gap; None if something in between is missing here."""
+    ahead = [e for e in entries if e.epoch != conn.epoch or e.pos > conn.pos]
+    expected = range(conn.pos + 1, conn.pos + 1 + len(ahead))
+    if any(e.epoch != conn.epoch or e.pos != n for e, n in zip(ahead, expected, strict=True)):
+        return None
+    return ahead
 
 
 def reset_message(head: Head, reason: str) -> dict[str, Any]:
@@ -209,10 +228,13 @@ class _RenderedOnce:
         self._entries = entries
         self._messages: list[Message] | None = None
 
+    async def all(self) -> list[Message]:
+        if self._messages is None:
+            self._messages = await self._render(self._user, self._entries)
+        return self._messages
+
     async def tail(self, fresh: list[Entry]) -> list[Message]:
         entries, n = self._entries, len(fresh)
         if n > len(entries) or fresh[0] is not entries[-n]:
             return await self._render(self._user, fresh)  # not a tail of these: its own
-        if self._messages is None:
-            self._messages = await self._render(self._user, entries)
-        return self._messages[-n:]
+        return (await self.all())[-n:]
