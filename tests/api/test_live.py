@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clarion.api.ingest import IngestFront
 from clarion.keyring import SigningKeys
 from clarion.live import tokens
 from clarion.types import UserId
@@ -141,6 +142,22 @@ def test_state_is_latest_wins_and_reaches_every_device(
     assert [(i["key"], i["value"], i["version"]) for i in snapshot["items"]] == [
         ("playback:show_42", {"position_s": 180}, 3)
     ]
+
+
+def test_a_device_that_hangs_up_is_let_go(api: Api, listeners: list[SseDevice]) -> None:
+    user = UserId(unique("viewer"))
+    phone = Listener(api, token_for(api, user))
+    listeners.append(phone)
+    phone.wait_for(1)
+    front = api.server.server.config.app
+    assert isinstance(front, IngestFront)
+    hub = front.api.state.services.hub
+    assert user in hub.people()
+    phone.close()
+    deadline = time.monotonic() + 10
+    while user in hub.people():  # noticed at once: nothing had to be written to find out
+        assert time.monotonic() < deadline, "the hung-up stream is still held"
+        time.sleep(0.02)
 
 
 def test_a_state_batch_applies_newer_versions_and_names_every_bad_field(

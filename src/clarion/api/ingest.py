@@ -43,6 +43,10 @@ milliseconds and holds the lane itself from then on (``resilience.urgency``). Lo
 starves bulk work: at 50 ms, with bulk commits giving way too, one OTP every 50 ms held the
 lane nearly all the time and a 1M-recipient campaign took 8.3 s instead of 1.7 s."""
 
+RAW_SEND = "clarion.raw_send"
+"""Where the server's own ``send`` waits in every request's scope, for a response that
+writes many small bodies past the middleware (``routes.stream.EventStream``)."""
+
 _EVENT = TypeAdapter(EventIn)
 _BATCH = TypeAdapter(BatchIn)
 _VALID_EVENTS = TypeAdapter(list[EventIn])
@@ -68,6 +72,7 @@ class IngestFront:
             if handler is not None:
                 await self._serve(handler, scope, receive, send)
                 return
+        scope[RAW_SEND] = send
         inner: ASGIApp = self.api
         await inner(scope, receive, send)
 

@@ -67,13 +67,18 @@ class Connection:
         if self.closed is not None:
             return False
         if len(self.pending) >= QUEUE_LIMIT:
-            self.closed = "too slow: the device is not reading its stream; reconnect"
-            self.pending = [None]
-            self.wake()
+            self.close("too slow: the device is not reading its stream; reconnect")
             return False
         self.pending.append(message)
         self.wake()
         return True
+
+    def close(self, reason: str) -> None:
+        """End it: its writer gets None (after nothing else) and says ``reason``."""
+        if self.closed is None:
+            self.closed = reason
+            self.pending = [None]
+            self.wake()
 
     def wake(self) -> None:
         """Let the writer run: it has messages, or it is time for a heartbeat."""

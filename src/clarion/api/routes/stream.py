@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from clarion.api.ingest import RAW_SEND
 from clarion.api.services import ApiServices
 from clarion.errors import ClarionError, InputError, UnauthenticatedError
 from clarion.live import tokens
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["me"])
 
 _FIRST_MESSAGE_S = 10.0
+_PING = b": ping\n\n"
+"""A comment line: what a quiet stream gets every 15 s, so proxies keep it open."""
 
 
 @router.get(
@@ -49,32 +52,64 @@ async def sse(
     ticket: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=128)] = None,
-) -> StreamingResponse:
+) -> EventStream:
     svc: ApiServices = request.app.state.services
     user = await _user(svc, request.headers.get("authorization"), ticket)
     resume = request.headers.get("last-event-id") or since
     conn = await _open(svc, user, device_id, resume)
 
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            while True:
-                # What queued up meanwhile goes in the same write: one chunk, one syscall.
-                waiting = await conn.take()
-                if not waiting:
-                    yield b": ping\n\n"
-                    continue
-                sent = b"".join(_sse(m) for m in waiting if m is not None)
-                if waiting[-1] is None:
-                    reason = conn.closed or "closed"
-                    error = b"event: error\ndata: " + orjson.dumps({"reason": reason}) + b"\n\n"
-                    yield sent + error
-                    return
-                yield sent
-        finally:
-            svc.hub.disconnect(conn)
+    return EventStream(svc, conn)
 
-    headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+class EventStream(Response):
+    """A connection's messages as ``text/event-stream``, written as they come; what queued
+    up meanwhile goes in the same write (one chunk, one syscall).
+
+    The writes go straight to the server (the ``send`` ``api.ingest.IngestFront`` was
+    given), not through the middleware: those only look at a response's start, and their
+    three wrappers with an async generator around them cost a twelfth of the API's time
+    at 30,000 messages a second. The device hanging up ends it."""
+
+    def __init__(self, svc: ApiServices, conn: Connection) -> None:
+        self._svc, self._conn = svc, conn
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        conn = self._conn
+        watch = asyncio.create_task(_until_gone(receive, conn))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            write = scope.get(RAW_SEND, send)
+            while True:
+                waiting = await conn.take()
+                closing = bool(waiting) and waiting[-1] is None
+                chunk = b"".join(_sse(m) for m in waiting if m is not None)
+                if closing:
+                    chunk += _event("error", {"reason": conn.closed or "closed"})
+                    await write({"type": "http.response.body", "body": chunk})
+                    return
+                await write(
+                    {"type": "http.response.body", "body": chunk or _PING, "more_body": True}
+                )
+        finally:
+            watch.cancel()
+            self._svc.hub.disconnect(conn)
+
+
+async def _until_gone(receive: Receive, conn: Connection) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    conn.close("the device hung up")
+
+
+def _event(kind: str, data: Any) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def _sse(message: dict[str, Any]) -> bytes:
