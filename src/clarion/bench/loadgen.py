@@ -1,4 +1,4 @@
-"""A deliberately lean HTTP/1.1 load generator for the ingest benchmark.
+"""A deliberately lean HTTP/1.1 load generator for the ingest and stream benchmarks.
 
 The benchmark shares this machine's two cores with the server it measures, so every cycle
 the client spends is taken from the server. A general-purpose client (aiohttp) spent about a
@@ -72,6 +72,39 @@ async def post_for(
     await asyncio.gather(*(connection() for _ in range(connections)))
     result.elapsed = time.perf_counter() - started
     return result
+
+
+class KeepAlive:
+    """JSON POSTs to one server over a pool of keep-alive connections, one request at a time
+    on each: as many connections open as requests are in flight at once."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        head = f"Host: {self._host}:{self._port}\r\nContent-Type: application/json\r\n"
+        self._head = (head + "".join(f"{k}: {v}\r\n" for k, v in headers.items())).encode()
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The answer's status and body."""
+        if self._idle:
+            reader, writer = self._idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(self._host, self._port)
+        request = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n"
+        try:
+            writer.write(request % (path.encode(), self._head, len(body)) + body)
+            answer = await _read_response(reader)
+        except BaseException:
+            writer.close()  # half a conversation: not reused
+            raise
+        self._idle.append((reader, writer))
+        return answer
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:

@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from clarion.bench import sse_devices
 from clarion.bench.backends import owned_backends
 from clarion.bench.driver import Progress
+from clarion.bench.loadgen import KeepAlive
 from clarion.config import Settings
 from clarion.errors import BackendError
 from clarion.keyring import SigningKeys, new_key_spec
@@ -263,21 +263,21 @@ class _Publisher:
             raise self._failed
 
     async def _publish(self, seconds: float | None, report: Progress, rate: float) -> int:
-        headers = {"Authorization": f"Bearer {self._key}", "Content-Type": "application/json"}
         interval = self._batch / rate
         applied = 0
         slots = asyncio.Semaphore(_IN_FLIGHT)
-        async with httpx.AsyncClient(base_url=self._url, headers=headers, timeout=60) as client:
+        client = KeepAlive(self._url, {"Authorization": f"Bearer {self._key}"})
+        try:
 
             async def send(body: bytes) -> None:
                 nonlocal applied
                 try:
-                    answer = await client.post("/v1/state", content=body)
+                    status, answer = await client.post("/v1/state", body)
                 finally:
                     slots.release()
-                if answer.status_code != 200:
-                    raise BackendError(f"state refused: {answer.status_code} {answer.text}")
-                result = answer.json()
+                if status != 200:
+                    raise BackendError(f"state refused: {status} {answer.decode()}")
+                result = orjson.loads(answer)
                 if result["ignored"]:
                     raise BackendError(f"{result['ignored']} updates ignored: out of order")
                 applied += result["applied"]
@@ -308,6 +308,8 @@ class _Publisher:
                 if seconds is not None and tick % 20 == 0:
                     report("publishing", int(elapsed), int(seconds))
             await asyncio.gather(*(t for _, t in sent))
+        finally:
+            client.close()
         return applied
 
     def _next_batch(self) -> bytes:
