@@ -87,10 +87,21 @@ class KeepAlive:
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         """The answer's status and body."""
-        if self._idle:
+        while self._idle:
             reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self._host, self._port)
+            try:
+                return await self._exchange(reader, writer, path, body)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise  # it started answering: not a connection closed while idle
+                # The server closed it while it sat idle (its keep-alive timeout) before
+                # reading this request: the request goes on another connection.
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        return await self._exchange(reader, writer, path, body)
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes
+    ) -> tuple[int, bytes]:
         request = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n"
         try:
             writer.write(request % (path.encode(), self._head, len(body)) + body)
