@@ -164,9 +164,10 @@ class Hub:
         """Bring connections behind their person's head up to it (a lost doorbell)."""
         for user, head in heads.items():
             for conn in list(self._by_user.get(user, ())):
-                if conn.epoch != head.epoch or conn.pos < head.pos:
+                if _behind(conn, head):
                     async with conn.busy:
-                        await self._fill(conn)
+                        if _behind(conn, head):  # not caught up while it waited
+                            await self._fill(conn)
 
     async def _advance(self, conn: Connection, entries: list[Entry], once: _RenderedOnce) -> None:
         async with conn.busy:
@@ -205,6 +206,10 @@ class Hub:
                 log.info("closing a stream of %s: %s", conn.user_id, conn.closed)
                 self.disconnect(conn)
                 return
+
+
+def _behind(conn: Connection, head: Head) -> bool:
+    return conn.epoch != head.epoch or conn.pos < head.pos
 
 
 def _continuing(conn: Connection, entries: list[Entry]) -> list[Entry] | None:
