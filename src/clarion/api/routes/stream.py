@@ -52,7 +52,7 @@ async def sse(
     ticket: Annotated[str | None, Query(max_length=128)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
     device_id: Annotated[str | None, Query(max_length=128)] = None,
-) -> EventStream:
+) -> Response:
     svc: ApiServices = request.app.state.services
     user = await _user(svc, request.headers.get("authorization"), ticket)
     resume = request.headers.get("last-event-id") or since
