@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from clarion.live.hub import QUEUE_LIMIT, Connection, Hub
-from clarion.live.log import Entry, Kind
+from clarion.live.log import Entry, Head, Kind, Replay
 from clarion.stores.base import StreamStore
 from clarion.types import UserId
 
@@ -91,3 +91,35 @@ async def test_a_persons_entries_are_rendered_once_for_all_their_devices() -> No
     assert [m["id"] for m in await phone.take() if m] == ["e:1", "e:2", "e:3"]
     assert [m["id"] for m in await tv.take() if m] == ["e:3"]  # not its own update (2)
     assert (phone.pos, tv.pos) == (3, 3)
+
+
+async def test_entries_arriving_while_a_connection_is_caught_up_wait_and_follow_in_order() -> None:
+    """Two paths race for one person: a replay from the store (a lost doorbell) holds the
+    connection, and meanwhile the next entries arrive. They must not jump ahead of the
+    replay, nor be given twice."""
+    ann = UserId("ann")
+    log = [Entry(n, ann, "e", n, Kind.STATE, {"n": n}, 0.0) for n in (1, 2, 3)]
+    store_answers = asyncio.Event()
+
+    class _SlowStore:
+        async def replay(self, user: UserId, since: tuple[str, int] | None) -> Replay:
+            await store_answers.wait()
+            after = since[1] if since else 0
+            return Replay(Head("e", 1), [e for e in log[:1] if e.pos > after])
+
+    async def render(user: UserId, entries: Sequence[Entry]) -> list[dict[str, Any] | None]:
+        return [{"id": e.position, "type": "state", "data": e.body} for e in entries]
+
+    hub = Hub(cast(StreamStore, _SlowStore()), render)
+    phone = Connection(ann, None, "e", 0)
+    hub.connect(phone)
+    catching_up = asyncio.ensure_future(hub.catch_up({ann: Head("e", 1)}))
+    await asyncio.sleep(0)  # the replay holds the connection now
+    arriving = asyncio.ensure_future(hub.deliver(log))  # 1 announced late, with 2 and 3
+    await asyncio.sleep(0)
+    assert phone.pending == []  # they wait behind the replay, though they follow on
+    store_answers.set()
+    await asyncio.gather(catching_up, arriving)
+    await hub.deliver(log[1:])  # announced again (a doorbell twice): nothing doubled
+    assert [m["id"] for m in await phone.take() if m] == ["e:1", "e:2", "e:3"]
+    assert phone.pos == 3
