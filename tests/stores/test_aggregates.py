@@ -5,16 +5,29 @@ cases, since the Lua mirrors ``policy.aggregation`` by hand."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
+import orjson
 import pytest
 
 from clarion.backends.postgres.stores import PostgresAggregateStore
+from clarion.backends.sqlite import schema
+from clarion.backends.sqlite.stores.aggregates import ANSWERS_KEPT_S
 from clarion.clock import ManualClock
 from clarion.config import Settings
-from clarion.policy.aggregation import AggregateKey, JoinRequest, Role, WindowSummary
+from clarion.policy.aggregation import (
+    AggregateKey,
+    JoinRequest,
+    Role,
+    Window,
+    WindowSummary,
+    join,
+)
 from clarion.runtime import Runtime, open_runtime
 from clarion.stores.base import AggregateStore
 from clarion.types import Seq, UserId
+from tests.backends import rows
 
 PHOTO = AggregateKey(UserId("ann"), "like", "photo_1")
 OTHER = AggregateKey(UserId("ann"), "like", "photo_2")
@@ -100,3 +113,46 @@ async def test_two_processes_joining_one_key_at_once_open_one_window_and_one_sum
     (summary,) = await mine.take([(PHOTO, 1)])
     assert summary is not None
     assert (summary.count, summary.total) == (399, 400)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_answers_outlive_a_claims_retries_then_are_forgotten(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    store = windows(runtime)
+    first = await store.join(likes(PHOTO, range(1, 4)), clock.now())
+    clock.advance(ANSWERS_KEPT_S - 1)
+    assert (await store.join(likes(PHOTO, range(1, 4)), clock.now())) == first
+    clock.advance(2)
+    await store.join(likes(OTHER, range(10, 11)), clock.now())  # files one, forgets the old
+    assert await rows(runtime, "SELECT seq FROM aggregate_answers") == [(10,)]
+
+
+async def test_answers_filed_before_version_12_still_answer_a_redelivery(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Version 12 moves the answers to a table in arrival order; a claim in flight across
+    the upgrade still gets its first answers."""
+    path = tmp_path / "v11.db"
+    window, now = Window(), clock.now()
+    answers = [join(window, request, now) for request in likes(PHOTO, range(1, 3))]
+    with sqlite3.connect(path) as conn:
+        for version, script in enumerate(schema.MIGRATIONS[:11], start=1):
+            for statement in schema._statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+        conn.execute(
+            "INSERT INTO aggregates VALUES ('ann', 'like', 'photo_1', ?)",
+            (orjson.dumps(window.to_json()).decode(),),
+        )
+        conn.executemany(
+            "INSERT INTO aggregate_members VALUES ('ann', 'like', 'photo_1', ?, 1, ?)",
+            [(n, orjson.dumps(a.to_json()).decode()) for n, a in enumerate(answers, start=1)],
+        )
+    runtime = open_runtime(Settings(db=path), clock=clock)
+    try:
+        again = await runtime.stores.aggregates.join(likes(PHOTO, range(1, 4)), clock.now())
+    finally:
+        await runtime.close()
+    assert again[:2] == answers
+    assert (again[2].role, again[2].count) == (Role.COUNTED, 3)

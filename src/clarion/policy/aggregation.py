@@ -35,7 +35,8 @@ NAMED = 3
 """Actors an inbox entry names ("Bob, Carol, Dan and 4,996 others")."""
 KEEP_WINDOWS = 2
 """Answers are kept for this many windows before the current one: a redelivered claim
-comes back within a lease, long before that."""
+comes back within a lease, long before that. (The SQLite store, whose answers are filed in
+arrival order, keeps them for a span of time instead.)"""
 
 
 class Role(StrEnum):

@@ -205,7 +205,9 @@ class DeliveryStore(Protocol):
 
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
-    ) -> list[DeliveryRecord]: ...
+    ) -> list[DeliveryRecord]:
+        """A person's delivery trail (of one event, when given), newest first."""
+        ...
 
     async def slo_counts(self, since: float, until: float) -> list[Counts]:
         """Per priority, the window's deliveries by whose they were (``clarion.slo``)."""

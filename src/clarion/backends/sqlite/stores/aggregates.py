@@ -1,7 +1,11 @@
 """Aggregation windows in the SQLite file: one state row per key and one row per
 notification's answer. ``join`` and ``take`` read and write inside one write transaction,
 and SQLite has one writer at a time across every process sharing the file: that is what
-makes them atomic (``policy.aggregation``)."""
+makes them atomic (``policy.aggregation``).
+
+Answers are filed by event, in arrival order, and kept for ``ANSWERS_KEPT_S`` (schema
+version 12 says why): an answer only serves a redelivered claim, which comes back within
+its retries, however long the type's window is."""
 
 from __future__ import annotations
 
@@ -12,11 +16,9 @@ import orjson
 
 from clarion.backends.sqlite import SqliteDatabase
 from clarion.policy.aggregation import (
-    KEEP_WINDOWS,
     AggregateKey,
     Joined,
     JoinRequest,
-    Role,
     Window,
     WindowSummary,
     join_all,
@@ -32,21 +34,27 @@ _STATES = (
     _KEYS + " SELECT a.user_id, a.type, a.object, a.state FROM k"
     " JOIN aggregates a ON a.user_id = k.u AND a.type = k.t AND a.object = k.o"
 )
-_MEMBERS = (
-    "WITH k AS MATERIALIZED (SELECT value ->> 0 AS u, value ->> 1 AS t, value ->> 2 AS o,"
-    " value ->> 3 AS s FROM json_each(?))"
-    " SELECT m.user_id, m.type, m.object, m.seq, m.joined FROM k JOIN aggregate_members m"
-    " ON m.user_id = k.u AND m.type = k.t AND m.object = k.o AND m.seq = k.s"
+_ANSWERS = (
+    "WITH k AS MATERIALIZED (SELECT value ->> 0 AS s, value ->> 1 AS u, value ->> 2 AS t,"
+    " value ->> 3 AS o FROM json_each(?))"
+    " SELECT m.user_id, m.type, m.object, m.seq, m.joined FROM k JOIN aggregate_answers m"
+    " ON m.seq = k.s AND m.user_id = k.u AND m.type = k.t AND m.object = k.o"
 )
 _SAVE = (
     "INSERT INTO aggregates (user_id, type, object, state) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (user_id, type, object) DO UPDATE SET state = excluded.state"
 )
 _REMEMBER = (
-    "INSERT OR IGNORE INTO aggregate_members (user_id, type, object, seq, win, joined)"
+    "INSERT OR IGNORE INTO aggregate_answers (seq, user_id, type, object, joined, at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_FORGET = "DELETE FROM aggregate_members WHERE user_id = ? AND type = ? AND object = ? AND win < ?"
+_FORGET = (
+    "DELETE FROM aggregate_answers"
+    " WHERE id < (SELECT min(id) FROM aggregate_answers) + ? AND at < ?"
+)
+
+ANSWERS_KEPT_S = 900.0
+"""Well past a claim's last retry (five attempts: leases of 30 s, back-off capped at 60 s)."""
 
 
 def _key(row: Sequence[str]) -> AggregateKey:
@@ -84,25 +92,23 @@ def _save(c: sqlite3.Connection, windows: dict[AggregateKey, Window]) -> None:
 
 def _join(c: sqlite3.Connection, requests: Sequence[JoinRequest], now: float) -> list[Joined]:
     windows = _states(c, [r.key for r in requests])
-    wanted = orjson.dumps([[r.key.user_id, r.key.type, r.key.object, r.seq] for r in requests])
-    members = {
+    wanted = orjson.dumps([[r.seq, r.key.user_id, r.key.type, r.key.object] for r in requests])
+    answers_before = {
         (_key(row), Seq(row[3])): Joined.from_json(orjson.loads(row[4]))
-        for row in c.execute(_MEMBERS, (wanted,))
+        for row in c.execute(_ANSWERS, (wanted,))
     }
-    answers, changed, new = join_all(requests, windows, members, now)
+    answers, changed, new = join_all(requests, windows, answers_before, now)
     _save(c, changed)
     c.executemany(
         _REMEMBER,
         [
-            (k.user_id, k.type, k.object, seq, j.window, orjson.dumps(j.to_json()))
+            (seq, k.user_id, k.type, k.object, orjson.dumps(j.to_json()), now)
             for (k, seq), j in new.items()
         ],
     )
-    opened = {(k, j.window) for (k, _), j in new.items() if j.role is Role.FIRST}
-    c.executemany(
-        _FORGET,
-        [(k.user_id, k.type, k.object, w - KEEP_WINDOWS) for k, w in opened if w > KEEP_WINDOWS],
-    )
+    # Forget at least as many as were filed, oldest first: the table stays the size of
+    # ANSWERS_KEPT_S of traffic.
+    c.execute(_FORGET, (2 * len(new) + 100, now - ANSWERS_KEPT_S))
     return answers
 
 
