@@ -206,7 +206,7 @@ class DeliveryStore(Protocol):
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]:
-        """A person's delivery trail (of one event, when given), newest first."""
+        """A person's delivery trail (of one event, when given), the newest event first."""
         ...
 
     async def slo_counts(self, since: float, until: float) -> list[Counts]:

@@ -550,21 +550,12 @@ INSERT INTO aggregate_answers (seq, user_id, type, object, joined, at)
 SELECT seq, user_id, type, object, joined, (julianday('now') - 2440587.5) * 86400.0
 FROM aggregate_members ORDER BY seq;
 
-DROP TABLE aggregate_members;
-
-DROP INDEX deliveries_by_user;
-CREATE INDEX deliveries_by_user ON deliveries (id >> 14, user_id);
-CREATE INDEX deliveries_by_event ON deliveries (seq, user_id)
+DROP TABLE aggregate_members
 """
-"""Version 12: what every write touches is kept in arrival order, because a commit's cost
-is the pages it dirties. A claim of 2,000 likes for 1,000 people used to put each like's
-answer and each log row in its person's part of a per-person index, dirtying about one
-page per like (measured by ``clarion bench aggregate``: 4.9K likes/s). Now an answer is
-filed by its event (seqs arrive in order) and pruned by age
-(``stores.aggregates.ANSWERS_KEPT_S``); the delivery log's per-person index starts with
-the row's block of 16,384 (``id >> 14``), so new rows go to the newest block's few pages,
-and a person's trail is read block by block, newest first
-(``stores.deliveries.SqliteDeliveryStore.for_user``)."""
+"""Version 12: a notification's answer is filed by its event, in arrival order, and pruned
+by age (``backends.sqlite.stores.aggregates``): a commit's cost is the pages it dirties,
+and filed by key, a claim of 2,000 likes on 10,000 photos wrote into nearly as many pages
+(measured by ``clarion bench aggregate``, 300,000 likes: 4.9K likes/s before, 6.0K after)."""
 
 MIGRATIONS: tuple[str, ...] = (
     _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12

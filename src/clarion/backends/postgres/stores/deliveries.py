@@ -157,7 +157,7 @@ class PostgresDeliveryStore:
             "SELECT e.event_id, d.user_id, d.channel, d.attempt, d.outcome, d.reason, d.at,"
             " substr(e.traceparent, 4, 32)"
             " FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.user_id = $1"
-            " AND ($2::text IS NULL OR e.event_id = $2) ORDER BY d.id DESC LIMIT $3",
+            " AND ($2::text IS NULL OR e.event_id = $2) ORDER BY d.seq DESC, d.id DESC LIMIT $3",
             user_id,
             event_id,
             limit,

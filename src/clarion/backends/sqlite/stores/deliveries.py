@@ -164,19 +164,17 @@ class SqliteDeliveryStore:
     async def for_user(
         self, user_id: UserId, *, event_id: EventId | None, limit: int
     ) -> list[DeliveryRecord]:
-        """The newest rows first. The per-person index is by block of the log (schema
-        version 12), so a person's trail is read block by block from the newest, until
-        ``limit`` rows are found; one event's rows come from the index by event."""
+        sql = (
+            "SELECT e.event_id, d.user_id, d.channel, d.attempt, d.outcome, d.reason, d.at,"
+            " substr(e.traceparent, 4, 32)"
+            " FROM deliveries d JOIN events e ON e.seq = d.seq WHERE d.user_id = ?"
+        )
+        params: tuple[object, ...] = (user_id,)
         if event_id is not None:
-            rows = await self._db.read(
-                lambda c: c.execute(
-                    _TRAIL + " WHERE d.seq = (SELECT seq FROM events WHERE event_id = ?)"
-                    " AND d.user_id = ? ORDER BY d.id DESC LIMIT ?",
-                    (event_id, user_id, limit),
-                ).fetchall()
-            )
-        else:
-            rows = await self._db.read(lambda c: _trail(c, user_id, limit))
+            sql += " AND d.seq = (SELECT seq FROM events WHERE event_id = ?)"
+            params += (event_id,)
+        sql += " ORDER BY d.seq DESC, d.id DESC LIMIT ?"
+        rows = await self._db.read(lambda c: c.execute(sql, (*params, limit)).fetchall())
         return [DeliveryRecord(EventId(r[0]), UserId(r[1]), *r[2:]) for r in rows]
 
     async def slo_counts(self, since: float, until: float) -> list[slo.Counts]:
@@ -186,27 +184,6 @@ class SqliteDeliveryStore:
 
 
 _SLO = slo.counts_sql(["?1", "?2", "?3", "?4"])
-
-_TRAIL = (
-    "SELECT e.event_id, d.user_id, d.channel, d.attempt, d.outcome, d.reason, d.at,"
-    " substr(e.traceparent, 4, 32) FROM deliveries d JOIN events e ON e.seq = d.seq"
-)
-_BLOCK_BITS = 14
-"""The per-person index's block: ``id >> 14`` (the schema's expression, to the letter)."""
-
-
-def _trail(c: sqlite3.Connection, user_id: UserId, limit: int) -> list[tuple[Any, ...]]:
-    newest = c.execute("SELECT max(id) FROM deliveries").fetchone()[0]
-    rows: list[tuple[Any, ...]] = []
-    block = -1 if newest is None else newest >> _BLOCK_BITS
-    while block >= 0 and len(rows) < limit:
-        rows += c.execute(
-            _TRAIL
-            + f" WHERE d.id >> {_BLOCK_BITS} = ? AND d.user_id = ? ORDER BY d.id DESC LIMIT ?",
-            (block, user_id, limit - len(rows)),
-        ).fetchall()
-        block -= 1
-    return rows
 
 
 def _record(
