@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from clarion import cli
@@ -359,3 +360,21 @@ def test_help_shows_the_defaults_it_describes() -> None:
     assert shown.exit_code == 0, shown.output
     assert "[default: ./clarion.db]" in shown.output
     assert "[default: 1]" in shown.output  # --p0-workers
+
+
+@pytest.mark.parametrize("group", [[], ["bench"]])
+def test_command_lists_give_each_command_its_first_paragraph_unbroken(group: list[str]) -> None:
+    """Typer's rich help kept the docstrings' line breaks in the command table: a line of
+    the table ended mid-sentence and the next began at the left. On a screen wide enough,
+    each command is now one line."""
+    commands = typer.main.get_command(cli.app)
+    for name in group:
+        commands = commands.commands[name]  # type: ignore[attr-defined]
+    shown = CliRunner().invoke(cli.app, [*group, "--help"], env={"COLUMNS": "1000"})
+    assert shown.exit_code == 0, shown.output
+    table = shown.output.partition("Commands")[2]
+    rows = [line.strip("│ ") for line in table.splitlines()[1:] if line.startswith("│")]
+    assert [row.split()[0] for row in rows] == list(commands.commands)  # type: ignore[attr-defined]
+    if not group:
+        serve = next(row for row in rows if row.startswith("serve"))
+        assert serve.endswith("--broker names a Redis server and --store a PostgreSQL database).")

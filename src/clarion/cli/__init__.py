@@ -26,9 +26,11 @@ from clarion.cli import (
     slo,
     why,
 )
+from clarion.cli.common import Commands
 from clarion.errors import ClarionError, InputError
 
 app = typer.Typer(
+    cls=Commands,
     name="clarion",
     help="Self-hostable notification delivery: fan-out, preferences, priorities, channels.",
     no_args_is_help=True,

@@ -16,13 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clarion.cli.common import JsonOption
+from clarion.cli.common import Commands, JsonOption
 from clarion.errors import BackendError, InputError
 
 campaigns = typer.Typer(
-    help="Campaigns: one message to an audience, at a rate.", no_args_is_help=True
+    cls=Commands, help="Campaigns: one message to an audience, at a rate.", no_args_is_help=True
 )
-audiences = typer.Typer(help="Audiences: uploaded lists of people.", no_args_is_help=True)
+audiences = typer.Typer(
+    cls=Commands, help="Audiences: uploaded lists of people.", no_args_is_help=True
+)
 _out = Console()
 
 UrlOption = Annotated[

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from typer import _click as click  # Typer's own copy of click, whose types it uses
+from typer.core import TyperGroup
 
 from clarion import logs
 from clarion.config import Settings
@@ -16,6 +19,19 @@ from clarion.errors import InputError
 from clarion.runtime import Runtime, open_runtime
 
 T = TypeVar("T")
+
+
+class Commands(TyperGroup):
+    """A command group whose command list gives each command's first paragraph on one line
+    (Typer's rich help keeps the docstring's line breaks there, which breaks the table)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.short_help is None and command.help:
+            first = inspect.cleandoc(command.help).partition("\n\n")[0]
+            command.short_help = " ".join(first.split())
+        return command
+
 
 DbOption = Annotated[
     Path | None,

@@ -14,10 +14,10 @@ from clarion.backends.postgres import connect
 from clarion.backends.postgres.schema import MIGRATIONS as PG_MIGRATIONS
 from clarion.backends.postgres.schema import ensure_log_partitions, migrate
 from clarion.backends.sqlite import SqliteDatabase
-from clarion.cli.common import DbOption, JsonOption, StoreOption, settings_for
+from clarion.cli.common import Commands, DbOption, JsonOption, StoreOption, settings_for
 from clarion.errors import InputError
 
-app = typer.Typer(help="The database's schema.", no_args_is_help=True)
+app = typer.Typer(cls=Commands, help="The database's schema.", no_args_is_help=True)
 _out = Console()
 
 

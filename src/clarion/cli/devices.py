@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from clarion.cli.common import DbOption, settings_for, with_runtime
+from clarion.cli.common import Commands, DbOption, settings_for, with_runtime
 
-app = typer.Typer(help="Device registry maintenance.", no_args_is_help=True)
+app = typer.Typer(cls=Commands, help="Device registry maintenance.", no_args_is_help=True)
 _out = Console()
 DAY_S = 86_400
 

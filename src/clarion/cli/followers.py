@@ -10,14 +10,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from clarion.cli.common import DbOption, settings_for
+from clarion.cli.common import Commands, DbOption, settings_for
 from clarion.config import Settings
 from clarion.idlists import IdListFormat, IdListReader
 from clarion.runtime import open_runtime
 from clarion.types import UserId
 from clarion.validation import check_user_id
 
-app = typer.Typer(help="Manage the follower graph.", no_args_is_help=True)
+app = typer.Typer(cls=Commands, help="Manage the follower graph.", no_args_is_help=True)
 _out = Console()
 _READ = 1 << 20
 _APPLY = 20_000

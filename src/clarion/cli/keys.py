@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clarion.cli.common import DbOption, JsonOption, settings_for, with_runtime
+from clarion.cli.common import Commands, DbOption, JsonOption, settings_for, with_runtime
 from clarion.errors import NotFoundError
 from clarion.keys import create_key
 from clarion.models import SenderKey
 
-app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app = typer.Typer(cls=Commands, help="Create, list and revoke API keys.", no_args_is_help=True)
 _out = Console()
 
 

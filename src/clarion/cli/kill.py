@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clarion.cli.common import DbOption, JsonOption, settings_for, with_runtime
+from clarion.cli.common import Commands, DbOption, JsonOption, settings_for, with_runtime
 from clarion.errors import InputError, NotFoundError
 from clarion.models import Channel
 from clarion.policy.killswitch import KillKind, KillSwitch
@@ -20,6 +20,7 @@ from clarion.runtime import Runtime
 from clarion.validation import check_name
 
 app = typer.Typer(
+    cls=Commands,
     help="Kill switches: stop delivery of a type, channel, sender or campaign within a second.",
     no_args_is_help=True,
 )

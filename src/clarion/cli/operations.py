@@ -12,7 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from clarion.broker import DeadLetter
-from clarion.cli.common import BrokerOption, DbOption, JsonOption, settings_for, with_runtime
+from clarion.cli.common import (
+    BrokerOption,
+    Commands,
+    DbOption,
+    JsonOption,
+    settings_for,
+    with_runtime,
+)
 from clarion.errors import InputError, NotFoundError
 from clarion.models import Priority
 from clarion.pipeline.messages import summarize
@@ -21,11 +28,14 @@ from clarion.runtime import Runtime
 from clarion.topics import STAGES, topic
 
 dlq = typer.Typer(
+    cls=Commands,
     help="Dead letters: messages given up on (a crashing event, a spent retry budget).",
     no_args_is_help=True,
 )
 senders = typer.Typer(
-    help="Senders cut off because their events kept being dead-lettered.", no_args_is_help=True
+    cls=Commands,
+    help="Senders cut off because their events kept being dead-lettered.",
+    no_args_is_help=True,
 )
 _out = Console()
 

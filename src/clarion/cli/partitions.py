@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clarion.cli.common import DbOption, JsonOption, settings_for
+from clarion.cli.common import Commands, DbOption, JsonOption, settings_for
 from clarion.config import Settings
 from clarion.errors import NotFoundError
 from clarion.pipeline.partitions import RefreshResult, refresh_partitions
@@ -21,6 +21,7 @@ from clarion.runtime import open_runtime
 from clarion.types import UserId
 
 app = typer.Typer(
+    cls=Commands,
     help="Precomputed follower partitions: a celebrity's fan-out hands out partition"
     " references instead of paging millions of followers.",
     no_args_is_help=True,

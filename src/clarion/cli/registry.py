@@ -9,12 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clarion.cli.common import DbOption, JsonOption, settings_for, with_runtime
+from clarion.cli.common import Commands, DbOption, JsonOption, settings_for, with_runtime
 from clarion.errors import InputError
 from clarion.models import Channel, Priority, Routing, TypeSpec
 from clarion.validation import check_name
 
-app = typer.Typer(help="Register and list notification types.", no_args_is_help=True)
+app = typer.Typer(cls=Commands, help="Register and list notification types.", no_args_is_help=True)
 _out = Console()
 
 
