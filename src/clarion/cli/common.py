@@ -7,16 +7,18 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from typer import _click as click  # Typer's own copy of click, whose types it uses
 from typer.core import TyperGroup
 
 from clarion import logs
 from clarion.config import Settings
 from clarion.errors import InputError
 from clarion.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:
+    from typer import _click as click  # Typer's own copy of click, whose types it uses
 
 T = TypeVar("T")
 
