@@ -53,18 +53,27 @@ async def test_a_batch_applies_newer_versions_and_streams_them_to_the_listening(
 async def test_a_key_twice_in_one_batch_is_decided_in_order(
     runtime: Runtime, clock: ManualClock
 ) -> None:
+    """Each key's posts are decided in their order; the rest of the batch goes in bulk
+    beside them (``live.state.rounds``)."""
     stores = runtime.stores
     await stores.streams.activate(ANN, clock.now())
+    await stores.streams.activate(BOB, clock.now())
     batch = [
         state_post(ANN, "playback", {"at": 2}, 2),
+        state_post(BOB, "playback", {"at": 7}, 1),
         state_post(ANN, "playback", {"at": 1}, 1),  # older than the one before it
+        state_post(CY, "plan", {"tier": "gold"}, 1),
         state_post(ANN, "playback", {"at": 3}, 3),
+        state_post(BOB, "playback", {"at": 8}, 2),
     ]
     puts = await stores.states.put(batch, clock.now())
-    assert [p.applied for p in puts] == [True, False, True]
-    assert [p.entry.pos for p in puts if p.entry] == [1, 2]
+    assert [p.applied for p in puts] == [True, True, False, True, True, True]
+    streamed = [(p.entry.user_id, p.entry.pos, p.entry.body["version"]) for p in puts if p.entry]
+    assert sorted(streamed) == [(ANN, 1, 2), (ANN, 2, 3), (BOB, 1, 1), (BOB, 2, 2)]
     (stored,) = await stores.states.snapshot(ANN)
     assert (stored.value, stored.version) == ({"at": 3}, 3)
+    (stored,) = await stores.states.snapshot(BOB)
+    assert (stored.value, stored.version) == ({"at": 8}, 2)
 
 
 async def test_two_batches_racing_over_the_same_people_keep_the_newest_and_in_order(

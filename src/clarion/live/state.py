@@ -50,13 +50,26 @@ def state_post(
 StateKey = tuple[UserId, str]
 
 
-def keys_of(posts: Sequence[Post]) -> list[StateKey] | None:
-    """The (person, key) of each post, for storing them in one statement; None when that
-    cannot be: a key twice in one batch goes one by one, so the later sees the earlier."""
-    keys = [(p.user_id, str(p.body["key"])) for p in posts]
-    if len(keys) < 2 or len(set(keys)) < len(keys):
-        return None
-    return keys
+def key_of(post: Post) -> StateKey:
+    return post.user_id, str(post.body["key"])
+
+
+def rounds(posts: Sequence[Post]) -> list[list[int]]:
+    """The positions of ``posts`` in rounds that can each be stored in one statement: each
+    key's first post in the first round, its second in the second, and so on, so a later
+    post of a key sees the earlier one. A batch rarely holds a key twice; when one does,
+    the rest of it still goes in bulk (one by one, a 1,000-update batch was 4,000 round
+    trips on PostgreSQL). Keys are independent, so only each key's own order is kept."""
+    seen: dict[StateKey, int] = {}
+    found: list[list[int]] = []
+    for n, post in enumerate(posts):
+        key = key_of(post)
+        round_ = seen.get(key, 0)
+        seen[key] = round_ + 1
+        if round_ == len(found):
+            found.append([])
+        found[round_].append(n)
+    return found
 
 
 def puts_of(

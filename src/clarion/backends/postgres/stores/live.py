@@ -27,7 +27,7 @@ from clarion.live.log import (
     new_epoch,
     replay_plan,
 )
-from clarion.live.state import Put, Stored, keys_of, puts_of
+from clarion.live.state import Put, Stored, key_of, puts_of, rounds
 from clarion.stores.rows import ENTRY_COLUMNS as _ENTRY
 from clarion.stores.rows import entry_of
 from clarion.types import UserId
@@ -244,11 +244,22 @@ async def _head_for_update(c: Connection, user_id: UserId) -> Record | None:
 
 
 async def _put_all(c: Connection, posts: Sequence[Post], now: float) -> list[Put]:
-    """A batch in one upsert and one append (four round trips, not four a post). Rows go
-    in (person, key) order, so two writers with overlapping batches lock in one order."""
-    keys = keys_of(posts)
-    if keys is None:
-        return [await _put(c, post, now) for post in posts]
+    """A batch in one upsert and one append a round (``live.state.rounds``): four round
+    trips, not four a post."""
+    puts = [Put(False)] * len(posts)
+    for taken in rounds(posts):
+        done = await _put_round(c, [posts[n] for n in taken], now)
+        for n, put in zip(taken, done, strict=True):
+            puts[n] = put
+    return puts
+
+
+async def _put_round(c: Connection, posts: Sequence[Post], now: float) -> list[Put]:
+    """Posts of as many keys. Rows go in (person, key) order, so two writers with
+    overlapping batches lock in one order."""
+    if len(posts) == 1:
+        return [await _put(c, posts[0], now)]
+    keys = [key_of(p) for p in posts]
     order = sorted(range(len(posts)), key=keys.__getitem__)
     rows = await c.fetch(
         "INSERT INTO user_state (user_id, key, value, version, updated_at)"

@@ -26,7 +26,7 @@ from clarion.live.log import (
     new_epoch,
     replay_plan,
 )
-from clarion.live.state import Put, Stored, keys_of, puts_of
+from clarion.live.state import Put, Stored, key_of, puts_of, rounds
 from clarion.stores.rows import ENTRY_COLUMNS as _ENTRY
 from clarion.stores.rows import entry_of
 from clarion.types import JSONObject, UserId
@@ -274,10 +274,19 @@ RETURNING user_id, key
 
 
 def _put_all(c: sqlite3.Connection, posts: Sequence[Post], now: float) -> list[Put]:
-    """A batch in three statements (upsert, heads, log)."""
-    keys = keys_of(posts)
-    if keys is None:
-        return [_put(c, post, now) for post in posts]
+    """A batch in three statements (upsert, heads, log) a round (``live.state.rounds``)."""
+    puts = [Put(False)] * len(posts)
+    for taken in rounds(posts):
+        for n, put in zip(taken, _put_round(c, [posts[n] for n in taken], now), strict=True):
+            puts[n] = put
+    return puts
+
+
+def _put_round(c: sqlite3.Connection, posts: Sequence[Post], now: float) -> list[Put]:
+    """Posts of as many keys."""
+    if len(posts) == 1:
+        return [_put(c, posts[0], now)]
+    keys = [key_of(p) for p in posts]
     rows = [
         [*key, orjson.dumps(p.body["value"]).decode(), p.body["version"]]
         for key, p in zip(keys, posts, strict=True)
