@@ -166,6 +166,8 @@ def test_bench_stream_json() -> None:
     assert result["samples"] > 0
     assert result["storm_reconnect_s"] is not None
     assert (result["lost"], result["doubled"]) == (0, 0)  # the storm included
+    assert result["cpu_cores"].keys() == {"api", "devices", "publisher"}
+    assert result["cpu_cores"]["api"] > 0  # the API processes, not only their supervisor
 
 
 def test_bench_campaign_json() -> None:

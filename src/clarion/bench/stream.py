@@ -13,8 +13,9 @@ most four requests in flight; the publish time is taken as the request is sent, 
 latency includes the request's own handling. Memory per connection is the API processes'
 resident memory after the connections opened, less before, over the connections.
 
-What the figure leaves out: everything runs on the same two cores — the API process, the
-devices' process and the publisher; the devices parse only what the bench needs (a phone
+What the figure leaves out: everything runs on the same two cores — the API processes,
+the devices' process and the publisher (``cpu_cores`` says how many cores each kept busy
+while measuring); the devices parse only what the bench needs (a phone
 would render); connections come over loopback, with no TLS and no proxy.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import tempfile
 import threading
 import time
@@ -41,7 +43,7 @@ from clarion.config import Settings
 from clarion.errors import BackendError
 from clarion.keyring import SigningKeys, new_key_spec
 from clarion.keys import create_key
-from clarion.launch import LocalClarion
+from clarion.launch import LocalClarion, cpu_seconds
 from clarion.live import tokens
 from clarion.runtime import open_runtime
 from clarion.types import UserId
@@ -79,6 +81,10 @@ class StreamReport:
     """After publishing stopped: until every device had its person's last update."""
     backend: str
     api_processes: int
+    cpu_cores: dict[str, float]
+    """Cores each part kept busy while measuring (``api``: all API processes; ``devices``;
+    ``publisher``), of the machine's ``cores``: where the two cores went."""
+    cores: int
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,10 +129,16 @@ def run_stream(
             per_connection = (_tree_rss(local.server.pid) - before) / len(listeners)
             publisher = _Publisher(local.url, admin, people, rate, batch)
             publisher.run_for(min(2.0, seconds), report)  # warm-up
+            parts = {"api": _tree(local.server.pid), "devices": [devices.pid]}
+            parts["publisher"] = [os.getpid()]
             devices.call("measure", True)
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _cpu_s(parts)
             applied = publisher.run_for(seconds, report)
             measured_s = time.perf_counter() - started
+            cpu_used = {
+                part: round((used - cpu_before[part]) / measured_s, 2)
+                for part, used in _cpu_s(parts).items()
+            }
             devices.call("measure", False)
             latencies = array("d")
             latencies.frombytes(devices.call("latencies", None))
@@ -162,6 +174,8 @@ def run_stream(
         storm_settle_s=round(settle_s, 2) if storm else None,
         backend="redis+postgresql" if store else ("redis" if broker else "sqlite"),
         api_processes=api_processes,
+        cpu_cores=cpu_used,
+        cores=os.cpu_count() or 1,
     )
 
 
@@ -180,21 +194,38 @@ async def _admin_key(settings: Settings) -> str:
         await runtime.close()
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its descendants (uvicorn's worker processes)."""
-    total, pending = 0, [pid]
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (uvicorn's worker processes)."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
-        try:
-            with open(f"/proc/{current}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+        found.append(current)
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its descendants."""
+    total = 0
+    for current in _tree(pid):
+        with (
+            contextlib.suppress(FileNotFoundError, ProcessLookupError),
+            open(f"/proc/{current}/status") as status,
+        ):
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
     return total
+
+
+def _cpu_s(parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds each part's processes have used so far."""
+    used = cpu_seconds({f"{part}:{pid}": pid for part, pids in parts.items() for pid in pids})
+    return {
+        part: sum(s for name, s in used.items() if name.partition(":")[0] == part) for part in parts
+    }
 
 
 class _Devices:
@@ -218,6 +249,11 @@ class _Devices:
             self._process.join(10)
             if self._process.is_alive():
                 self._process.kill()
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None, "started in __enter__"
+        return self._process.pid
 
     def call(self, command: str, arg: Any) -> Any:
         self._pipe.send((command, arg))

@@ -444,6 +444,8 @@ def stream(
         table.add_row("reconnect storm: all back in", f"{result.storm_reconnect_s:.1f} s")
     table.add_row("lost / doubled / resets", f"{result.lost} / {result.doubled} / {result.resets}")
     table.add_row("backend", f"{result.backend}, {result.api_processes} API process(es)")
+    busy = ", ".join(f"{part} {cores:.2f}" for part, cores in result.cpu_cores.items())
+    table.add_row(f"CPU while measuring (cores of {result.cores})", busy)
     Console().print(table)
 
 
