@@ -559,8 +559,38 @@ and filed by key, a claim of 2,000 likes on 10,000 photos wrote into nearly as m
 likes/s before, 6.9K and 7.1K after; at 1,000,000 likes the figure is held by ingest,
 4.6K before, 4.6K and 5.4K after)."""
 
+_V13 = """
+ALTER TABLE stream_log ADD COLUMN prev INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stream_heads ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0;
+
+UPDATE stream_log SET prev = coalesce((
+    SELECT p.id FROM stream_log p
+    WHERE p.user_id = stream_log.user_id AND p.pos = stream_log.pos - 1
+), 0);
+UPDATE stream_heads SET last_id = coalesce((
+    SELECT l.id FROM stream_log l
+    WHERE l.user_id = stream_heads.user_id AND l.pos = stream_heads.pos
+), 0);
+
+CREATE TABLE stream_marks (
+    user_id     TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    id          INTEGER NOT NULL,
+    PRIMARY KEY (user_id, pos)
+) WITHOUT ROWID;
+INSERT INTO stream_marks (user_id, pos, id)
+SELECT user_id, pos, id FROM stream_log WHERE pos % 128 = 0;
+
+DROP INDEX stream_log_by_user
+"""
+"""Version 13: a person's stream is a chain, each entry pointing at the one before it
+(``prev``; the head at the last), with a mark every 128th position, not a per-person
+index over the whole log: an update wrote into one index page per person it touched,
+which on the embedded backend was the largest cost of storing state
+(``backends.sqlite.stores.live``)."""
+
 MIGRATIONS: tuple[str, ...] = (
-    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12, _V13
 )  # fmt: skip
 
 
