@@ -50,7 +50,9 @@ async def test_pages_from_anywhere_in_a_long_stream(runtime: Runtime, clock: Man
         assert {e.user_id for e in replay.entries} <= {ANN}
 
 
-async def test_a_lapsed_stream_is_forgotten_whole(runtime: Runtime, clock: ManualClock) -> None:
+async def test_a_lapsed_stream_starts_anew_and_its_old_entries_are_pruned(
+    runtime: Runtime, clock: ManualClock
+) -> None:
     streams = runtime.stores.streams
     old = await streams.activate(ANN, clock.now())
     bob = await streams.activate(BOB, clock.now())
@@ -60,11 +62,12 @@ async def test_a_lapsed_stream_is_forgotten_whole(runtime: Runtime, clock: Manua
     clock.advance(ACTIVE_S / 2 + 1)
     fresh = await streams.activate(ANN, clock.now())
     assert fresh.epoch != old.epoch
-    assert await rows(runtime, "SELECT count(*) FROM stream_log WHERE user_id = ?", ANN) == [(0,)]
     await streams.append([Post(ANN, Kind.STATE, {"n": 1})], clock.now())
     assert _ns((await streams.replay(ANN, (fresh.epoch, 0))).entries) == [1]
     assert (await streams.replay(ANN, (old.epoch, 3))).reset is not None
-    kept = await streams.replay(BOB, (bob.epoch, 3))
+    await streams.prune(clock.now())
+    assert await rows(runtime, "SELECT count(*) FROM stream_log WHERE user_id = ?", ANN) == [(1,)]
+    kept = await streams.replay(BOB, (bob.epoch, 3))  # a day old, but not KEEP behind
     assert _ns(kept.entries) == list(range(4, MARK_EVERY + 4))
 
 

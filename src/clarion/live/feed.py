@@ -80,14 +80,13 @@ class SqliteFeed:
             while after + 1 in own:  # nobody else wrote in between: nothing to read
                 own.discard(after + 1)
                 after += 1
-            entries = await self._streams.feed(after, _PAGE)
-            if entries:
-                after = entries[-1].id
-                theirs = [e for e in entries if e.id not in own] if own else entries
-                if len(theirs) < len(entries):
-                    own.difference_update(e.id for e in entries)
+            last, theirs = await self._streams.feed(after, _PAGE, skip=own)
+            read = last - after  # ids are dense: one writer at a time, rolled back never kept
+            if read:
+                own.difference_update(range(after + 1, last + 1))
+                after = last
                 await self._hub.deliver(theirs)
-            if len(entries) < _PAGE:
+            if read < _PAGE:
                 if len(own) > _PAGE:  # ids read before they were announced: forget them
                     self._own = {i for i in own if i > after}
                 return after

@@ -17,7 +17,7 @@ touched: a third of a state batch's commit at 50,000 people.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import orjson
 
@@ -139,17 +139,6 @@ def _walk(
     return [entry_of(r) for r in rows]
 
 
-def _forget(c: sqlite3.Connection, user_id: UserId, last_id: int) -> None:
-    """Delete a person's stream (a lapsed epoch's): its chain and its marks."""
-    c.execute(
-        "WITH RECURSIVE chain (id, prev) AS (SELECT id, prev FROM stream_log WHERE id = ?"
-        " UNION ALL SELECT l.id, l.prev FROM chain JOIN stream_log l ON l.id = chain.prev)"
-        " DELETE FROM stream_log WHERE id IN (SELECT id FROM chain)",
-        (last_id,),
-    )
-    c.execute("DELETE FROM stream_marks WHERE user_id = ?", (user_id,))
-
-
 class SqliteStreamStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -186,14 +175,19 @@ class SqliteStreamStore:
         )
         return {UserId(r[0]): Head(r[1], int(r[2])) for r in rows}
 
-    async def feed(self, after: int, limit: int) -> list[Entry]:
+    async def feed(
+        self, after: int, limit: int, *, skip: Collection[int] = ()
+    ) -> tuple[int, list[Entry]]:
+        """Up to ``limit`` entries after ``after``, in order, less those in ``skip`` (a
+        process's own, which it delivered as it wrote them); and the last id read."""
         rows = await self._db.read(
             lambda c: c.execute(
                 f"SELECT {_ENTRY} FROM stream_log WHERE id > ? ORDER BY id LIMIT ?",
                 (after, limit),
             ).fetchall()
         )
-        return [entry_of(r) for r in rows]
+        last = rows[-1][0] if rows else after
+        return last, [entry_of(r) for r in rows if r[0] not in skip]
 
     async def last_id(self) -> int:
         row = await self._db.read(
@@ -202,26 +196,31 @@ class SqliteStreamStore:
         return int(row[0])
 
     async def prune(self, now: float) -> int:
-        """Drop what is both older than a day and more than ``KEEP`` behind its head."""
-        return await self._db.write(
-            lambda c: (
-                c.execute(
-                    "DELETE FROM stream_log WHERE at < ? AND pos <= (SELECT h.pos - ? FROM"
-                    " stream_heads h WHERE h.user_id = stream_log.user_id)",
-                    (now - KEEP_S, KEEP),
-                ).rowcount,
-                c.execute(
-                    "DELETE FROM stream_marks WHERE NOT EXISTS"
-                    " (SELECT 1 FROM stream_log l WHERE l.id = stream_marks.id)"
-                ),
-            )[0]
-        )
+        """Drop what is both older than a day and more than ``KEEP`` behind its head, what
+        lapsed epochs left behind, and the marks of what was dropped."""
+
+        def prune(c: sqlite3.Connection) -> int:
+            dropped = int(c.execute(_PRUNE, (now - KEEP_S, KEEP)).rowcount)
+            c.execute(
+                "DELETE FROM stream_marks WHERE NOT EXISTS"
+                " (SELECT 1 FROM stream_log l WHERE l.id = stream_marks.id)"
+            )
+            return dropped
+
+        return await self._db.write(prune)
+
+
+_PRUNE = """
+DELETE FROM stream_log WHERE (
+    SELECT stream_log.epoch <> h.epoch OR (stream_log.at < ?1 AND stream_log.pos <= h.pos - ?2)
+    FROM stream_heads h WHERE h.user_id = stream_log.user_id
+)
+"""
 
 
 def _activate(c: sqlite3.Connection, user_id: UserId, now: float) -> Head:
     row = c.execute(
-        "SELECT epoch, pos, active_until, last_id FROM stream_heads WHERE user_id = ?",
-        (user_id,),
+        "SELECT epoch, pos, active_until FROM stream_heads WHERE user_id = ?", (user_id,)
     ).fetchone()
     if row is not None and row[2] > now:
         c.execute(
@@ -230,8 +229,11 @@ def _activate(c: sqlite3.Connection, user_id: UserId, now: float) -> Head:
         return Head(row[0], int(row[1]))
     # New, or lapsed: what was written meanwhile was not, so a new epoch (devices reset).
     head = Head(new_epoch(), 0)
-    if row is not None:
-        _forget(c, user_id, int(row[3]))
+    # The lapsed epoch's entries are pruned later; its chain is cut here (the head starts
+    # again) and its marks go now, as the new epoch's positions reuse theirs. Deleting the
+    # entries here could delete the newest ids, which the next append would reuse unseen
+    # by a process that had read past them.
+    c.execute("DELETE FROM stream_marks WHERE user_id = ?", (user_id,))
     c.execute(
         "INSERT INTO stream_heads (user_id, epoch, pos, active_until) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (user_id) DO UPDATE SET epoch = excluded.epoch, pos = excluded.pos,"
