@@ -308,19 +308,17 @@ def digest_id(user_id: UserId, due_at: float) -> str:
 ENTRY_COLUMNS = "id, user_id, epoch, pos, kind, body, at, origin, critical"
 
 
+_KINDS = {kind.value: kind for kind in Kind}
+
+
 def entry_of(row: Any) -> Entry:
-    """A stream_log row (``ENTRY_COLUMNS``), on either database."""
+    """A stream_log row (``ENTRY_COLUMNS``), on either database: both give ints and floats
+    as such. An API process reads one for every entry another process wrote (7,500 a
+    second at seed 002's rate): 1.26 µs each with an enum call and conversions, 0.71 now."""
     return Entry(
-        int(row[0]),
-        UserId(row[1]),
-        row[2],
-        int(row[3]),
-        Kind(row[4]),
-        orjson.loads(row[5]),
-        float(row[6]),
-        row[7],
+        row[0], row[1], row[2], row[3], _KINDS[row[4]], orjson.loads(row[5]), row[6], row[7],
         bool(row[8]),
-    )
+    )  # fmt: skip
 
 
 def stream_candidates(fresh: Sequence[BatchResult], kept: Sequence[list[UserId]]) -> list[UserId]:
