@@ -23,6 +23,7 @@ from clarion.models import (
 from clarion.policy.killswitch import KillKind, KillSwitch
 from clarion.stores.records import (
     NOWHERE,
+    Address,
     Aggregate,
     AuditEntry,
     BatchResult,
@@ -109,6 +110,18 @@ def reach_query(wanted: Sequence[Channel], users_from: str, user: str, now: str)
 
 
 _REACHES: dict[tuple[tuple[Channel, ...], tuple[str | None, ...]], Reach] = {}
+
+
+def addresses(rows: Sequence[Sequence[Any]]) -> dict[UserId, list[Address]]:
+    """Device rows ``(user_id, device_id, platform, token, meta, registered_at)``, on either
+    database, as each person's addresses (a push platform named by its provider)."""
+    found: dict[UserId, list[Address]] = {}
+    for user, ref, kind, value, meta, registered in rows:
+        provider = Platform(kind).provider if kind in Platform.__members__.values() else kind
+        found.setdefault(UserId(user), []).append(
+            Address(ref, provider, value, orjson.loads(meta), registered)
+        )
+    return found
 
 
 def reach(wanted: tuple[Channel, ...], row: Sequence[Any]) -> Reach:

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 
 from clarion.backends.postgres import Connection, PostgresDatabase
-from clarion.models import Channel, Platform
+from clarion.models import Channel
 from clarion.stores.records import Address, Device, Reach
 from clarion.stores.rows import DELIVERABLE as _DELIVERABLE
-from clarion.stores.rows import DEVICE_COLUMNS, OUTSIDE, device, reach, reach_query
+from clarion.stores.rows import DEVICE_COLUMNS, OUTSIDE, addresses, device, reach, reach_query
 from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.types import UserId
 
@@ -98,13 +98,7 @@ class PostgresDeviceStore:
                 f" WHERE user_id = ANY($1::text[]) AND state IN {_DELIVERABLE}"
                 f" AND platform IN {platforms}"
             )
-        found: dict[UserId, list[Address]] = {}
-        for user, ref, kind, value, meta, registered in await self._db.fetch(sql, list(user_ids)):
-            provider = Platform(kind).provider if kind in Platform.__members__.values() else kind
-            found.setdefault(UserId(user), []).append(
-                Address(ref, provider, value, orjson.loads(meta), registered)
-            )
-        return found
+        return addresses(await self._db.fetch(sql, list(user_ids)))
 
     async def reachable(
         self, user_ids: Sequence[UserId], now: float, channels: Collection[Channel] = OUTSIDE

@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 
 from clarion.backends.sqlite import SqliteDatabase
-from clarion.models import Channel, Platform
+from clarion.models import Channel
 from clarion.stores.records import Address, Device, Reach
 from clarion.stores.rows import DELIVERABLE as _DELIVERABLE
 from clarion.stores.rows import DEVICE_COLUMNS as _COLUMNS
-from clarion.stores.rows import OUTSIDE, reach, reach_query
+from clarion.stores.rows import OUTSIDE, addresses, reach, reach_query
 from clarion.stores.rows import PUSH_PLATFORMS as _PUSH_PLATFORMS
 from clarion.stores.rows import device as _device
 from clarion.types import UserId
@@ -80,13 +80,7 @@ class SqliteDeviceStore:
                 f" WHERE d.state IN {_DELIVERABLE} AND d.platform IN {platforms}"
             )
         rows = await self._db.read(lambda c: c.execute(sql, (ids,)).fetchall())
-        found: dict[UserId, list[Address]] = {}
-        for user, ref, kind, value, meta, registered in rows:
-            provider = Platform(kind).provider if kind in Platform.__members__.values() else kind
-            found.setdefault(UserId(user), []).append(
-                Address(ref, provider, value, orjson.loads(meta), registered)
-            )
-        return found
+        return addresses(rows)
 
     async def reachable(
         self, user_ids: Sequence[UserId], now: float, channels: Collection[Channel] = OUTSIDE
