@@ -81,7 +81,7 @@ class SqliteFeed:
                 own.discard(after + 1)
                 after += 1
             last, theirs = await self._streams.feed(after, _PAGE, skip=own)
-            read = last - after  # ids are dense: one writer at a time, rolled back never kept
+            read = last - after  # ids the page spanned: at least the rows it held
             if read:
                 own.difference_update(range(after + 1, last + 1))
                 after = last
