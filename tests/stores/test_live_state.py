@@ -102,6 +102,38 @@ async def test_two_batches_racing_over_the_same_people_keep_the_newest_and_in_or
     assert appended == sum(p.applied for p in first) + len(people)  # one entry per change
 
 
+async def test_batches_whose_later_rounds_reach_other_people_race_without_deadlock(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """A later round can append for people the first did not (their first post was stale).
+    Two such batches, each with its own key for the same people, reach them in opposite
+    rounds: both must commit, every position one apart (on PostgreSQL every lock is taken
+    in the first round, in one order; an abort here would be a deadlock)."""
+    stores = runtime.stores
+    people = [UserId(f"racer{n:02}") for n in range(20)]
+    heads = {u: await stores.streams.activate(u, clock.now()) for u in people}
+    stored = [state_post(u, k, {"v": 5}, 5) for u in people for k in ("a", "b")]
+    await stores.states.put(stored, clock.now())
+
+    def batch(key: str, late: int) -> list[Post]:
+        posts = []
+        for n, user in enumerate(people):
+            if n % 2 == late:  # stale first: this person's update goes in the second round
+                posts.append(state_post(user, key, {"v": 1}, 1))
+            posts.append(state_post(user, key, {"v": 6}, 6))
+        return posts
+
+    await asyncio.gather(*(stores.states.snapshot(u) for u in people[:4]))  # connections ready
+    first, second = await asyncio.gather(
+        stores.states.put(batch("a", 0), clock.now()), stores.states.put(batch("b", 1), clock.now())
+    )
+    assert sum(p.applied for p in first) == sum(p.applied for p in second) == len(people)
+    for user in people:
+        assert {s.key: s.version for s in await stores.states.snapshot(user)} == {"a": 6, "b": 6}
+        replay = await stores.streams.replay(user, (heads[user].epoch, 0))
+        assert [e.pos for e in replay.entries] == list(range(1, 5))  # a, b at 5; a, b at 6
+
+
 async def test_two_devices_starting_a_stream_at_once_share_one_epoch(
     runtime: Runtime, clock: ManualClock
 ) -> None:

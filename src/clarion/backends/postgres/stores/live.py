@@ -245,18 +245,28 @@ async def _head_for_update(c: Connection, user_id: UserId) -> Record | None:
 
 async def _put_all(c: Connection, posts: Sequence[Post], now: float) -> list[Put]:
     """A batch in one upsert and one append a round (``live.state.rounds``): four round
-    trips, not four a post."""
+    trips, not four a post.
+
+    Every lock is taken in the first round, in one order: the batch's ``user_state`` rows
+    (its upsert), then the stream heads of everyone in the batch. A later round can append
+    for someone the first did not (their first post was stale); locking their head only
+    then, two batches reaching the same people in opposite rounds deadlocked."""
     puts = [Put(False)] * len(posts)
-    for taken in rounds(posts):
-        done = await _put_round(c, [posts[n] for n in taken], now)
+    taken_rounds = rounds(posts)
+    everyone = sorted({p.user_id for p in posts}) if len(taken_rounds) > 1 else []
+    for taken in taken_rounds:
+        done = await _put_round(c, [posts[n] for n in taken], now, lock_heads=everyone)
+        everyone = []
         for n, put in zip(taken, done, strict=True):
             puts[n] = put
     return puts
 
 
-async def _put_round(c: Connection, posts: Sequence[Post], now: float) -> list[Put]:
+async def _put_round(
+    c: Connection, posts: Sequence[Post], now: float, *, lock_heads: Sequence[UserId] = ()
+) -> list[Put]:
     """Posts of as many keys. Rows go in (person, key) order, so two writers with
-    overlapping batches lock in one order."""
+    overlapping batches lock in one order; then the heads in ``lock_heads``, in order."""
     if len(posts) == 1:
         return [await _put(c, posts[0], now)]
     keys = [key_of(p) for p in posts]
@@ -275,6 +285,12 @@ async def _put_round(c: Connection, posts: Sequence[Post], now: float) -> list[P
         now,
     )
     applied = {(UserId(r[0]), r[1]) for r in rows}
+    if lock_heads:
+        await c.execute(
+            "SELECT 1 FROM stream_heads WHERE user_id = ANY($1::text[]) ORDER BY user_id"
+            " FOR UPDATE",
+            list(lock_heads),
+        )
     entries = await append_posts(
         c, [p for key, p in zip(keys, posts, strict=True) if key in applied], now
     )
