@@ -22,6 +22,8 @@ from clarion.types import UserId
 from tests.backends import rows
 
 ANN, BOB = UserId("ann"), UserId("bob")
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+"""Chains and marks are SQLite's own: PostgreSQL reads a stream by its per-person index."""
 
 
 async def _append(runtime: Runtime, clock: ManualClock, count: int) -> None:
@@ -71,11 +73,10 @@ async def test_a_lapsed_stream_starts_anew_and_its_old_entries_are_pruned(
     assert _ns(kept.entries) == list(range(4, MARK_EVERY + 4))
 
 
+@SQLITE_ONLY
 async def test_a_broken_chain_resets_instead_of_skipping(
-    backend: str, runtime: Runtime, clock: ManualClock
+    runtime: Runtime, clock: ManualClock
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL reads a person's stream by its index, not a chain")
     streams = runtime.stores.streams
     head = await streams.activate(ANN, clock.now())
     await _append(runtime, clock, 20)
@@ -84,11 +85,8 @@ async def test_a_broken_chain_resets_instead_of_skipping(
     assert _ns((await streams.replay(ANN, (head.epoch, 8))).entries) == list(range(9, 21))
 
 
-async def test_marks_go_with_their_entries(
-    backend: str, runtime: Runtime, clock: ManualClock
-) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL keeps no marks")
+@SQLITE_ONLY
+async def test_marks_go_with_their_entries(runtime: Runtime, clock: ManualClock) -> None:
     streams = runtime.stores.streams
     head = await streams.activate(ANN, clock.now())
     await _append(runtime, clock, KEEP + 2 * MARK_EVERY)
