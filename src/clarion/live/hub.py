@@ -37,6 +37,8 @@ Render = Callable[[UserId, Sequence[Entry]], Awaitable[list[dict[str, Any] | Non
 """Entries of one person → the messages their devices get (``live.render``)."""
 Message = dict[str, Any] | None
 """What a connection writes next; None: the hub closed it (``Connection.closed`` says why)."""
+Sink = Callable[[dict[str, Any]], bool]
+"""Writes a message to the device at once if it can; False if not now (it then queues)."""
 
 
 @dataclass(eq=False)
@@ -60,12 +62,20 @@ class Connection:
     """Held while the hub gives this connection something: one catch-up or delivery at a
     time, so positions only move forward in order."""
     wrote_at: float = field(default_factory=time.monotonic)
+    sink: Sink | None = None
+    """Set by a stream that can write without its writer task (``routes.stream``): while
+    nothing is queued, a message goes straight to the socket. Waking the writer for each
+    message (a future, a task step, the server's ``send``) cost about a tenth of the API's
+    time at 30,000 messages a second."""
     _waiter: asyncio.Future[None] | None = None
 
     def give(self, message: dict[str, Any]) -> bool:
-        """Queue ``message``; False (and the connection is closed) if it is too far behind."""
+        """Write or queue ``message``; False (and the connection is closed) if it is too
+        far behind."""
         if self.closed is not None:
             return False
+        if not self.pending and self.sink is not None and self.sink(message):
+            return True
         if len(self.pending) >= QUEUE_LIMIT:
             self.close("too slow: the device is not reading its stream; reconnect")
             return False
