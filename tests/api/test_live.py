@@ -56,7 +56,7 @@ def test_two_devices_get_every_message_in_order(api: Api, listeners: list[SseDev
     hub = front.api.state.services.hub
     # Under the server Clarion runs, the hub writes each message to the socket itself
     # (``api.chunks``): if uvicorn changes what that reaches for, this says so.
-    assert all(c.sink is not None for c in hub._by_user[UserId(user)])
+    assert [c.sink is not None for c in hub.connections_of(UserId(user))] == [True, True]
     for n in range(3):
         api.call(
             "POST", "/v1/notifications", json={"type": like, "target": user, "object": f"p{n}"}

@@ -123,6 +123,9 @@ class Hub:
     def people(self) -> list[UserId]:
         return list(self._by_user)
 
+    def connections_of(self, user: UserId) -> list[Connection]:
+        return list(self._by_user.get(user, ()))
+
     def connect(self, conn: Connection) -> None:
         self._by_user.setdefault(conn.user_id, set()).add(conn)
         metrics.metrics().open_streams.inc()
@@ -159,7 +162,7 @@ class Hub:
             theirs.sort(key=lambda e: e.pos)
             once = _RenderedOnce(self._render, user, theirs)
             messages = await once.all()
-            for conn in list(self._by_user.get(user, ())):
+            for conn in self.connections_of(user):
                 fresh = _continuing(conn, theirs)
                 if fresh is None or conn.busy.locked():
                     await self._advance(conn, theirs, once)
@@ -173,7 +176,7 @@ class Hub:
     async def catch_up(self, heads: dict[UserId, Head]) -> None:
         """Bring connections behind their person's head up to it (a lost doorbell)."""
         for user, head in heads.items():
-            for conn in list(self._by_user.get(user, ())):
+            for conn in self.connections_of(user):
                 if _behind(conn, head):
                     async with conn.busy:
                         if _behind(conn, head):  # not caught up while it waited
