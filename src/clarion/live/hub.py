@@ -65,8 +65,8 @@ class Connection:
     sink: Sink | None = None
     """Set by a stream that can write without its writer task (``routes.stream``): while
     nothing is queued, a message goes straight to the socket. Waking the writer for each
-    message (a future, a task step, the server's ``send``) cost about a tenth of the API's
-    time at 30,000 messages a second."""
+    message (a future, a task step, the server's ``send``) cost about a fifth of the API's
+    CPU at 30,000 messages a second (1.13 to 1.40 cores against 0.90 to 1.09 without it)."""
     _waiter: asyncio.Future[None] | None = None
 
     def give(self, message: dict[str, Any]) -> bool:
