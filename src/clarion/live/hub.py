@@ -159,7 +159,8 @@ class Hub:
             if entry.user_id in self._by_user:
                 mine.setdefault(entry.user_id, []).append(entry)
         for user, theirs in mine.items():
-            theirs.sort(key=lambda e: e.pos)
+            if len(theirs) > 1:
+                theirs.sort(key=lambda e: e.pos)
             once = _RenderedOnce(self._render, user, theirs)
             messages = await once.all()
             for conn in self.connections_of(user):
@@ -228,6 +229,11 @@ def _behind(conn: Connection, head: Head) -> bool:
 def _continuing(conn: Connection, entries: list[Entry]) -> list[Entry] | None:
     """Those of one person's ``entries`` (in order) past the connection's position, if they
     follow on from it without a gap; None if something in between is missing here."""
+    if len(entries) == 1:  # the common case: one new entry of the person
+        entry = entries[0]
+        if entry.epoch != conn.epoch or entry.pos > conn.pos + 1:
+            return None
+        return entries if entry.pos == conn.pos + 1 else []
     ahead = [e for e in entries if e.epoch != conn.epoch or e.pos > conn.pos]
     expected = range(conn.pos + 1, conn.pos + 1 + len(ahead))
     if any(e.epoch != conn.epoch or e.pos != n for e, n in zip(ahead, expected, strict=True)):

@@ -39,10 +39,10 @@ class Renderer:
             unread = (await stores.inbox.page(user, before=None, limit=1)).unread_count
         live_seqs = [Seq(e.body["seq"]) for e in entries if e.kind is Kind.LIVE]
         contents = await stores.events.contents(live_seqs) if live_seqs else {}
-        notifications = await self._notifications(user, contents)
+        notifications = await self._notifications(user, contents) if contents else {}
         messages: list[dict[str, Any] | None] = []
         for entry in entries:
-            data: dict[str, Any] = dict(entry.body)
+            data: dict[str, Any] = entry.body  # not changed here: sent as it is
             if entry.kind is Kind.INBOX:
                 item = items.get(Seq(entry.body["seq"]))
                 if item is None:  # replaced since (latest wins) or gone: nothing to show
@@ -51,10 +51,10 @@ class Renderer:
                 data = {"item": item, "unread_count": unread}
             elif entry.kind is Kind.LIVE:
                 data = dict(notifications.get(Seq(entry.body["seq"]), {}))
-            if entry.critical:
-                data["critical"] = True  # acknowledge it: WebSocket "ack", or POST /v1/me/acks
+            if entry.critical:  # acknowledge it: WebSocket "ack", or POST /v1/me/acks
+                data = {**data, "critical": True}
             messages.append({"id": entry.position, "type": entry.kind.value, "data": data})
-        return _latest_of_each_key(messages)
+        return _latest_of_each_key(messages) if live_seqs else messages
 
     async def _notifications(
         self, user: UserId, contents: dict[Seq, EventContent]
