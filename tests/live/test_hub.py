@@ -123,3 +123,32 @@ async def test_entries_arriving_while_a_connection_is_caught_up_wait_and_follow_
     await hub.deliver(log[1:])  # announced again (a doorbell twice): nothing doubled
     assert [m["id"] for m in await phone.take() if m] == ["e:1", "e:2", "e:3"]
     assert phone.pos == 3
+
+
+async def test_single_entries_follow_on_skip_repeats_and_fill_a_gap_from_the_store() -> None:
+    """The common delivery, one new entry of a person at a time: it follows on, a repeat
+    (a doorbell heard twice) gives nothing, and one past a gap brings what is missing from
+    the store first, in order."""
+    ann = UserId("ann")
+    log = [Entry(n, ann, "e", n, Kind.STATE, {"n": n}, 0.0) for n in (1, 2, 3, 4)]
+    asked: list[tuple[str, int] | None] = []
+
+    class _Store:
+        async def replay(self, user: UserId, since: tuple[str, int] | None) -> Replay:
+            asked.append(since)
+            after = since[1] if since else 0
+            return Replay(Head("e", 4), [e for e in log if e.pos > after])
+
+    async def render(user: UserId, entries: Sequence[Entry]) -> list[dict[str, Any] | None]:
+        return [{"id": e.position, "type": "state", "data": e.body} for e in entries]
+
+    hub = Hub(cast(StreamStore, _Store()), render)
+    phone = Connection(ann, None, "e", 0)
+    hub.connect(phone)
+    await hub.deliver([log[0]])
+    await hub.deliver([log[0]])
+    assert asked == []  # it followed on, then the repeat was nothing new
+    await hub.deliver([log[3]])  # 2 and 3 were missed here
+    assert asked == [("e", 1)]
+    assert [m["id"] for m in await phone.take() if m] == ["e:1", "e:2", "e:3", "e:4"]
+    assert phone.pos == 4
