@@ -311,7 +311,10 @@ def email(
 @app.command("isolation")
 def isolation(
     flood: Annotated[int, typer.Option(help="Recipients of the P2 campaign.")] = 1_000_000,
-    otps: Annotated[int, typer.Option(help="OTPs timed while idle.")] = 100,
+    otps: Annotated[
+        int | None,
+        typer.Option(min=1, help="OTPs timed while idle. \\[default: 300]", show_default=False),
+    ] = None,
     rounds: Annotated[
         int,
         typer.Option(
@@ -324,10 +327,12 @@ def isolation(
 ) -> None:
     """P0 OTP latency (POST → SMS look-alike) idle and under a flood of P2 recipients,
     with what load shedding did meanwhile."""
-    from clarion.bench.isolation import run_isolation
+    from clarion.bench.isolation import IDLE_OTPS, run_isolation
 
     with _progress() as bar:
-        result = run_isolation(flood, otps_idle=otps, rounds=rounds, progress=_advance(bar))
+        result = run_isolation(
+            flood, otps_idle=otps or IDLE_OTPS, rounds=rounds, progress=_advance(bar)
+        )
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
