@@ -10,6 +10,7 @@ import contextlib
 from typing import Any, cast
 
 from starlette.types import Message as AsgiMessage
+from starlette.types import Send
 
 from clarion.api.chunks import ChunkWriter
 from clarion.api.ingest import RAW_SEND
@@ -76,16 +77,18 @@ def _message(n: int) -> dict[str, Any]:
     return {"id": f"e:{n}", "type": "state", "data": {"n": n}}
 
 
-async def _stream(cycle: _Cycle, conn: Connection) -> asyncio.Task[None]:
+async def _stream(cycle: _Cycle, conn: Connection, send: Send | None = None) -> asyncio.Task[None]:
+    """``conn``'s stream written through ``send`` (the cycle's own unless given)."""
     gone = asyncio.Event()
 
     async def receive() -> AsgiMessage:
         await gone.wait()
         return {"type": "http.disconnect"}
 
+    send = send or cycle.send
     svc = cast(ApiServices, type("Services", (), {"hub": _Hub()})())
-    scope: dict[str, Any] = {"type": "http", RAW_SEND: cycle.send}
-    task = asyncio.create_task(EventStream(svc, conn)(scope, receive, cycle.send))
+    scope: dict[str, Any] = {"type": "http", RAW_SEND: send}
+    task = asyncio.create_task(EventStream(svc, conn)(scope, receive, send))
     for _ in range(5):
         await asyncio.sleep(0)  # the response starts; the writer waits for messages
     return task
@@ -134,15 +137,7 @@ async def test_a_server_without_the_cycle_gets_every_message_through_send() -> N
         await wrapped.send(message)
 
     assert ChunkWriter.of(send) is None
-    gone = asyncio.Event()
-
-    async def receive() -> AsgiMessage:
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    svc = cast(ApiServices, type("Services", (), {"hub": _Hub()})())
-    task = asyncio.create_task(EventStream(svc, conn)({"type": "http"}, receive, send))
-    await asyncio.sleep(0)
+    task = await _stream(wrapped, conn, send)
     assert conn.sink is None
     conn.give(_message(1))
     conn.give(_message(2))
