@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from clarion.backends.sqlite import SqliteDatabase
@@ -26,7 +27,8 @@ def two(tmp_path: Path) -> Iterator[tuple[SqliteDatabase, SqliteDatabase]]:
 
 
 async def docs(store: SqlitePreferenceStore, *users: UserId) -> dict[UserId, object]:
-    return {u: r.doc for u, r in (await store.load_many(list(users))).items()}
+    groups = await store.documents(list(users))
+    return {u: orjson.loads(raw) for raw, people in groups.items() for u in people}
 
 
 async def test_a_change_made_by_another_process_is_seen_by_the_next_lookup(
@@ -95,13 +97,19 @@ async def test_a_full_memory_starts_afresh_and_answers_the_same(
     two: tuple[SqliteDatabase, SqliteDatabase],
 ) -> None:
     worker_db, api_db = two
-    worker = SqlitePreferenceStore(worker_db, remembered=2)
+    worker = SqlitePreferenceStore(worker_db, remembered=3)
     api = SqlitePreferenceStore(api_db)
     people = [UserId(f"p{i}") for i in range(7)]
-    for i, person in enumerate(people[:3]):
-        await api.put(person, {"n": i}, 1.0, "x")
-    expected = {p: {"n": i} for i, p in enumerate(people[:3])}
-    assert await docs(worker, *people[:5]) == expected
-    assert await docs(worker, *people[5:]) == {}
-    assert worker._docs.keys() | worker._absent == set(people[5:])  # forgot the first five
+    for i in (0, 1, 2, 5):
+        await api.put(people[i], {"n": i}, 1.0, "x")
+    expected = {people[i]: {"n": i} for i in (0, 1, 2, 5)}
+    # A fan-out to more new people than the memory holds is answered, not remembered: it
+    # would only push out the people who come back.
+    assert await docs(worker, *people[:5]) == {people[i]: {"n": i} for i in (0, 1, 2)}
+    assert not worker._docs.keys() | worker._absent
+    assert await docs(worker, *people[5:]) == {people[5]: {"n": 5}}
+    assert worker._docs.keys() | worker._absent == set(people[5:])
+    # Five more people overflow it: it starts afresh, and reads the remembered two again
+    # rather than answering as if they had no document.
     assert await docs(worker, *people) == expected
+    assert await docs(worker, *people[5:]) == {people[5]: {"n": 5}}

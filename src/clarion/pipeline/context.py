@@ -23,6 +23,8 @@ class Context:
     now: float
     kills: KillSet
     prefs: dict[UserId, Preferences] = field(default_factory=dict)
+    chose: list[tuple[Preferences, list[UserId]]] = field(default_factory=list)
+    """The same people as ``prefs``, grouped by the record they share."""
     zones: dict[UserId, str] = field(default_factory=dict)
     refused: dict[tuple[UserId, Seq], CapCheck] = field(default_factory=dict)
     """Notifications whose frequency-cap reservation was refused, and why."""

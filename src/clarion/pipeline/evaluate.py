@@ -1,12 +1,13 @@
 """Evaluate recipient batches against kill switches, TTL and each person's preferences.
 
-Per claim: one bulk read of the recipients' preference records (the embedded store answers
-from its memory of them, checked against a change log), and only where it matters their
-profile zones. Everyone without a record shares one verdict per batch — the fast path for
-most recipients, with no per-person Python beyond a set difference. People with a record
-are grouped by what they chose (one parsed object per distinct document, cached by the
-document's text, so a change is seen by the next evaluation) and each group is decided once
-(``policy.decide``); only those whose frequency-cap reservation was refused are decided alone.
+Per claim: one bulk read of the recipients' preference documents, each with the people who
+have it (the embedded store answers from its memory of them, checked against a change log),
+and only where it matters their profile zones. Everyone without a record shares one verdict
+per batch — the fast path for most recipients, with no per-person Python beyond a set
+difference. People with a record are grouped by what they chose (one parsed object per
+distinct document, cached by the document's text, so a change is seen by the next
+evaluation) and each group is decided once (``policy.decide``); only those whose
+frequency-cap reservation was refused are decided alone.
 
 Frequency caps are decided by reservation, not by reading counts: every notification of the
 claim that would reach a capped person asks for a place in their windows, all in one call
@@ -28,6 +29,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from itertools import filterfalse
+
+import orjson
 
 from clarion.broker import Message, Outbound
 from clarion.clock import Clock
@@ -60,7 +63,7 @@ from clarion.stores.base import (
     PreferenceStore,
     UserStore,
 )
-from clarion.stores.records import BatchResult, DigestItem, StoredPreferences
+from clarion.stores.records import BatchResult, DigestItem
 from clarion.topics import EVALUATE
 from clarion.types import UserId
 
@@ -108,7 +111,7 @@ class EvaluateStage:
         self._switches = switches
         self._clock = clock
         self._worker = worker
-        self._parsed: dict[bytes | str, Preferences] = {}
+        self._parsed: dict[str, Preferences] = {}
         self.claim_limit = 1
         """Messages to take next time, adapted to the size of the batches seen last."""
 
@@ -154,18 +157,22 @@ class EvaluateStage:
         if outside:
             context.reach = await self._devices.reachable(live, context.now, outside)
         context.latest = await collapse.latest_of(self._deliveries, items)
-        records = await self._preferences.load_many(live)
         known = self._parsed.get  # the common case inline: a document parsed before
-        context.prefs = {
-            user: known(record.raw) or self._parse(record) for user, record in records.items()
-        }
-        # Zones decide quiet hours set without one, and when a digest is due (a capped
-        # notification may overflow into one).
+        for raw, people in (await self._preferences.documents(live)).items():
+            parsed = known(raw) or self._parse(raw)
+            context.prefs.update(dict.fromkeys(people, parsed))
+            context.chose.append((parsed, people))
+        # Zones decide quiet hours set without one, and when a digest is due (an email, or
+        # a capped notification that may overflow into one).
+        emailed = any(Channel.EMAIL in b.header.channels and not digests.exempt(b) for b in items)
         overflow = any(b.header.overflow is Overflow.DIGEST for b in items)
         unzoned = [
             u
-            for u, p in context.prefs.items()
-            if (p.quiet_hours and not p.quiet_hours.timezone) or p.digest or (overflow and p.caps)
+            for p, people in context.chose
+            if (p.quiet_hours and not p.quiet_hours.timezone)
+            or (emailed and p.digest)
+            or (overflow and p.caps)
+            for u in people
         ]
         if unzoned:
             context.zones = await self._users.timezones(unzoned)
@@ -188,15 +195,14 @@ class EvaluateStage:
             if not answer.room
         }
 
-    def _parse(self, record: StoredPreferences) -> Preferences:
+    def _parse(self, raw: str) -> Preferences:
         """One parsed object per distinct document: people who chose the same settings
         share it (and, within a batch, its verdict)."""
-        key = record.raw
-        parsed = self._parsed.get(key)
+        parsed = self._parsed.get(raw)
         if parsed is None:  # the document is only decoded when not seen before
             if len(self._parsed) >= _PARSED_CACHE:
                 self._parsed.clear()
-            parsed = self._parsed[key] = Preferences.from_doc(record.doc)
+            parsed = self._parsed[raw] = Preferences.from_doc(orjson.loads(raw))
         return parsed
 
     async def on_dead_letter(
@@ -314,19 +320,13 @@ def _by_settings(users: set[UserId], context: Context) -> Iterable[list[UserId]]
     """``users`` (all with a record) in groups that one decision covers: the same parsed
     record and, where it matters (quiet hours without a zone of their own), the same
     profile zone."""
-    groups: dict[int, list[UserId]] = {}
-    prefs_of = context.prefs
-    for user in users:
-        key = id(prefs_of[user])
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [user]
-        else:
-            group.append(user)
-    for group in groups.values():
-        quiet = prefs_of[group[0]].quiet_hours
+    for prefs, people in context.chose:
+        group = users.intersection(people)
+        if not group:
+            continue
+        quiet = prefs.quiet_hours
         if quiet is None or quiet.timezone is not None:
-            yield group
+            yield list(group)
             continue
         zones: dict[str | None, list[UserId]] = {}
         for user in group:
@@ -366,7 +366,7 @@ def slot_requests(items: list[RecipientBatch], context: Context) -> list[SlotReq
     """A frequency-cap place for every notification of the claim that would reach a capped
     person if their caps allowed it, in claim order. P0 passes caps but takes its place;
     what aggregation only counts takes none (it does not go out)."""
-    capped = {u for u, p in context.prefs.items() if p.caps is not None}
+    capped = {u for p, people in context.chose if p.caps is not None for u in people}
     if not capped:
         return []
     requests = []

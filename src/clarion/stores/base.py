@@ -1,7 +1,7 @@
 """The store seams: one protocol per kind of state, each a handful of methods.
 
 Bulk by design: anything the pipeline touches per recipient takes and returns whole
-batches (``page``, ``load_many``, ``record_batches``), so a backend can do one round trip
+batches (``page``, ``documents``, ``record_batches``), so a backend can do one round trip
 per batch instead of one per user.
 """
 
@@ -157,6 +157,13 @@ class PreferenceStore(Protocol):
 
     async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
         """Records for those of ``user_ids`` that have one; absent users use the defaults."""
+        ...
+
+    async def documents(self, user_ids: Sequence[UserId]) -> dict[str, list[UserId]]:
+        """What evaluation reads: the documents of those of ``user_ids`` who have one, each
+        with the people who have it (everyone else uses the defaults). Grouped because
+        people who chose the same settings are decided together, and a fan-out's thousand
+        records are a handful of documents: no Python object per person on the way."""
         ...
 
 

@@ -71,3 +71,11 @@ class PostgresPreferenceStore:
             list(user_ids),
         )
         return {r[0]: r for r in map(StoredPreferences._make, rows)}
+
+    async def documents(self, user_ids: Sequence[UserId]) -> dict[str, list[UserId]]:
+        rows = await self._db.fetch(
+            "SELECT doc, array_agg(user_id) FROM preferences"
+            " WHERE user_id = ANY($1::text[]) GROUP BY doc",
+            list(dict.fromkeys(user_ids)),
+        )
+        return {r[0]: r[1] for r in rows}

@@ -96,6 +96,15 @@ class CachedPreferenceStore:
             await self._remember({u: loaded.get(u) for u in missed})
         return found
 
+    async def documents(self, user_ids: Sequence[UserId]) -> dict[str, list[UserId]]:
+        if len(user_ids) > CACHED_UP_TO:
+            return await self._store.documents(user_ids)
+        groups: dict[str, list[UserId]] = {}
+        for user, record in (await self.load_many(user_ids)).items():
+            raw = record.raw if isinstance(record.raw, str) else record.raw.decode()
+            groups.setdefault(raw, []).append(user)
+        return groups
+
     async def put(
         self,
         user_id: UserId,

@@ -7,6 +7,8 @@ every lookup asks which people changed since its last look: triggers log every i
 update and delete of a document (``preference_changes``), and SQLite's single writer makes
 the log's numbers commit order, so "after the last number I saw" misses no change.
 Read-your-writes holds: a change committed before a lookup begins is in that lookup.
+Evaluation's lookups (``documents``) use the memory; ``load_many`` (the records with their
+versions, for a cache in front of this store) reads them afresh.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class SqlitePreferenceStore:
     def __init__(self, db: SqliteDatabase, *, remembered: int = REMEMBERED) -> None:
         self._db = db
         self._remembered = remembered
-        self._docs: dict[UserId, StoredPreferences] = {}
-        """The documents read, by person."""
+        self._docs: dict[UserId, str] = {}
+        """The documents read, by person (people with the same document share the string)."""
         self._absent: set[UserId] = set()
         """People read who have no document (the defaults)."""
         self._seen = -1
@@ -87,40 +89,64 @@ class SqlitePreferenceStore:
         return await read_audit(self._db, "preferences", user_id, limit)
 
     async def load_many(self, user_ids: Sequence[UserId]) -> dict[UserId, StoredPreferences]:
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT p.user_id, p.doc, p.version, p.updated_at"
+                " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value",
+                (orjson.dumps(user_ids),),
+            ).fetchall()
+        )
+        return {r[0]: r for r in map(StoredPreferences._make, rows)}
+
+    async def documents(self, user_ids: Sequence[UserId]) -> dict[str, list[UserId]]:
         # One connection guard around the whole lookup: the catch-up and the fill of
         # the memory never interleave with another lookup's.
-        return await self._db.read(lambda c: self._lookup(c, user_ids))
+        return await self._db.read(lambda c: self._documents(c, user_ids))
 
-    def _lookup(
+    def _documents(
         self, c: sqlite3.Connection, user_ids: Sequence[UserId]
-    ) -> dict[UserId, StoredPreferences]:
+    ) -> dict[str, list[UserId]]:
         docs, absent = self._catch_up(c)
         # Set operations run in C: no Python step per person on the common, remembered path.
         wanted = set(user_ids)
         missed = wanted.difference(docs).difference(absent)
-        if not missed:
-            return {user: docs[user] for user in docs.keys() & wanted}
-        cold = len(missed) == len(wanted)  # a fan-out to people not seen before
-        rows = c.execute(
+        if missed:
+            cold = len(missed) == len(wanted)  # a fan-out to people not seen before
+            room = len(docs) + len(absent) + len(missed) <= self._remembered
+            if not room and not cold:
+                docs.clear()  # full: start afresh with these people
+                absent.clear()
+                missed = wanted
             # Driven from the id list, in key order (the batch's own, when every one of them
-            # is read): one key lookup per id, each near the last.
-            "SELECT p.user_id, p.doc, p.version, p.updated_at"
-            " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value",
-            (orjson.dumps(user_ids if cold else sorted(missed)),),
-        ).fetchall()
-        if len(docs) + len(absent) + len(missed) > self._remembered:
-            docs.clear()
-            absent.clear()
-        found = {r[0]: r for r in map(StoredPreferences._make, rows)}
-        docs.update(found)
-        absent.update(missed.difference(found))
-        if cold:
-            return found
-        return {user: docs[user] for user in docs.keys() & wanted}
+            # is read): one key lookup per id, each near the last. Grouped by document in
+            # SQL, so a person costs no Python object here but their id.
+            rows = c.execute(
+                "SELECT p.doc, json_group_array(p.user_id)"
+                " FROM json_each(?) j CROSS JOIN preferences p ON p.user_id = j.value"
+                " GROUP BY p.doc",
+                (orjson.dumps(list(dict.fromkeys(user_ids)) if cold else sorted(missed)),),
+            ).fetchall()
+            found: dict[str, list[UserId]] = {raw: orjson.loads(people) for raw, people in rows}
+            if cold and not room:
+                # A celebrity's fan-out: a million people seen once each would only push
+                # out the people who come back (the owners of liked posts, active users).
+                return found
+            for raw, people in found.items():
+                docs.update(dict.fromkeys(people, raw))  # one string shared by its people
+            absent.update(missed.difference(docs))
+            if cold:
+                return found
+        groups: dict[str, list[UserId]] = {}
+        for user in docs.keys() & wanted:
+            raw = docs[user]
+            group = groups.get(raw)
+            if group is None:
+                groups[raw] = [user]
+            else:
+                group.append(user)
+        return groups
 
-    def _catch_up(
-        self, c: sqlite3.Connection
-    ) -> tuple[dict[UserId, StoredPreferences], set[UserId]]:
+    def _catch_up(self, c: sqlite3.Connection) -> tuple[dict[UserId, str], set[UserId]]:
         """Forget the people whose documents changed since the last look."""
         docs, absent, seen = self._docs, self._absent, self._seen
         changes = c.execute(
