@@ -69,6 +69,43 @@ async def test_broker_delivers_in_publish_order_and_ack_removes(broker: Broker) 
     assert await broker.depth("t.p1") == 0
 
 
+async def test_settle_publishes_runs_the_records_in_order_then_acks(broker: Broker) -> None:
+    await broker.publish([out(b"claim")])
+    claimed = await broker.consume("t.p1", limit=1)
+    ran: list[str] = []
+
+    async def record(name: str) -> None:
+        assert await broker.depth("next.p1") == 1  # published first
+        ran.append(name)
+
+    await broker.settle(
+        claimed, [out(b"next", "next.p1")], [lambda: record("first"), lambda: record("second")]
+    )
+    assert ran == ["first", "second"]
+    assert await broker.depth("t.p1") == 0
+
+
+async def test_a_claim_whose_record_fails_is_not_acked(broker: Broker, clock: ManualClock) -> None:
+    await broker.publish([out(b"claim")])
+    claimed = await broker.consume("t.p1", limit=1)
+
+    async def failing() -> None:
+        raise RuntimeError("store away")
+
+    with pytest.raises(RuntimeError):
+        await broker.settle(claimed, [], [failing])
+    clock.advance(LEASE_S + 1)
+    assert [m.body for m in await broker.consume("t.p1", limit=1)] == [b"claim"]
+
+
+async def test_running_low_counts_what_is_due_not_what_is_held(broker: Broker) -> None:
+    await broker.publish([out(b"now %d" % i) for i in range(3)])
+    await broker.publish([out(b"later %d" % i, delay_s=60) for i in range(5)])
+    assert await broker.running_low("t.p1", 4)
+    assert not await broker.running_low("t.p1", 3)
+    assert await broker.running_low("empty.p1", 1)
+
+
 async def test_broker_hides_claimed_messages_until_the_lease_expires(
     broker: Broker, clock: ManualClock
 ) -> None:

@@ -175,8 +175,8 @@ async def test_without_the_windows_each_like_goes_out_on_its_own(
     await like(rt, "alice", "bob", "carol")
     (message,) = await rt.broker.consume("evaluate.p1", limit=1)
     result = await stage.handle([stage.decode(message)])
-    assert result.after_publish is not None
-    await result.after_publish()
+    (record,) = result.records
+    await record()
     page = await rt.stores.inbox.page(ANN, before=None, limit=10)
     assert len(page.items) == 3  # over-notify rather than lose
     assert len([o for o in result.outbound if o.topic == "push.p1"]) == 3

@@ -90,8 +90,8 @@ async def test_a_redelivered_pack_records_nothing_twice(runtime: Runtime) -> Non
     stage = evaluate_stage(runtime)
     for _ in range(2):  # the second time is a redelivery after a crash before the ack
         result = await stage.handle([stage.decode(message)])
-        if result.after_publish is not None:
-            await result.after_publish()
+        for record in result.records:
+            await record()
     for event_id in ids:
         assert await runtime.stores.inbox.count_for_event(event_id) == 1
         status = await runtime.stores.events.status(event_id)

@@ -63,8 +63,8 @@ async def test_fanout_turn_produces_bounded_batches_and_a_continuation(runtime: 
     assert [len(b.recipients) for b in produced] == [100, 100]
     (continuation,) = [FanoutTask.decode(o.body) for o in result.outbound if o.topic == "fanout.p1"]
     assert (continuation.batch_no, continuation.cursor) == (2, users(250)[199])
-    assert result.after_publish is not None
-    await result.after_publish()
+    (record,) = result.records
+    await record()
 
     last = await stage(runtime).handle([continuation])
     assert [b.batch_key for b in batches(last.outbound)] == ["2"]
@@ -74,11 +74,11 @@ async def test_fanout_turn_produces_bounded_batches_and_a_continuation(runtime: 
 async def test_fanout_ignores_a_stale_copy_of_a_turn(runtime: Runtime) -> None:
     task = await _followers_event(runtime, 250)
     result = await stage(runtime).handle([task])
-    assert result.after_publish is not None
-    await result.after_publish()
+    (record,) = result.records
+    await record()
     again = await stage(runtime).handle([task])  # redelivered after its checkpoint
     assert again.outbound == []
-    assert again.after_publish is None
+    assert not again.records
 
 
 async def test_fanout_redone_before_checkpoint_republishes_the_same_batch_keys(
@@ -154,7 +154,7 @@ async def test_fanout_hands_its_turn_back_while_evaluation_is_backed_up(
     (again,) = held.outbound  # no batches: the same turn, later
     assert (again.topic, again.delay_s) == ("fanout.p1", PAUSE_S)
     assert FanoutTask.decode(again.body) == task
-    assert held.after_publish is None  # the checkpoint does not move
+    assert not held.records  # the checkpoint does not move
 
     await runtime.broker.ack(await runtime.broker.consume("evaluate.p1", limit=2))  # drained
     clock.advance(2)  # past the cached load reading

@@ -213,8 +213,8 @@ async def test_caps_count_each_notification_once_across_redelivery(
     stage = evaluate_stage(runtime)
     for _ in range(2):
         result = await stage.handle([stage.decode(message)])
-        if result.after_publish is not None:
-            await result.after_publish()
+        for record in result.records:
+            await record()
     stamps = await runtime.stores.frequency.recent([BOB], clock.now() - 60)
     assert len(stamps[BOB]) == 1
 
@@ -341,8 +341,8 @@ async def test_without_frequency_counts_p0_and_p1_go_out_and_p2_waits(
         event_id = await send(runtime, spec)
         (message,) = await runtime.broker.consume(topic, limit=1)
         result = await stage.handle([stage.decode(message)])
-        assert result.after_publish is not None
-        await result.after_publish()
+        (record,) = result.records
+        await record()
         assert await inbox_count(runtime, event_id) == 1  # uncapped while counts are away
     promo = await send(runtime, PROMO)
     (message,) = await runtime.broker.consume("evaluate.p2", limit=1)

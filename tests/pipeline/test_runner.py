@@ -162,6 +162,25 @@ def test_runner_looks_at_priorities_then_downstream_stages_first(clock: ManualCl
     assert order == ["evaluate.p0", "fanout.p0", "evaluate.p2", "fanout.p2"]
 
 
+async def test_a_waiting_fan_out_turn_goes_first_once_its_evaluation_queue_runs_low(
+    clock: ManualClock,
+) -> None:
+    from clarion.pipeline.runner import LOW_WATER
+
+    fanout, evaluate = Scripted(name="fanout", claim_limit=1), Scripted(name="evaluate")
+    broker = MemoryBroker(clock)
+    runner = Runner(broker, [fanout, evaluate], clock, priorities=[Priority.P1, Priority.P0])
+    batches = [Outbound("evaluate.p1", b"batch %d" % i) for i in range(LOW_WATER)]
+    await broker.publish([Outbound("fanout.p1", b"turn"), *batches])
+    await runner.run_once()
+    assert (fanout.handled, len(evaluate.handled)) == ([], 10)  # deep enough: work in flight
+    await runner.run_once()
+    assert fanout.handled == [b"turn"]  # now low: the next turn before the evaluators run dry
+    await broker.publish([Outbound("fanout.p0", b"otp turn"), Outbound("evaluate.p0", b"otp")])
+    await runner.run_once()
+    assert evaluate.handled[-1] == b"otp"  # P0 keeps downstream first: latency over refill
+
+
 @dataclass
 class Slow:
     """Holds its batch until ``release`` is set, like a stage waiting on a slow provider."""

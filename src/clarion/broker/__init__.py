@@ -2,6 +2,6 @@
 outbox relay and retry timing; the SQLite and Redis brokers live with their backends
 (``clarion.backends``)."""
 
-from clarion.broker.base import Broker, DeadLetter, Message, Outbound
+from clarion.broker.base import Broker, DeadLetter, Message, Outbound, Record, settle_in_order
 
-__all__ = ["Broker", "DeadLetter", "Message", "Outbound"]
+__all__ = ["Broker", "DeadLetter", "Message", "Outbound", "Record", "settle_in_order"]

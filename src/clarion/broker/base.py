@@ -13,6 +13,9 @@ Delivery semantics, identical on every backend:
   visible to everyone again: that is how a SIGKILLed worker's batch is redelivered.
   Acks and nacks carry the lease they were given; one arriving after another consumer
   took the message over is ignored.
+* ``settle`` finishes a claim: publishes what handling it produced, runs the handler's
+  bookkeeping, and acks it, in that order. A backend whose queues and stores share a
+  database (SQLite) commits the publish with the first record and the ack with the last.
 * ``Message.attempts`` counts deliveries, starting at 1. A message handed out
   ``max_attempts`` times without an ack is moved to the dead-letter queue instead of being
   handed out again, so a message that kills its worker cannot kill workers forever.
@@ -22,9 +25,12 @@ Consumers must therefore be idempotent: the pipeline dedups at batch and deliver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+Record = Callable[[], Awaitable[None]]
+"""A stage's durable bookkeeping for a claim (``StageResult.records``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,17 @@ class Broker(Protocol):
         """Every non-empty topic's depth, in one read (for the load level)."""
         ...
 
+    async def settle(
+        self, messages: Sequence[Message], outbound: Sequence[Outbound], records: Sequence[Record]
+    ) -> None:
+        """Publish ``outbound``, run ``records`` in order, then ack ``messages``."""
+        ...
+
+    async def running_low(self, topic: str, below: int) -> bool:
+        """Whether fewer than ``below`` messages of ``topic`` wait for a worker: a cheap
+        probe, asked every round (a backend may count those in flight as waiting)."""
+        ...
+
     async def depth(self, topic: str) -> int:
         """Messages due or in flight on ``topic``: the backlog load shedding and backpressure
         act on. A message delayed to later (a batch held until quiet hours end, a retry's
@@ -122,3 +139,16 @@ class Broker(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def settle_in_order(
+    broker: Broker,
+    messages: Sequence[Message],
+    outbound: Sequence[Outbound],
+    records: Sequence[Record],
+) -> None:
+    """``Broker.settle`` one step at a time, for brokers that cannot join a store's commit."""
+    await broker.publish(outbound)
+    for record in records:
+        await record()
+    await broker.ack(messages)

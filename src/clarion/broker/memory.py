@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from clarion.broker.base import DeadLetter, Message, Outbound
+from clarion.broker.base import DeadLetter, Message, Outbound, Record, settle_in_order
 from clarion.clock import Clock
 
 
@@ -137,6 +137,16 @@ class MemoryBroker:
         gone = [d for d in self._dead if dead_id is None or d.id == dead_id]
         self._dead = [d for d in self._dead if d not in gone]
         return len(gone)
+
+    async def settle(
+        self, messages: Sequence[Message], outbound: Sequence[Outbound], records: Sequence[Record]
+    ) -> None:
+        await settle_in_order(self, messages, outbound, records)
+
+    async def running_low(self, topic: str, below: int) -> bool:
+        now = self._clock.now()
+        due = sum(1 for e in self._entries.values() if e.topic == topic and e.available_at <= now)
+        return due < below
 
     async def depth(self, topic: str) -> int:
         return (await self.depths()).get(topic, 0)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from clarion.backends.redis.broker import RedisBroker
-from clarion.broker.base import DeadLetter, Message, Outbound
+from clarion.broker.base import DeadLetter, Message, Outbound, Record, settle_in_order
 from clarion.topics import ALL_TOPICS
 
 _RELAY_LIMIT = 1000
@@ -111,6 +111,14 @@ class OutboxRelay:
 
     async def renew(self, messages: Sequence[Message]) -> None:
         await self._broker.renew(messages)
+
+    async def settle(
+        self, messages: Sequence[Message], outbound: Sequence[Outbound], records: Sequence[Record]
+    ) -> None:
+        await settle_in_order(self, messages, outbound, records)
+
+    async def running_low(self, topic: str, below: int) -> bool:
+        return await self._broker.running_low(topic, below)
 
     async def ack(self, messages: Sequence[Message]) -> None:
         await self._broker.ack(messages)

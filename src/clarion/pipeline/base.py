@@ -1,18 +1,19 @@
 """The Stage seam: take decoded messages, return what to publish next.
 
 A stage never touches the broker. It reads its stores, decides, and returns a
-``StageResult``; the runner publishes ``outbound``, then calls ``after_publish`` (the stage's
-own durable bookkeeping, which must only happen once the outbound messages are safe), then
-acks. A crash anywhere in that sequence redelivers the input, which every stage tolerates.
+``StageResult``; the runner has the broker settle it (``Broker.settle``): publish
+``outbound``, then run ``records`` in order (the stage's own durable bookkeeping, which must
+only happen once the outbound messages are safe), then ack. A crash anywhere in that
+sequence redelivers the input, which every stage tolerates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from clarion.broker import Message, Outbound
+from clarion.broker import Message, Outbound, Record
 
 T = TypeVar("T")
 
@@ -20,7 +21,8 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class StageResult:
     outbound: list[Outbound] = field(default_factory=list)
-    after_publish: Callable[[], Awaitable[None]] | None = None
+    records: Sequence[Record] = ()
+    """Each a commit of its own, at most: a bound on how long one holds the write lock."""
     items: int = 0
     """Units of work done (recipients, events), for throughput statistics."""
 

@@ -142,7 +142,7 @@ class DeliverStage:
             await self._deliveries.record_batches(results, self._worker, self._clock.now())
             observe.sent(self.channel, batches, sends, self._clock.now())
 
-        return StageResult(outbound, record, len(sends))
+        return StageResult(outbound, [record], len(sends))
 
     async def _acknowledged(
         self, batches: list[DeliveryBatch]

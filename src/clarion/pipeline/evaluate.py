@@ -26,6 +26,7 @@ deterministic key, so a redelivered claim re-holds them under the same key.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from itertools import filterfalse
@@ -141,12 +142,15 @@ class EvaluateStage:
             collected += [(batch.header, item) for item in result.digest]
         outbound += await digests.schedule(self._digests, collected, context.now)
 
-        async def record() -> None:
-            for group in _commit_groups(results):
-                await self._deliveries.record_batches(group, self._worker, self._clock.now())
-            observe.evaluated(items, results, self._clock.now())
+        groups = _commit_groups(results)
 
-        return StageResult(outbound, record, sum(len(b.recipients) for b in items))
+        async def record(group: list[BatchResult]) -> None:
+            await self._deliveries.record_batches(group, self._worker, self._clock.now())
+            if group is groups[-1]:
+                observe.evaluated(items, results, self._clock.now())
+
+        records = [functools.partial(record, group) for group in groups]
+        return StageResult(outbound, records, sum(len(b.recipients) for b in items))
 
     async def _context(self, items: list[RecipientBatch]) -> Context:
         context = Context(self._clock.now(), await self._switches.current())

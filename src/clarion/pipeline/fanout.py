@@ -133,7 +133,7 @@ class FanoutStage:
                     task.header.seq, f"stopped by kill switch {kill}", state="killed"
                 )
 
-        return StageResult(outbound, checkpoint if advances else None, recipients)
+        return StageResult(outbound, [checkpoint] if advances else [], recipients)
 
     async def _turn(self, task: FanoutTask) -> _Turn:
         if task.fan_out is FanOut.DIRECT:

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from clarion.backends.redis.scripts import ACK, BURY, CLAIM, NACK, RENEW
-from clarion.broker.base import DeadLetter, Message, Outbound
+from clarion.broker.base import DeadLetter, Message, Outbound, Record, settle_in_order
 from clarion.clock import Clock
 
 _GROUP = "clarion"
@@ -232,6 +232,14 @@ class RedisBroker:
             gone += int(await self._redis.xlen(key))
             await self._redis.delete(key)
         return gone
+
+    async def settle(
+        self, messages: Sequence[Message], outbound: Sequence[Outbound], records: Sequence[Record]
+    ) -> None:
+        await settle_in_order(self, messages, outbound, records)
+
+    async def running_low(self, topic: str, below: int) -> bool:
+        return await self.depth(topic) < below
 
     async def depth(self, topic: str) -> int:
         return (await self._depths([topic]))[topic]

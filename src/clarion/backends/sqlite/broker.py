@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clarion.backends.sqlite import SqliteDatabase
-from clarion.broker.base import DeadLetter, Message, Outbound
+from clarion.broker.base import DeadLetter, Message, Outbound, Record
 from clarion.clock import Clock
 
 _CLAIM = """
@@ -210,6 +210,35 @@ class SqliteBroker:
         return await self._db.write(
             lambda c: c.execute("DELETE FROM dead_letters WHERE id = ?", (_int(dead_id),)).rowcount
         )
+
+    async def settle(
+        self, messages: Sequence[Message], outbound: Sequence[Outbound], records: Sequence[Record]
+    ) -> None:
+        """The publish joins the first record's commit and the ack the last's: two fewer
+        turns at the write lock per claim (under a fan-out each worker waited for it about
+        a fifth of the time). Each record keeps a commit of its own otherwise, so none
+        holds the lock longer than before (``evaluate._RECIPIENTS_PER_COMMIT``)."""
+        last = max(len(records) - 1, 0)
+        for i in range(last + 1):
+            async with self._db.together():
+                if i == 0:
+                    await self.publish(outbound)
+                if records:
+                    await records[i]()
+                if i == last:
+                    await self.ack(messages)
+
+    async def running_low(self, topic: str, below: int) -> bool:
+        now = self._clock.now()
+        row = await self._db.read(
+            lambda c: c.execute(
+                # At most ``below`` index entries read, however many are held for later.
+                "SELECT count(*) FROM (SELECT 1 FROM queue WHERE topic = ? AND available_at <= ?"
+                " LIMIT ?)",
+                (topic, now, below),
+            ).fetchone()
+        )
+        return int(row[0]) < below
 
     async def depth(self, topic: str) -> int:
         now = self._clock.now()

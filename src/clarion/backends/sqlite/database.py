@@ -50,8 +50,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
@@ -119,6 +119,10 @@ class SqliteDatabase:
         self._conn = _connect(self.path, synchronous, self._checkpoint_pages)
         self._guard = threading.RLock()
         self._closed = False
+        self._unit: asyncio.Task[object] | None = None
+        """The task whose ``together`` block is open, if any."""
+        self._unit_over: asyncio.Event | None = None
+        """Set when that block ends."""
         self.gate: WriteGate | None = None
         """Consulted around each write transaction: a worker gives way to P0 work there
         (``Runner``), so an OTP's commits do not queue behind its batches."""
@@ -133,11 +137,13 @@ class SqliteDatabase:
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in autocommit mode: each statement sees the latest commit."""
+        await self._outside_unit()
         with self._guard:
             return fn(self._conn)
 
     async def snapshot(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside one read transaction, so all its statements see the same state."""
+        await self._outside_unit()
         with self._guard:
             self._conn.execute("BEGIN")
             try:
@@ -146,10 +152,59 @@ class SqliteDatabase:
                 self._conn.execute("COMMIT")
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one write transaction: all of it commits, or none of it."""
+        """Run ``fn`` in one write transaction: all of it commits, or none of it. Inside
+        ``together``, the calling task's ``fn`` joins the transaction open there."""
+        if self._unit is not None and self._unit is asyncio.current_task():
+            return fn(self._conn)
+        await self._outside_unit()
         gate = self.gate
         if gate is not None and gate.urgent():
             return await self._write_unqueued(fn)
+        async with self._locked():
+            result = self._transaction(fn)
+        if self._flusher is not None:
+            self._flusher.after_commit()
+        return result
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """The calling task's writes inside the block are one transaction: they commit
+        together when it ends, or not at all if it raises, and the write lock is taken
+        once. A worker completes a claim so (its outbound messages, records and ack): each
+        write it saves is a wait for the lock saved, and under a fan-out the lock is busy
+        most of the time. The block must not wait for anything but its own writes: the
+        process's other tasks wait for it to end before they read or write."""
+        await self._outside_unit()
+        gate = self.gate
+        urgent = gate is not None and gate.urgent()
+        async with self._begun_unqueued() if urgent else self._locked():
+            if not urgent:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._unit, self._unit_over = asyncio.current_task(), asyncio.Event()
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._unit = None
+                self._unit_over.set()
+        if self._flusher is not None and not urgent:
+            self._flusher.after_commit()
+
+    async def _outside_unit(self) -> None:
+        """Another task's ``together`` block is open: wait for its end (its changes are
+        not committed yet, and this connection would see them or join them)."""
+        while self._unit is not None and self._unit is not asyncio.current_task():
+            assert self._unit_over is not None
+            await self._unit_over.wait()
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The cross-process write lock, taken in turn (``WriteGate``)."""
+        gate = self.gate
         handed_back = False
         while True:
             if gate is not None:
@@ -161,10 +216,26 @@ class SqliteDatabase:
                 if gate is not None and not handed_back and gate.should_yield():
                     handed_back = True
                     continue
-                result = self._transaction(fn)
-            if self._flusher is not None:
-                self._flusher.after_commit()
-            return result
+                yield
+                return
+
+    @asynccontextmanager
+    async def _begun_unqueued(self) -> AsyncIterator[None]:
+        """SQLite's write lock taken without queueing for the ``flock`` (P0 work), the
+        transaction begun, and no checkpoint at its commit (``_write_unqueued``)."""
+        deadline = time.monotonic() + URGENT_WAIT_S
+        while True:
+            with self._guard:
+                if self._begin_now():
+                    self._conn.execute("PRAGMA wal_autocheckpoint=0")
+                    try:
+                        yield
+                        return
+                    finally:
+                        self._conn.execute(f"PRAGMA wal_autocheckpoint={self._checkpoint_pages}")
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError("database is locked")
+            await asyncio.sleep(_URGENT_POLL_S)
 
     async def _write_unqueued(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """P0 work's writes do not queue for the ``flock``: they take SQLite's write lock as
@@ -173,18 +244,8 @@ class SqliteDatabase:
         lock is released before the checkpoint, so an OTP waits at most for the bulk
         transaction in progress. Nor does a P0 commit run a WAL checkpoint: that is bulk
         work's chore."""
-        deadline = time.monotonic() + URGENT_WAIT_S
-        while True:
-            with self._guard:
-                if self._begin_now():
-                    self._conn.execute("PRAGMA wal_autocheckpoint=0")
-                    try:
-                        return self._transaction(fn, begun=True)
-                    finally:
-                        self._conn.execute(f"PRAGMA wal_autocheckpoint={self._checkpoint_pages}")
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("database is locked")
-            await asyncio.sleep(_URGENT_POLL_S)
+        async with self._begun_unqueued():
+            return self._transaction(fn, begun=True)
 
     def _begin_now(self) -> bool:
         """``BEGIN IMMEDIATE`` without the busy handler's sleeps; whether it began."""
