@@ -48,7 +48,9 @@ def evaluated(
             if users:
                 delivered[(channel.value, provider)] += len(users)
                 handovers.add(header, channel, len(users))
-        reasons.update(label(o.reason) for o in result.outcomes if o.outcome is Outcome.SUPPRESSED)
+        why = Counter(o.reason for o in result.outcomes if o.outcome is Outcome.SUPPRESSED)
+        for reason, n in why.items():  # labelled once per reason, not per person
+            reasons[label(reason)] += n
         for _, reason, users in result.unreachable:
             reasons[label(reason)] += len(users)
     for (channel_name, provider), n in delivered.items():

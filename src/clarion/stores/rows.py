@@ -4,6 +4,7 @@ so a stored row reads back the same whichever database held it."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -279,14 +280,15 @@ def suppression_rows(
     a suppression's log row names its reason; people no channel reaches have only per-channel
     rows (``no_channel``); entries the commit found superseded are ``superseded``."""
     counts: dict[tuple[Seq, str], int] = {}
+    suppressed = Outcome.SUPPRESSED
     for result, users in zip(results, kept, strict=True):
         seq = result.seq
-        logged = 0
-        for o in result.outcomes:
-            if o.outcome is Outcome.SUPPRESSED:
-                key = (seq, label(o.reason))
-                counts[key] = counts.get(key, 0) + 1
-                logged += 1
+        # Counted by reason first (C), labelled once per reason: this runs in the commit.
+        reasons = Counter(o.reason for o in result.outcomes if o.outcome is suppressed)
+        for reason, n in reasons.items():
+            key = (seq, label(reason))
+            counts[key] = counts.get(key, 0) + n
+        logged = reasons.total()
         for key, n in (
             ((seq, NO_CHANNEL), result.suppressed - logged),
             ((seq, SUPERSEDED_OUTCOME[2]), len(result.inbox) - len(users)),
