@@ -5,6 +5,7 @@ local hours, progress."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from collections import Counter
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from clarion.campaigns.expansion import Expansion, local_wait
+from clarion.worker import build_runner
 from tests.conftest import Api, unique
 
 
@@ -255,3 +257,34 @@ def _quiet_now() -> dict[str, str]:
     hour = dt.datetime.now(dt.UTC).hour
     return {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00",
             "timezone": "UTC"}  # fmt: skip
+
+
+def test_expansion_waits_out_backpressure_inside_its_round(api: Api) -> None:
+    """Evaluation behind: the holder waits for the queue to drain and goes on in the same
+    round, so the queue is fed again the moment it can take more (not a round later)."""
+    people = [unique("bp") for _ in range(6_000)]  # a page of 50 batches, then 10 more
+    made = api.call(
+        "POST", "/v1/audiences", params={"name": "crowd"}, content="\n".join(people),
+        headers={"Content-Type": "text/plain"},
+    )  # fmt: skip
+    campaign = _campaign(api, {"audience": made.json()["id"]})
+    tight = dataclasses.replace(
+        api.runtime, settings=dataclasses.replace(api.runtime.settings, fanout_pause_depth=10)
+    )
+    runner = build_runner(api.runtime, name="behind")
+
+    async def expand_while_evaluating() -> tuple[int, bool]:
+        expanding = asyncio.create_task(Expansion(tight, unique("scheduler-")).tick())
+        await asyncio.sleep(0.3)
+        waited = not expanding.done()  # 50 batches queued: the next page waits
+        await runner.drain()
+        return await expanding, waited
+
+    try:
+        written, waited = api.run(expand_while_evaluating())
+    finally:
+        api.run(runner.close())
+    assert (written, waited) == (6_000, True)
+    api.drain()
+    shown = api.call("GET", f"/v1/campaigns/{campaign['id']}").json()
+    assert (shown["state"], shown["delivered"]) == ("completed", 6_000)

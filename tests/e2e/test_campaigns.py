@@ -63,7 +63,10 @@ def _everyone_once(settings: Settings) -> None:
 def test_three_schedulers_race_and_everyone_gets_it_once(
     tmp_path: Path, broker_url: str | None, store_url: str | None
 ) -> None:
-    settings = Settings(db=tmp_path / "c.db", broker=broker_url, store=store_url)
+    settings = Settings(  # six pages of expansion (500 people each) to race over
+        db=tmp_path / "c.db", broker=broker_url, store=store_url,
+        batch_size=100, fanout_slice_batches=5,
+    )  # fmt: skip
     key = prepared(settings, PROMO)
     workers = [WorkerSpec(f"w{n}") for n in range(3)]
     with LocalClarion(settings, workers) as local:

@@ -6,7 +6,7 @@ throttled one, whose rate is measured against what it was asked.
 * upload: ids/s from the first byte sent to the 201 (the API parses, folds repeats and
   writes them; the ids are new);
 * segment: people/s through the store's paging, as a campaign's expansion reads them
-  (pages of ``campaigns.expansion.PAGE``), with a filter on three attributes;
+  (pages of ``campaigns.expansion.step_size``), with a filter on three attributes;
 * campaign: recipients/s from the campaign's start to its last batch evaluated, with the
   API process and two workers (each one a scheduler);
 * throttle: the expansion's rate over the measured window, and its error against the
@@ -34,7 +34,7 @@ from clarion.bench.backends import owned_backends
 from clarion.bench.driver import Progress
 from clarion.bench.population import realistic
 from clarion.campaigns import segments
-from clarion.campaigns.expansion import PAGE
+from clarion.campaigns.expansion import step_size
 from clarion.config import Settings
 from clarion.errors import BackendError
 from clarion.keys import create_key
@@ -173,7 +173,8 @@ async def _segment(settings: Settings, report: Progress) -> tuple[float, int]:
         report("segment", 0, None)
         started = time.perf_counter()
         after, matched = None, 0
-        while page := await runtime.stores.users.matching(conditions, after, PAGE):
+        size = step_size(settings)
+        while page := await runtime.stores.users.matching(conditions, after, size):
             matched += len(page)
             after = page[-1]
             report("segment", matched, None)

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from clarion.broker import Outbound
 from clarion.campaigns import segments
 from clarion.campaigns.model import Campaign, band
+from clarion.config import Settings
 from clarion.models import Event, FanOut, Priority, TypeSpec
 from clarion.pipeline.messages import EventHeader, RecipientBatch, encode_batches
 from clarion.runtime import Runtime
@@ -36,7 +37,7 @@ from clarion.topics import EVALUATE, topic
 from clarion.types import EventId, Seq, UserId
 
 log = logging.getLogger(__name__)
-PAGE = 1_000
+BACKPRESSURE_POLL_S = 0.05
 ROUND_S = 5.0
 """A holder expands for this long (machine time), then lets the campaign come round."""
 CATCH_UP_S = 1.0
@@ -81,8 +82,8 @@ class Expansion:
         ends = time.monotonic() + ROUND_S
         written = 0
         while time.monotonic() < ends:
-            if await runtime.broker.depth(_TOPIC) > runtime.settings.fanout_pause_depth:
-                break  # evaluation is behind: come back next round
+            if not await self._evaluation_keeps_up(ends):
+                break  # evaluation is still behind at the round's end
             wait = campaign.paced_until - clock.now()
             if wait > 0:  # the throttle: the next page when its time comes
                 if time.monotonic() + wait >= ends:
@@ -102,22 +103,26 @@ class Expansion:
     ) -> tuple[Campaign, int, bool] | None:
         runtime = self._runtime
         now = runtime.clock.now()
-        size = PAGE
+        batch_size = runtime.settings.batch_size
+        size = step_size(runtime.settings)
         rate = campaign.throttle_per_s
         if rate is not None:  # small pages, ten a second: the rate holds within a second
-            size = max(1, min(PAGE, int(rate / 10)))
+            size = max(1, min(batch_size, int(rate / 10)))
         people = await self._people(campaign, size)
         lo, hi = campaign.band_from, campaign.band_to
-        chosen = [u for u in people if lo <= band(campaign.id, u) < hi]
+        chosen = people if (lo, hi) == (0, 100) else [
+            u for u in people if lo <= band(campaign.id, u) < hi
+        ]  # fmt: skip
         waits = await self._waits(campaign, chosen, now)
         outbound: list[Outbound] = []
-        for n, (delay, users) in enumerate(sorted(waits.items())):
+        for delay, users in sorted(waits.items()):
             page_header = dataclasses.replace(
                 header, created_at=now + delay, expires_at=now + delay + ttl_s
             )
-            key = f"c{hi}.{campaign.pages + n}"
-            batch = RecipientBatch(page_header, key, users)
-            outbound.append(encode_batches([batch], delay_s=delay))
+            for at in range(0, len(users), batch_size):
+                key = f"c{hi}.{campaign.pages + len(outbound)}"
+                batch = RecipientBatch(page_header, key, users[at : at + batch_size])
+                outbound.append(encode_batches([batch], delay_s=delay))
         cursor = people[-1] if people else campaign.cursor
         band_range = (lo, hi)
         finished = False
@@ -157,6 +162,17 @@ class Expansion:
         )
         return moved, len(chosen), finished
 
+    async def _evaluation_keeps_up(self, ends: float) -> bool:
+        """Backpressure: wait (until the round ``ends`` at most) while the evaluate queue
+        holds more than ``fanout_pause_depth`` batches. Waiting here rather than ending
+        the round keeps the queue fed the moment it drains below that depth."""
+        runtime = self._runtime
+        while await runtime.broker.depth(_TOPIC) > runtime.settings.fanout_pause_depth:
+            if time.monotonic() + BACKPRESSURE_POLL_S >= ends:
+                return False
+            await asyncio.sleep(BACKPRESSURE_POLL_S)
+        return True
+
     async def _people(self, campaign: Campaign, size: int) -> list[UserId]:
         stores = self._runtime.stores
         audience = campaign.audience
@@ -187,6 +203,12 @@ class Expansion:
             delay = local_wait(now, zones.get(person, "UTC"), hour, minute)
             waits.setdefault(delay, []).append(person)
         return waits
+
+
+def step_size(settings: Settings) -> int:
+    """People per page of an unthrottled expansion: as many as a fan-out turn makes
+    batches of, so a campaign feeds evaluation in writes as few as a follower fan-out."""
+    return settings.batch_size * settings.fanout_slice_batches
 
 
 def local_wait(now: float, zone: str, hour: int, minute: int) -> float:

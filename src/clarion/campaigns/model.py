@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -103,13 +103,3 @@ def band(campaign_id: str, user: UserId) -> int:
     """The person's place in the campaign's rollout, 0 to 99, the same every time."""
     digest = hashlib.blake2b(f"{campaign_id}\x1f{user}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big") % 100
-
-
-@dataclass(slots=True)
-class Page:
-    """One step of a campaign's expansion, written in one transaction (fenced)."""
-
-    cursor: str | None
-    targeted: int
-    batches: list[tuple[list[UserId], float]] = field(default_factory=list)
-    """The page's recipients in the rollout, grouped by how long they wait (local time)."""

@@ -100,8 +100,8 @@ class SqliteCampaignStore:
     async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[Campaign]:
         """Take the lease of campaigns due to run that nobody holds; each gets a new token."""
 
-        def _claim(c: sqlite3.Connection) -> list[Campaign]:
-            ids = [
+        def _claimable(c: sqlite3.Connection) -> list[str]:
+            return [
                 r[0]
                 for r in c.execute(
                     f"SELECT id FROM campaigns WHERE state IN {_CLAIMABLE} AND start_at <= ?"
@@ -110,6 +110,9 @@ class SqliteCampaignStore:
                     (now, now, owner, now, limit),
                 )
             ]
+
+        def _claim(c: sqlite3.Connection) -> list[Campaign]:
+            ids = _claimable(c)  # again, under the write lock: someone may have claimed
             c.executemany(
                 "UPDATE campaigns SET state = 'running', lease_owner = ?, lease_until = ?,"
                 " token = token + 1, updated_at = ? WHERE id = ?",
@@ -122,6 +125,9 @@ class SqliteCampaignStore:
                 for i in ids
             ]
 
+        # Every scheduler asks several times a second: only a claim takes the write lock.
+        if not await self._db.read(_claimable):
+            return []
         return await self._db.write(_claim)
 
     async def begin(self, campaign: Campaign, event: Event, now: float) -> int | None:
