@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,6 +21,7 @@ from clarion.stores.base import FrequencyStore
 from clarion.types import Seq, UserId
 from tests.backends import rows
 
+T = TypeVar("T")
 ANN, BOB = UserId("ann"), UserId("bob")
 HOURLY = FrequencyCaps(per_hour=3)
 
@@ -104,6 +107,36 @@ async def test_two_processes_racing_for_one_person_never_share_the_last_place(
         await other.close()
     assert sum(a.room for a in answers) == 3
     assert len((await mine.recent([ANN], clock.now() - 60))[ANN]) == 3
+
+
+async def test_a_place_taken_between_the_read_and_the_lock_is_seen_sqlite(
+    backend: str,
+    runtime: Runtime,
+    settings: Settings,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite decides before it takes the write lock: another process taking the last place
+    between that read and the lock must make it decide again, under the lock."""
+    if backend != "sqlite" or runtime._sqlite is None:
+        pytest.skip("the optimistic read is the embedded store's")
+    other = open_runtime(settings, clock=clock)
+    hourly = FrequencyCaps(per_hour=1)
+    read = runtime._sqlite.read
+
+    async def read_then_the_other_process_reserves(fn: Callable[[Any], T]) -> T:
+        found = await read(fn)
+        assert await places(other).reserve(asks(ANN, range(7, 8), hourly), clock.now()) == [UNDER]
+        return found
+
+    monkeypatch.setattr(runtime._sqlite, "read", read_then_the_other_process_reserves)
+    try:
+        (answer,) = await places(runtime).reserve(asks(ANN, range(1, 2), hourly), clock.now())
+    finally:
+        monkeypatch.undo()
+        await other.close()
+    assert answer.over_hour
+    assert len((await places(runtime).recent([ANN], clock.now() - 60))[ANN]) == 1
 
 
 async def test_places_kept_one_row_each_carry_over_into_one_row_per_person(

@@ -142,15 +142,15 @@ class EvaluateStage:
             collected += [(batch.header, item) for item in result.digest]
         outbound += await digests.schedule(self._digests, collected, context.now)
 
-        groups = _commit_groups(results)
-
         async def record(group: list[BatchResult]) -> None:
             await self._deliveries.record_batches(group, self._worker, self._clock.now())
-            if group is groups[-1]:
-                observe.evaluated(items, results, self._clock.now())
 
-        records = [functools.partial(record, group) for group in groups]
-        return StageResult(outbound, records, sum(len(b.recipients) for b in items))
+        return StageResult(
+            outbound,
+            [functools.partial(record, group) for group in _commit_groups(results)],
+            sum(len(b.recipients) for b in items),
+            settled=lambda: observe.evaluated(items, results, self._clock.now()),
+        )
 
     async def _context(self, items: list[RecipientBatch]) -> Context:
         context = Context(self._clock.now(), await self._switches.current())

@@ -269,6 +269,8 @@ class Runner:
         self, stage: Stage[Any], messages: list[Message], result: StageResult
     ) -> None:
         await self._broker.settle(messages, result.outbound, result.records)
+        if result.settled is not None:
+            result.settled()
         self._counters[stage.name].items += result.items
 
     async def _failed(self, stage: Stage[Any], message: Message, item: Any, exc: Exception) -> None:
