@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.pages import id_page
 from clarion.stores.records import Audience
 from clarion.types import UserId
 
@@ -72,11 +73,11 @@ class SqliteAudienceStore:
         return [_audience(r) for r in rows]
 
     async def page(self, audience_id: str, after: str | None, limit: int) -> list[UserId]:
-        rows = await self._db.read(
-            lambda c: c.execute(
-                "SELECT user_id FROM audience_members WHERE audience_id = ? AND user_id > ?"
-                " ORDER BY user_id LIMIT ?",
+        return await self._db.read(
+            lambda c: id_page(
+                c,
+                "SELECT user_id AS id FROM audience_members WHERE audience_id = ?"
+                " AND user_id > ? ORDER BY user_id LIMIT ?",
                 (audience_id, after or "", limit),
-            ).fetchall()
+            )
         )
-        return [UserId(r[0]) for r in rows]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import orjson
 
 from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.pages import id_page
 from clarion.types import UserId
 
 
@@ -58,26 +59,23 @@ class SqliteFollowerStore:
         return 0 if row is None else int(row[0])
 
     async def page(self, creator: UserId, *, after: UserId | None, limit: int) -> list[UserId]:
-        rows = await self._db.read(
-            lambda c: c.execute(
-                "SELECT follower_id FROM followers WHERE creator_id = ? AND follower_id > ?"
-                " ORDER BY follower_id LIMIT ?",
+        return await self._db.read(
+            lambda c: id_page(
+                c,
+                "SELECT follower_id AS id FROM followers WHERE creator_id = ?"
+                " AND follower_id > ? ORDER BY follower_id LIMIT ?",
                 (creator, after or "", limit),
-            ).fetchall()
+            )
         )
-        return [UserId(r[0]) for r in rows]
 
     async def between(
         self, creator: UserId, *, after: UserId | None, upto: UserId | None
     ) -> list[UserId]:
-        sql = "SELECT follower_id FROM followers WHERE creator_id = ? AND follower_id > ?"
+        sql = "SELECT follower_id AS id FROM followers WHERE creator_id = ? AND follower_id > ?"
         params: tuple[str, ...] = (creator, after or "")
         if upto is not None:
             sql, params = sql + " AND follower_id <= ?", (*params, upto)
-        rows = await self._db.read(
-            lambda c: c.execute(sql + " ORDER BY follower_id", params).fetchall()
-        )
-        return [UserId(r[0]) for r in rows]
+        return await self._db.read(lambda c: id_page(c, sql + " ORDER BY follower_id", params))
 
 
 def _log_changes(c: sqlite3.Connection, creator: UserId, ids: bytes, *, added: bool) -> None:

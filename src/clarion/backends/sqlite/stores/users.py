@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 
 from clarion.backends.sqlite import SqliteDatabase
+from clarion.backends.sqlite.pages import id_page
 from clarion.campaigns import segments
 from clarion.campaigns.segments import Condition
 from clarion.stores.records import UserProfile
@@ -81,13 +82,12 @@ class SqliteUserStore:
         self, conditions: Sequence[Condition] | None, after: str | None, limit: int
     ) -> list[UserId]:
         params: list[Any] = [after or ""]
-        sql = "SELECT u.user_id FROM users u WHERE u.user_id > ?1"
+        sql = "SELECT u.user_id AS id FROM users u WHERE u.user_id > ?1"
         if conditions:
             sql += " AND " + _where(conditions, params)
         params.append(limit)
         sql += f" ORDER BY u.user_id LIMIT ?{len(params)}"
-        rows = await self._db.read(lambda c: c.execute(sql, params).fetchall())
-        return [UserId(r[0]) for r in rows]
+        return await self._db.read(lambda c: id_page(c, sql, params))
 
     async def count_matching(self, conditions: Sequence[Condition] | None) -> int:
         params: list[Any] = []
