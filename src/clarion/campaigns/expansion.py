@@ -199,8 +199,12 @@ class Expansion:
         zones = await self._runtime.stores.users.timezones(people)
         hour, minute = (int(p) for p in campaign.local_time.split(":"))
         waits: dict[float, list[UserId]] = {}
+        by_zone: dict[str, float] = {}  # a page of 50,000 people lives in a few hundred zones
         for person in people:
-            delay = local_wait(now, zones.get(person, "UTC"), hour, minute)
+            zone = zones.get(person, "UTC")
+            delay = by_zone.get(zone)
+            if delay is None:
+                delay = by_zone[zone] = local_wait(now, zone, hour, minute)
             waits.setdefault(delay, []).append(person)
         return waits
 
