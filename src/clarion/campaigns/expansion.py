@@ -110,9 +110,9 @@ class Expansion:
             size = max(1, min(batch_size, int(rate / 10)))
         people = await self._people(campaign, size)
         lo, hi = campaign.band_from, campaign.band_to
-        chosen = people if (lo, hi) == (0, 100) else [
-            u for u in people if lo <= band(campaign.id, u) < hi
-        ]  # fmt: skip
+        chosen = people
+        if (lo, hi) != (0, 100):  # a partial rollout: only the people in its bands
+            chosen = [u for u in people if lo <= band(campaign.id, u) < hi]
         waits = await self._waits(campaign, chosen, now)
         outbound: list[Outbound] = []
         for delay, users in sorted(waits.items()):
