@@ -191,6 +191,11 @@ class Runtime:
         """The stores' periodic chores (PostgreSQL: the delivery log's next partitions)."""
         return await self._postgres.upkeep() if self._postgres is not None else []
 
+    def store_version(self) -> int | None:
+        """A number that changes whenever another process commits to the store (SQLite's
+        ``data_version``, microseconds to read); None where no such cheap probe exists."""
+        return self._sqlite.data_version() if self._sqlite is not None else None
+
     def gate_writes(self, gate: WriteGate) -> None:
         """Let ``gate`` order this process's write transactions against other processes',
         P0 work first (``Runner`` in a worker, ``LaneGate`` in the API). Only SQLite needs

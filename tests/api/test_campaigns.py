@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from clarion.campaigns.expansion import Expansion, local_wait
+from clarion.runtime import open_runtime
+from clarion.scheduling import scheduler as scheduling
 from clarion.worker import build_runner
 from tests.conftest import Api, unique
 
@@ -288,3 +291,41 @@ def test_expansion_waits_out_backpressure_inside_its_round(api: Api) -> None:
     api.drain()
     shown = api.call("GET", f"/v1/campaigns/{campaign['id']}").json()
     assert (shown["state"], shown["delivered"]) == ("completed", 6_000)
+
+
+def test_a_campaign_starts_when_it_is_created_not_a_tick_later(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a resting scheduler hears another process's commit: with a minute between
+    its rounds, a campaign created to start now still starts at once."""
+    if api.runtime.settings.store is not None:
+        pytest.skip("PostgreSQL has no cheap commit probe: its schedulers look every tick")
+    monkeypatch.setattr(scheduling, "TICK_S", 60.0)
+    elsewhere = open_runtime(api.runtime.settings, clock=api.clock)  # another connection
+    stop = asyncio.Event()
+
+    async def start() -> asyncio.Task[None]:
+        running = asyncio.create_task(scheduling.Scheduler(elsewhere, "elsewhere").run(stop))
+        await asyncio.sleep(0.1)  # its first round found nothing: it rests
+        return running
+
+    running = api.run(start())
+    try:
+        people = [unique("soon") for _ in range(50)]
+        audience = api.call("POST", "/v1/audiences", json={"user_ids": people}).json()
+        made = _campaign(api, {"audience": audience["id"]})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            shown = api.call("GET", f"/v1/campaigns/{made['id']}").json()
+            if shown["targeted"] == 50:
+                break
+            time.sleep(0.02)
+        assert shown["targeted"] == 50, shown
+    finally:
+        stop.set()
+
+        async def finish() -> None:
+            await running
+            await elsewhere.close()
+
+        api.run(finish())
