@@ -122,16 +122,32 @@ def test_bench_fanout_refuses_a_store_it_cannot_use(redis_url: str) -> None:
         assert "Traceback" not in done.stderr
 
 
-def test_bench_fanout_refuses_bad_worker_counts() -> None:
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("fanout", "--workers", "two"), "workers"),
+        (("fanout", "--followers", "0"), "--followers"),
+        (("ingest", "--batch", "-5"), "--batch"),
+        (("ingest", "--seconds", "0"), "seconds"),
+        (("evaluate", "--others", "x"), "others"),
+        (("evaluate", "--others", "0"), "others"),
+        (("push", "--pushes", "0"), "--pushes"),
+        (("email", "--messages", "0"), "--messages"),
+        (("aggregate", "--concurrency", "0"), "--concurrency"),
+    ],
+)
+def test_bench_refuses_sizes_it_cannot_measure(args: tuple[str, ...], named: str) -> None:
+    """Zero or negative sizes are refused up front, naming the option: measured, they
+    gave a table of zeros or a division by zero."""
     done = subprocess.run(
-        [sys.executable, "-m", "clarion", "bench", "fanout", "--workers", "two"],
+        [sys.executable, "-m", "clarion", "bench", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode != 0
-    assert "workers" in done.stderr
+    assert named in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 
 @app.command("fanout")
 def fanout(
-    followers: Annotated[int, typer.Option(help="Followers of the celebrity.")] = 1_000_000,
+    followers: Annotated[int, typer.Option(min=1, help="Followers of the celebrity.")] = 1_000_000,
     workers: Annotated[
         str, typer.Option(help="Worker processes; a list such as 1,2 runs once for each.")
     ] = "2",
-    batch_size: Annotated[int, typer.Option(help="Recipients per batch.")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Recipients per batch.")] = 1000,
     broker: BrokerOption = None,
     partitions: Annotated[
         bool,
@@ -138,7 +138,7 @@ def _fanout_table(result: FanoutReport) -> None:
 
 @app.command("evaluate")
 def evaluate(
-    batch: Annotated[int, typer.Option(help="Recipients in the batch to report.")] = 10_000,
+    batch: Annotated[int, typer.Option(min=1, help="Recipients in the batch to report.")] = 10_000,
     others: Annotated[
         str, typer.Option(help="Other batch sizes to measure, comma-separated.")
     ] = "1000,100000",
@@ -149,7 +149,12 @@ def evaluate(
     evaluated before) at the reported size."""
     from clarion.bench.evaluate import run_evaluate
 
-    extra = [int(n) for n in others.split(",") if n.strip()]
+    try:
+        extra = [int(n) for n in others.split(",") if n.strip()]
+    except ValueError:
+        raise InputError.single("others", "batch sizes separated by commas") from None
+    if any(n < 1 for n in extra):
+        raise InputError.single("others", "every batch size must be at least 1")
     result = run_evaluate(batch, extra)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
@@ -170,7 +175,7 @@ def evaluate(
 
 @app.command("campaign")
 def campaign(
-    people: Annotated[int, typer.Option(help="The audience: this many people.")] = 1_000_000,
+    people: Annotated[int, typer.Option(min=1, help="The audience: this many people.")] = 1_000_000,
     throttle: Annotated[float, typer.Option(help="The throttled campaign's rate.")] = 10_000,
     throttle_seconds: Annotated[float, typer.Option(help="How long to measure it.")] = 60.0,
     broker: BrokerOption = None,
@@ -213,7 +218,7 @@ def campaign(
 
 @app.command("isolation")
 def isolation(
-    flood: Annotated[int, typer.Option(help="Recipients of the P2 campaign.")] = 1_000_000,
+    flood: Annotated[int, typer.Option(min=1, help="Recipients of the P2 campaign.")] = 1_000_000,
     otps: Annotated[
         int | None,
         typer.Option(min=1, help="OTPs timed while idle. \\[default: 300]", show_default=False),
@@ -260,10 +265,12 @@ def isolation(
 
 @app.command("aggregate")
 def aggregate(
-    events: Annotated[int, typer.Option(help="Likes to send (batches of 1,000).")] = 1_000_000,
+    events: Annotated[
+        int, typer.Option(min=1, help="Likes to send (batches of 1,000).")
+    ] = 1_000_000,
     window: Annotated[float, typer.Option(help="The like type's aggregation window, s.")] = 30.0,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
-    concurrency: Annotated[int, typer.Option(help="Batch requests in flight.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    concurrency: Annotated[int, typer.Option(min=1, help="Batch requests in flight.")] = 8,
     as_json: JsonOption = False,
 ) -> None:
     """Likes on 10,000 photos of 1,000 people, with push on: events/s from the first 202 to

@@ -30,12 +30,12 @@ from clarion.errors import InputError
 @app.command("ingest")
 def ingest(
     seconds: Annotated[float, typer.Option(help="How long to send for.")] = 10.0,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 64,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 64,
     batch: Annotated[
-        int, typer.Option(help="Events per request via /batch (0: one per request).")
+        int, typer.Option(min=0, help="Events per request via /batch (0: one per request).")
     ] = 0,
-    workers: Annotated[int, typer.Option(help="Worker processes consuming meanwhile.")] = 2,
-    api_processes: Annotated[int, typer.Option(help="HTTP server processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes consuming meanwhile.")] = 2,
+    api_processes: Annotated[int, typer.Option(min=1, help="HTTP server processes.")] = 1,
     broker: BrokerOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
@@ -43,6 +43,8 @@ def ingest(
     """Accepted events per second through POST /v1/notifications (or /batch)."""
     from clarion.bench.ingest import run_ingest
 
+    if seconds <= 0:
+        raise InputError.single("seconds", "must be positive")
     check_backends(broker, store)
     err.print(f"sending for {seconds:g}s with {concurrency} requests in flight …")
     result = run_ingest(
@@ -69,8 +71,12 @@ def ingest(
 
 @app.command("push")
 def push(
-    pushes: Annotated[int, typer.Option(help="Pushes per run (one device per person).")] = 20_000,
-    workers: Annotated[int, typer.Option(help="Worker processes (also measured with 1).")] = 2,
+    pushes: Annotated[
+        int, typer.Option(min=1, help="Pushes per run (one device per person).")
+    ] = 20_000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (also measured with 1).")
+    ] = 2,
     as_json: JsonOption = False,
 ) -> None:
     """Pushes/s through the whole pipeline to the APNs look-alike over HTTP/2, beside the
@@ -92,8 +98,8 @@ def push(
 
 @app.command("email")
 def email(
-    messages: Annotated[int, typer.Option(help="Messages to send.")] = 2000,
-    connections: Annotated[int, typer.Option(help="SMTP connections, each reused.")] = 1,
+    messages: Annotated[int, typer.Option(min=1, help="Messages to send.")] = 2000,
+    connections: Annotated[int, typer.Option(min=1, help="SMTP connections, each reused.")] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Messages/s from the SMTP provider to the local SMTP server (STARTTLS), multipart
