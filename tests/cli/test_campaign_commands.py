@@ -90,3 +90,10 @@ def test_campaign_show_lists_suppressions_under_their_reasons(api: Api, tmp_path
     lines = [line.split() for line in shown.stdout.splitlines()]
     assert ["│", "suppressed", "│", "2", "│"] in lines
     assert ["│", "disabled_type", "│", "2", "│"] in lines
+
+
+def test_no_campaigns_says_so(api: Api) -> None:
+    newcomer = api.sender_key(unique("newcomer"))  # sees its own campaigns only: none
+    done = CliRunner().invoke(cli.app, ["campaigns", "list", "--url", api.url, "--key", newcomer])
+    assert done.exit_code == 0, done.output
+    assert "No campaigns yet" in done.stdout

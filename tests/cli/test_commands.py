@@ -107,7 +107,9 @@ def test_partitions_refresh_builds_then_applies_changes(db: Path, tmp_path: Path
 
 
 def test_followers_import_refuses_a_bad_file_whole(db: Path, tmp_path: Path) -> None:
-    assert clarion(db, "types", "list").returncode == 0  # the database exists
+    listed = clarion(db, "types", "list")  # the database exists, empty: it says so
+    assert listed.returncode == 0
+    assert "No types registered yet" in listed.stdout
     source = tmp_path / "fans.ndjson"
     source.write_text('"a"\n"b"\n{"oops": 1}\n')
     done = clarion(db, "followers", "import", "star", str(source))

@@ -129,6 +129,9 @@ def listed(
     if as_json:
         typer.echo(json.dumps(items, indent=2))
         return
+    if not items:
+        _out.print("No campaigns yet: clarion campaigns create --help shows how to make one.")
+        return
     table = Table("id", "name", "state", "targeted", "delivered", "pending", "rate/s")
     for c in items:
         table.add_row(

@@ -57,6 +57,9 @@ def list_types(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps([s.to_json() for s in specs], indent=2))
         return
+    if not specs:
+        _out.print("No types registered yet: clarion types put --help shows how.")
+        return
     table = Table("type", "priority", "channels", "routing", "retries", "ttl (s)", "mandatory")
     for s in specs:
         table.add_row(
