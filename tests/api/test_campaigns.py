@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from clarion.api.routes import audiences as audience_routes
 from clarion.campaigns.expansion import Expansion, local_wait
 from clarion.runtime import open_runtime
 from clarion.scheduling import scheduler as scheduling
@@ -86,6 +87,25 @@ def test_an_uploaded_audience_gets_it_once_each(api: Api) -> None:
     shown = api.call("GET", f"/v1/campaigns/{campaign['id']}").json()
     assert (shown["state"], shown["targeted"], shown["delivered"]) == ("completed", 30, 30)
     assert shown["pending"] == 0
+
+
+def test_repeats_across_an_uploads_chunks_fold(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload is stored a chunk at a time: a person repeated in a later chunk is still
+    one member (PostgreSQL inserts a chunk plainly first, and folds a refused one)."""
+    monkeypatch.setattr(audience_routes, "_CHUNK", 10)
+    people = sorted(unique("chunked") for _ in range(30))
+    body = "\n".join(people + people[25:] + people[:12]) + "\n"  # repeats in later chunks
+    made = api.call(
+        "POST", "/v1/audiences", params={"name": "chunked"}, content=body,
+        headers={"Content-Type": "text/plain"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["size"] == 30
+    campaign = _campaign(api, {"audience": made.json()["id"]})
+    _expand(api)
+    assert set(_inboxes(api, people).values()) == {1}
+    shown = api.call("GET", f"/v1/campaigns/{campaign['id']}").json()
+    assert (shown["targeted"], shown["delivered"]) == (30, 30)
 
 
 def test_a_segment_selects_by_attribute_types(api: Api) -> None:

